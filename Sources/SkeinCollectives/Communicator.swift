@@ -1,0 +1,186 @@
+import SkeinCore
+import Synchronization
+import Foundation
+
+/// A group of ranks over a transport, offering the collective operations. Each rank holds its own
+/// `Communicator`; all ranks must call the same collectives in the same order with matching
+/// arguments (a disagreement is reported as an error on every rank, not a hang).
+///
+/// Each call picks the algorithm with the lowest predicted time under the calibrated α-β-γ model,
+/// unless one is pinned. Every call has a deadline (`timeout`); when a peer stops answering, the
+/// call throws an error naming it, tells the other ranks to stop, and the communicator stays
+/// broken: build a smaller one with `shrink(excluding:)` and go on.
+public final class Communicator: Sendable {
+    public let transport: any Transport
+    public let context: UInt32
+    /// Default time a call may take before it fails with `.timeout`.
+    public let timeout: Duration
+    let state: Mutex<State>
+
+    struct State {
+        var sequence: UInt64 = 0
+        var broken: SkeinError?
+        var cost: CostParameters
+        var recorder = FlightRecorder(capacity: 256)
+        var pinned: [CollectiveOperation: any CollectiveAlgorithm] = [:]
+        var derived: UInt32 = 0
+    }
+
+    public var rank: Int { transport.rank }
+    public var size: Int { transport.size }
+
+    public init(transport: any Transport, context: UInt32 = 0, cost: CostParameters = .inProcessDefault, timeout: Duration = .seconds(60)) {
+        self.transport = transport
+        self.context = context
+        self.timeout = timeout
+        state = Mutex(State(cost: cost))
+    }
+
+    /// The α-β-γ parameters the selector uses now.
+    public var cost: CostParameters {
+        get { state.withLock { $0.cost } }
+        set { state.withLock { $0.cost = newValue } }
+    }
+
+    /// Always use `algorithm` for its operation (nil to go back to automatic choice). Every rank must pin alike.
+    public func pin(_ algorithm: (any CollectiveAlgorithm)?, for operation: CollectiveOperation) {
+        state.withLock { $0.pinned[operation] = algorithm }
+    }
+
+    /// The algorithm the selector picks for `operation` on `bytes` (see `CollectiveAlgorithm` for what bytes means).
+    public func selectedAlgorithm(for operation: CollectiveOperation, bytes: Int) -> any CollectiveAlgorithm {
+        let (pinned, cost) = state.withLock { ($0.pinned[operation], $0.cost) }
+        return pinned ?? CostModel.select(operation, ranks: size, bytes: bytes, cost: cost).algorithm
+    }
+
+    /// The last `count` calls' records, oldest first: operation, algorithm, time, who arrived last.
+    public func flightRecord(last count: Int = 32) -> [CollectiveRecord] {
+        state.withLock { $0.recorder.last(count) }
+    }
+
+    /// A communicator of the ranks not in `excluded`, renumbered in order. Every survivor must pass
+    /// the same set (typically the ranks named by the errors of a failed call).
+    public func shrink(excluding excluded: Set<Int>) throws(SkeinError) -> Communicator {
+        let members = (0..<size).filter { !excluded.contains($0) }
+        let subgroup = try SubgroupTransport(base: transport, members: members)
+        let (generation, cost) = state.withLock { state -> (UInt32, CostParameters) in
+            state.derived += 1
+            return (state.derived, state.cost)
+        }
+        var hash: UInt32 = 2_166_136_261
+        for value in [Int(context), Int(generation)] + members {
+            hash = (hash ^ UInt32(truncatingIfNeeded: value)) &* 16_777_619
+        }
+        return Communicator(transport: subgroup, context: hash | 1, cost: cost, timeout: timeout)
+    }
+
+    // MARK: the engine every operation goes through
+
+    struct Call {
+        var operation: CollectiveOperation
+        var pinned: (any CollectiveAlgorithm)?
+        var dataType: DataType
+        var reduceOp: ReduceOp = .sum
+        var reducer: Reducer?
+        var root: Int = 0
+        var count: Int
+        var modelBytes: Int
+        var timeout: Duration?
+    }
+
+    /// Runs one collective; returns this rank's output blocks.
+    func perform(_ call: Call, validation: SkeinError?, input: (Schedule) -> [Chunk]) async throws(SkeinError) -> [Chunk] {
+        let start = transport.now()
+        let begun = state.withLock { state -> Result<(UInt64, any CollectiveAlgorithm, Double), SkeinError> in
+            if let broken = state.broken {
+                return .failure(SkeinError(
+                    .aborted, rank: rank,
+                    "this communicator failed earlier (\(broken.message)); build a new one with shrink(excluding:)"))
+            }
+            state.sequence += 1
+            let algorithm: any CollectiveAlgorithm
+            if let pinned = call.pinned ?? state.pinned[call.operation] {
+                algorithm = pinned
+            } else {
+                algorithm = CostModel.select(call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost).algorithm
+            }
+            let predicted = algorithm.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost)
+            return .success((state.sequence, algorithm, predicted))
+        }
+        let (sequence, algorithm, predicted) = try begun.get()
+        let tag = Tag(context: context, sequence: sequence)
+        var record = CollectiveRecord(
+            sequence: sequence, operation: call.operation, algorithm: algorithm.name, bytes: call.modelBytes,
+            start: start, end: start, predictedSeconds: predicted, skew: ArrivalSkew(rank: rank, entry: start))
+        do throws(SkeinError) {
+            if let validation { throw validation }
+            guard algorithm.operation == call.operation else {
+                throw SkeinError(.invalidArgument, rank: rank, "algorithm \(algorithm) cannot run \(call.operation)")
+            }
+            let schedule = algorithm.schedule(rank: rank, size: size, root: call.root)
+            let signature = CallSignature(
+                operation: call.operation, algorithm: algorithm.code, dataType: call.dataType, reduceOp: call.reduceOp,
+                root: Int32(call.root), count: Int64(call.count), sequence: sequence)
+            var run = ScheduleRun(
+                schedule: schedule, input: input(schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
+            let limit = call.timeout ?? timeout
+            let nanos = UInt64(limit.components.seconds) &* 1_000_000_000 &+ UInt64(limit.components.attoseconds / 1_000_000_000)
+            let deadline = start &+ nanos < start ? .max : start &+ nanos
+            try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
+            let output = try run.output(schedule)
+            record.end = transport.now()
+            record.skew = run.skew
+            state.withLock { $0.recorder.append(record) }
+            return output
+        } catch {
+            record.end = transport.now()
+            record.error = error
+            state.withLock { state in
+                state.broken = state.broken ?? error
+                state.recorder.append(record)
+            }
+            if error.code != .aborted { transport.abort(context: context, because: error) }
+            throw error
+        }
+    }
+
+    func invalid(_ message: String) -> SkeinError {
+        SkeinError(.invalidArgument, rank: rank, message)
+    }
+
+    func checkRoot(_ root: Int) -> SkeinError? {
+        (0..<size).contains(root) ? nil : invalid("root \(root) is outside 0..<\(size)")
+    }
+
+    /// `count × factor × width` bytes, or an error if that does not fit in memory sizes.
+    func byteCount(_ count: Int, times factor: Int = 1, width: Int) -> (Int, SkeinError?) {
+        let (elements, o1) = count.multipliedReportingOverflow(by: factor)
+        let (bytes, o2) = elements.multipliedReportingOverflow(by: width)
+        if o1 || o2 || count < 0 {
+            return (0, invalid("\(count) elements × \(factor) ranks × \(width) bytes does not fit in a buffer"))
+        }
+        return (bytes, nil)
+    }
+}
+
+/// Joins output blocks into one array; hands back the caller's own array when it is a single whole block.
+func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type) -> [T] {
+    if chunks.count == 1, let adopted = chunks[0].storage as? ArrayStorage<T>, chunks[0].offset == 0,
+        chunks[0].byteCount == adopted.byteCount
+    {
+        return adopted.array
+    }
+    let stride = MemoryLayout<T>.stride
+    let total = chunks.reduce(0) { $0 + $1.byteCount } / stride
+    return [T](unsafeUninitializedCapacity: total) { buffer, initialized in
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        var offset = 0
+        for chunk in chunks {
+            chunk.withUnsafeBytes { bytes in
+                if bytes.count > 0 { raw.baseAddress!.advanced(by: offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+            }
+            offset += chunk.byteCount
+        }
+        initialized = total
+    }
+}

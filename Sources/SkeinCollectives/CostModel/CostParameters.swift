@@ -1,0 +1,67 @@
+/// The α-β-γ machine model: seconds per message, per byte moved, per byte reduced.
+public struct CostParameters: Sendable, Equatable, Codable, CustomStringConvertible {
+    public var alpha: Double
+    public var beta: Double
+    public var gamma: Double
+
+    public init(alpha: Double, beta: Double, gamma: Double) {
+        self.alpha = alpha
+        self.beta = beta
+        self.gamma = gamma
+    }
+
+    /// Defaults for in-process ranks on a typical core (hand-off ≈ 0.3 µs, no per-byte copy,
+    /// reduction ≈ 3 GB/s); `Communicator.calibrate()` replaces them with measurements.
+    public static let inProcessDefault = CostParameters(alpha: 0.3e-6, beta: 0, gamma: 1.0 / 3e9)
+
+    public var description: String {
+        let bandwidth = beta > 0 ? String(format: "%.2f GB/s", 1 / beta / 1e9) : "∞ (by reference)"
+        return String(format: "α = %.3f µs, β = 1/", alpha * 1e6) + bandwidth
+            + String(format: ", γ = 1/%.2f GB/s", 1 / gamma / 1e9)
+    }
+}
+
+/// Critical paths of binomial trees, exact for any number of ranks (the ⌈log p⌉ formulas are exact
+/// only for powers of two). A subtree of s ranks has children at offsets m = 1, 2, 4, … < s, the
+/// child at m rooting a subtree of min(m, s − m) ranks.
+enum TreeCost {
+    /// Root sends to children far to near, each child forwards: `message(c)` is the cost of sending
+    /// to a child whose subtree has c ranks.
+    static func down(_ s: Int, message: (Int) -> Double) -> Double {
+        guard s > 1 else { return 0 }
+        var m = 1
+        while m * 2 < s { m *= 2 }
+        var sent = 0.0, finish = 0.0
+        while m >= 1 {
+            let c = min(m, s - m)
+            sent += message(c)
+            finish = max(finish, sent + down(c, message: message))
+            m /= 2
+        }
+        return max(finish, sent)
+    }
+
+    /// Children near to far send their subtree's result up; each arrival costs `reduce` to combine.
+    static func up(_ s: Int, message: (Int) -> Double, reduce: Double) -> Double {
+        var t = 0.0
+        var m = 1
+        while m < s {
+            let c = min(m, s - m)
+            t = max(t, up(c, message: message, reduce: reduce) + message(c)) + reduce
+            m *= 2
+        }
+        return t
+    }
+
+    static func ceilLog2(_ p: Int) -> Int {
+        var rounds = 0, reach = 1
+        while reach < p { reach *= 2; rounds += 1 }
+        return rounds
+    }
+
+    static func floorPowerOfTwo(_ p: Int) -> Int {
+        var power = 1
+        while power * 2 <= p { power *= 2 }
+        return power
+    }
+}

@@ -1,0 +1,108 @@
+/// The collective operations Skein offers; point-to-point is used by calibration.
+public enum CollectiveOperation: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    case broadcast, reduce, allreduce, allgather, reduceScatter, scatter, gather, allToAll, barrier, pointToPoint
+
+    public var description: String {
+        switch self {
+        case .broadcast: "broadcast"
+        case .reduce: "reduce"
+        case .allreduce: "allreduce"
+        case .allgather: "allgather"
+        case .reduceScatter: "reduce-scatter"
+        case .scatter: "scatter"
+        case .gather: "gather"
+        case .allToAll: "all-to-all"
+        case .barrier: "barrier"
+        case .pointToPoint: "point-to-point"
+        }
+    }
+}
+
+/// Names one message stream: a communicator's context and the sequence number of a call in it.
+/// Transports match messages by (source, tag) and keep each stream in order.
+public struct Tag: Hashable, Sendable, CustomStringConvertible {
+    public var context: UInt32
+    public var sequence: UInt64
+
+    public init(context: UInt32, sequence: UInt64) {
+        self.context = context
+        self.sequence = sequence
+    }
+
+    public var description: String { "\(context)#\(sequence)" }
+}
+
+/// What a collective call was, as every rank must agree on it. Travels in each message so that a
+/// disagreement is caught on the first message instead of turning into garbage or a hang.
+public struct CallSignature: Sendable, Equatable {
+    public var operation: CollectiveOperation
+    public var algorithm: UInt8
+    public var dataType: DataType
+    public var reduceOp: ReduceOp
+    public var root: Int32
+    /// The element count the caller passed (per-rank contribution for gather-like operations).
+    public var count: Int64
+    public var sequence: UInt64
+
+    public init(
+        operation: CollectiveOperation, algorithm: UInt8, dataType: DataType, reduceOp: ReduceOp,
+        root: Int32, count: Int64, sequence: UInt64
+    ) {
+        self.operation = operation
+        self.algorithm = algorithm
+        self.dataType = dataType
+        self.reduceOp = reduceOp
+        self.root = root
+        self.count = count
+        self.sequence = sequence
+    }
+}
+
+/// When ranks entered a call, as far as the sender knows: propagated with the data, so after an
+/// allreduce every rank knows which rank came last and by how much, at the cost of a few bytes.
+public struct ArrivalSkew: Sendable, Equatable {
+    public var earliestEntry: UInt64
+    public var earliestRank: Int32
+    public var latestEntry: UInt64
+    public var latestRank: Int32
+
+    public init(rank: Int, entry: UInt64) {
+        earliestEntry = entry
+        latestEntry = entry
+        earliestRank = Int32(rank)
+        latestRank = Int32(rank)
+    }
+
+    public mutating func merge(_ other: ArrivalSkew) {
+        if other.earliestEntry < earliestEntry || (other.earliestEntry == earliestEntry && other.earliestRank < earliestRank) {
+            earliestEntry = other.earliestEntry
+            earliestRank = other.earliestRank
+        }
+        if other.latestEntry > latestEntry || (other.latestEntry == latestEntry && other.latestRank < latestRank) {
+            latestEntry = other.latestEntry
+            latestRank = other.latestRank
+        }
+    }
+
+    /// Nanoseconds between the first and the last known arrival.
+    public var spread: UInt64 { latestEntry - earliestEntry }
+}
+
+/// One message: the call it belongs to, the sender's skew knowledge, and the payload by reference.
+public struct Message: Sendable {
+    public var signature: CallSignature
+    public var skew: ArrivalSkew
+    public var chunks: [Chunk]
+
+    public init(signature: CallSignature, skew: ArrivalSkew, chunks: [Chunk]) {
+        self.signature = signature
+        self.skew = skew
+        self.chunks = chunks
+    }
+
+    public var byteCount: Int {
+        var total = 0
+        for chunk in chunks { total += chunk.byteCount }
+        return total
+    }
+}
