@@ -1,0 +1,247 @@
+import ArgumentParser
+import Foundation
+import SkeinCore
+import SkeinTransports
+import SkeinCollectives
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that print measured figures beside the model and the physical limit.",
+        subcommands: [BenchCollectives.self])
+}
+
+/// One measured (operation, algorithm, ranks, size) point.
+struct BenchRow {
+    var operation: CollectiveOperation
+    var algorithm: String
+    var ranks: Int
+    var bytes: Int
+    var median: Double
+    var predicted: Double
+    var selected: Bool
+    var lowerBound: Double
+
+    var algorithmBandwidth: Double { median > 0 ? Double(bytes) / median : 0 }
+    /// nccl-tests' bus bandwidth: algorithm bandwidth scaled to what each link must carry.
+    var busBandwidth: Double {
+        let p = Double(ranks)
+        switch operation {
+        case .allreduce: return algorithmBandwidth * 2 * (p - 1) / p
+        case .allgather, .reduceScatter, .allToAll, .gather, .scatter: return algorithmBandwidth * (p - 1) / p
+        default: return algorithmBandwidth
+        }
+    }
+
+    var json: String {
+        #"{"operation":"\#(operation)","algorithm":"\#(algorithm)","ranks":\#(ranks),"bytes":\#(bytes),"#
+            + #""measured_seconds":\#(median),"predicted_seconds":\#(predicted),"selected":\#(selected),"#
+            + #""lower_bound_seconds":\#(lowerBound),"algbw_bytes_per_second":\#(algorithmBandwidth),"#
+            + #""busbw_bytes_per_second":\#(busBandwidth)}"#
+    }
+
+    var csv: String {
+        "\(operation),\(algorithm),\(ranks),\(bytes),\(median),\(predicted),\(selected),\(lowerBound),\(algorithmBandwidth),\(busBandwidth)"
+    }
+}
+
+/// Memory-system rates measured in the same run: the roofline every collective is compared to.
+struct Roofline {
+    var copyBytesPerSecond: Double
+    var reduceBytesPerSecond: Double
+    var cores: Int
+
+    static func measure() -> Roofline {
+        let bytes = 16 << 20
+        let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let target = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        defer { source.deallocate(); target.deallocate() }
+        memset(source, 1, bytes)
+        memset(target, 2, bytes)
+        var copy = Double.infinity, reduce = Double.infinity
+        for _ in 0..<7 {
+            var t0 = MonotonicClock.now()
+            target.copyMemory(from: source, byteCount: bytes)
+            copy = min(copy, Double(MonotonicClock.now() - t0) / 1e9)
+            t0 = MonotonicClock.now()
+            Float.combine(
+                .sum, into: target.assumingMemoryBound(to: Float.self), target.assumingMemoryBound(to: Float.self),
+                source.assumingMemoryBound(to: Float.self), count: bytes / 4)
+            reduce = min(reduce, Double(MonotonicClock.now() - t0) / 1e9)
+        }
+        return Roofline(
+            copyBytesPerSecond: Double(bytes) / copy, reduceBytesPerSecond: Double(bytes) / reduce,
+            cores: ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// Seconds for the bytes each rank must at least reduce and copy into its result; ranks beyond
+    /// the core count share cores, so the bound scales by p / cores.
+    func lowerBound(_ operation: CollectiveOperation, ranks p: Int, bytes n: Int) -> Double {
+        let share = Double(p - 1) / Double(p) * Double(n)
+        let (reduce, copy): (Double, Double)
+        switch operation {
+        case .allreduce: (reduce, copy) = (share, Double(n))
+        case .reduceScatter: (reduce, copy) = (share, Double(n) / Double(p))
+        case .reduce: (reduce, copy) = (share, Double(n))
+        case .broadcast, .allgather, .allToAll, .gather: (reduce, copy) = (0, Double(n))
+        case .scatter: (reduce, copy) = (0, Double(n) / Double(p))
+        case .barrier, .pointToPoint: (reduce, copy) = (0, 0)
+        }
+        let perRank = reduce / reduceBytesPerSecond + copy / copyBytesPerSecond
+        return perRank * max(1, Double(p) / Double(cores))
+    }
+}
+
+struct BenchCollectives: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "collectives",
+        abstract: "Time every collective and algorithm on in-process ranks; print measured, predicted, bandwidth and the memory-bandwidth bound.",
+        discussion: """
+            Sizes are the vector for broadcast/reduce/allreduce/reduce-scatter, the whole result for
+            allgather/gather, the root's buffer for scatter, each rank's send buffer for all-to-all.
+            Times are the median over repetitions of the slowest rank's time per call.
+            """)
+
+    @Option(help: "Comma-separated rank counts.") var ranks = "2,4,8"
+    @Option(help: "Comma-separated operations, or all.") var ops = "all"
+    @Option(help: "Smallest message.") var minBytes = ByteSize(bytes: 8)
+    @Option(help: "Largest message.") var maxBytes = ByteSize(bytes: 64 << 20)
+    @Option(help: "Size step factor.") var step = 8
+    @Option(help: "Folder for the CSV and SVG plots.") var output = "bench-out"
+    @Flag(help: "Print one JSON object per row instead of the table.") var json = false
+    @Flag(help: "Keep every core busy with a spinning thread while measuring.") var busy = false
+    @Flag(help: "Fewer repetitions.") var quick = false
+
+    func run() async throws {
+        let rankCounts = ranks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !rankCounts.isEmpty, rankCounts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--ranks: comma-separated counts ≥ 1") }
+        let operations: [CollectiveOperation] = ops == "all"
+            ? CollectiveOperation.allCases.filter { $0 != .pointToPoint }
+            : try ops.split(separator: ",").map {
+                guard let op = CollectiveOperation(argument: String($0)) else { throw ValidationError("unknown operation \($0)") }
+                return op
+            }
+        var sizes: [Int] = []
+        var size = max(minBytes.bytes, 1)
+        while size <= maxBytes.bytes { sizes.append(size); size *= max(step, 2) }
+
+        let roofline = Roofline.measure()
+        let stopBusy = busy ? BusyCores.start(count: roofline.cores) : nil
+        defer { stopBusy?() }
+        if !json {
+            print(String(format: "roofline (one core): memcpy %.2f GB/s, float sum %.2f GB/s of output; %d cores%@",
+                         roofline.copyBytesPerSecond / 1e9, roofline.reduceBytesPerSecond / 1e9, roofline.cores,
+                         busy ? "; every core kept busy by a spinning thread" : ""))
+        }
+        var rows: [BenchRow] = []
+        for p in rankCounts {
+            let measured = try await CollectiveBenchmark(ranks: p, operations: operations, sizes: sizes, quick: quick).run()
+            for var row in measured {
+                row.lowerBound = roofline.lowerBound(row.operation, ranks: p, bytes: row.bytes)
+                rows.append(row)
+                if json { print(row.json) }
+            }
+            if !json { BenchReport.printTable(rows.filter { $0.ranks == p }) }
+        }
+        try BenchReport.write(rows, to: output)
+        if !json {
+            BenchReport.printSelectionQuality(rows)
+            print("\nwrote \(output)/collectives.csv and one SVG per operation and rank count in \(output)/")
+        }
+    }
+}
+
+/// Runs the measurements inside one group of in-process ranks.
+struct CollectiveBenchmark {
+    let ranks: Int
+    let operations: [CollectiveOperation]
+    let sizes: [Int]
+    let quick: Bool
+
+    func run() async throws -> [BenchRow] {
+        let (p, operations, sizes, quick) = (ranks, operations, sizes, quick)
+        let outcomes = await InProcessGroup.run(size: p) { transport -> [BenchRow] in
+            let comm = Communicator(transport: transport, timeout: .seconds(600))
+            let cost = try await comm.calibrate()
+            var rows: [BenchRow] = []
+            for operation in operations {
+                for bytes in sizes {
+                    let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
+                    let input = [Float](repeating: Float(comm.rank + 1), count: count)
+                    let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost).algorithm
+                    for algorithm in AlgorithmRegistry.algorithms(for: operation) {
+                        let call = { () async throws(SkeinError) -> Void in
+                            try await Self.invoke(operation, algorithm: algorithm, input: input, count: count, comm: comm)
+                        }
+                        let median = try await Self.measure(call, bytes: bytes, quick: quick, comm: comm)
+                        rows.append(BenchRow(
+                            operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
+                            predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
+                            selected: algorithm.name == pick.name, lowerBound: 0))
+                    }
+                }
+            }
+            return rows
+        }
+        return try outcomes[0].get()
+    }
+
+    static func invoke(
+        _ operation: CollectiveOperation, algorithm: any CollectiveAlgorithm, input: [Float], count: Int, comm: Communicator
+    ) async throws(SkeinError) {
+        switch operation {
+        case .broadcast: _ = try await comm.broadcast(input, algorithm: algorithm as? any BroadcastAlgorithm)
+        case .reduce: _ = try await comm.reduce(input, algorithm: algorithm as? any ReduceAlgorithm)
+        case .allreduce: _ = try await comm.allreduce(input, algorithm: algorithm as? any AllreduceAlgorithm)
+        case .allgather: _ = try await comm.allgather(input, algorithm: algorithm as? any AllgatherAlgorithm)
+        case .reduceScatter: _ = try await comm.reduceScatter(input, algorithm: algorithm as? any ReduceScatterAlgorithm)
+        case .scatter: _ = try await comm.scatter(input, totalCount: count, algorithm: algorithm as? any ScatterAlgorithm)
+        case .gather: _ = try await comm.gather(input, algorithm: algorithm as? any GatherAlgorithm)
+        case .allToAll: _ = try await comm.allToAll(input, algorithm: algorithm as? any AllToAllAlgorithm)
+        case .barrier: try await comm.barrier(algorithm: algorithm as? any BarrierAlgorithm)
+        case .pointToPoint: break
+        }
+    }
+
+    /// Median over repetitions of the slowest rank's mean time per call in a batch. Small calls are
+    /// batched so that a batch lasts about a millisecond, as OSU and nccl-tests do.
+    static func measure(
+        _ call: () async throws(SkeinError) -> Void, bytes: Int, quick: Bool, comm: Communicator
+    ) async throws(SkeinError) -> Double {
+        try await call()
+        try await comm.barrier(algorithm: DisseminationBarrier())
+        var t0 = MonotonicClock.now()
+        try await call()
+        let single = try await comm.allreduce([Double(MonotonicClock.now() - t0) / 1e9], op: .max, algorithm: RecursiveDoublingAllreduce())[0]
+        let batch = max(1, min(2000, Int(1e-3 / max(single, 1e-9))))
+        let repetitions = quick ? 5 : (single > 0.02 ? 7 : 15)
+        var times: [Double] = []
+        for _ in 0..<repetitions {
+            try await comm.barrier(algorithm: DisseminationBarrier())
+            t0 = MonotonicClock.now()
+            for _ in 0..<batch { try await call() }
+            times.append(Double(MonotonicClock.now() - t0) / 1e9 / Double(batch))
+        }
+        let slowest = try await comm.allreduce(times, op: .max, algorithm: RecursiveDoublingAllreduce())
+        return slowest.sorted()[slowest.count / 2]
+    }
+}
+
+/// Threads that spin on every core: the "busy machine" condition.
+enum BusyCores {
+    final class Flag: @unchecked Sendable {  // @unchecked: a single word read racily on purpose; a stale read only delays the stop.
+        var stop = false
+    }
+
+    static func start(count: Int) -> () -> Void {
+        let flag = Flag()
+        for _ in 0..<count {
+            let thread = Thread {
+                var x = 0.0
+                while !flag.stop { x += 1 }
+                _ = x
+            }
+            thread.start()
+        }
+        return { flag.stop = true }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import SkeinCore
+import SkeinCollectives
+
+/// Tables, CSV and SVG for benchmark rows.
+enum BenchReport {
+    static func printTable(_ rows: [BenchRow]) {
+        var lastOperation: CollectiveOperation?
+        for row in rows {
+            if row.operation != lastOperation {
+                lastOperation = row.operation
+                print("\n\(row.operation), \(row.ranks) in-process ranks")
+                print("bytes".leftPad(10) + "  " + "algorithm".padding(toLength: 20, withPad: " ", startingAt: 0)
+                    + "measured".leftPad(11) + "predicted".leftPad(11) + "algbw GB/s".leftPad(12) + "busbw GB/s".leftPad(12)
+                    + "bound".leftPad(11) + "×bound".leftPad(8))
+            }
+            let mark = row.selected ? "*" : " "
+            print(formatBytes(row.bytes).leftPad(10) + " " + mark + row.algorithm.padding(toLength: 20, withPad: " ", startingAt: 0)
+                + formatSeconds(row.median).leftPad(11) + formatSeconds(row.predicted).leftPad(11)
+                + String(format: "%.2f", row.algorithmBandwidth / 1e9).leftPad(12)
+                + String(format: "%.2f", row.busBandwidth / 1e9).leftPad(12)
+                + formatSeconds(row.lowerBound).leftPad(11)
+                + (row.lowerBound > 0 ? String(format: "%.2f", row.median / row.lowerBound) : "-").leftPad(8))
+        }
+        print("(* = the algorithm the cost model selects)")
+    }
+
+    /// For every (operation, ranks, size): the selected algorithm's time over the fastest one's.
+    static func printSelectionQuality(_ rows: [BenchRow]) {
+        let groups = Dictionary(grouping: rows) { "\($0.operation)|\($0.ranks)|\($0.bytes)" }
+        var worst: [(String, Double)] = []
+        for (_, group) in groups {
+            guard let fastest = group.min(by: { $0.median < $1.median }), let selected = group.first(where: \.selected) else { continue }
+            let ratio = selected.median / fastest.median
+            worst.append(("\(selected.operation) p=\(selected.ranks) \(formatBytes(selected.bytes)): selected \(selected.algorithm), fastest \(fastest.algorithm)", ratio))
+        }
+        let within = worst.filter { $0.1 <= 1.1 }.count
+        print("\nselection: the selected algorithm is within 10% of the fastest measured at \(within) of \(worst.count) points")
+        for (text, ratio) in worst.sorted(by: { $0.1 > $1.1 }).prefix(12) where ratio > 1.1 {
+            print(String(format: "  %.2f× ", ratio) + text)
+        }
+    }
+
+    static func write(_ rows: [BenchRow], to folder: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let csv = "operation,algorithm,ranks,bytes,measured_seconds,predicted_seconds,selected,lower_bound_seconds,algbw,busbw\n"
+            + rows.map(\.csv).joined(separator: "\n") + "\n"
+        try csv.write(toFile: "\(folder)/collectives.csv", atomically: true, encoding: .utf8)
+        for (key, group) in Dictionary(grouping: rows, by: { "\($0.operation)-p\($0.ranks)" }) {
+            var series = Dictionary(grouping: group, by: \.algorithm).map { name, points in
+                SVGPlot.Series(name: name, points: points.map { (Double($0.bytes), $0.median) }, dashed: false)
+            }.sorted { $0.name < $1.name }
+            series.append(SVGPlot.Series(
+                name: "memory bound", points: group.filter { $0.lowerBound > 0 }.map { (Double($0.bytes), $0.lowerBound) }.uniqued(), dashed: true))
+            let svg = SVGPlot.logLog(title: "\(group[0].operation), \(group[0].ranks) in-process ranks", xLabel: "bytes", yLabel: "seconds", series: series)
+            try svg.write(toFile: "\(folder)/\(key.replacingOccurrences(of: " ", with: "-")).svg", atomically: true, encoding: .utf8)
+        }
+    }
+}
+
+extension Array where Element == (Double, Double) {
+    func uniqued() -> [(Double, Double)] {
+        var seen = Set<Double>()
+        return filter { seen.insert($0.0).inserted }
+    }
+}
+
+/// A minimal log-log line plot as SVG.
+enum SVGPlot {
+    struct Series {
+        var name: String
+        var points: [(Double, Double)]
+        var dashed: Bool
+    }
+
+    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+    static func logLog(title: String, xLabel: String, yLabel: String, series: [Series]) -> String {
+        let width = 760.0, height = 480.0, left = 80.0, right = 190.0, top = 40.0, bottom = 50.0
+        let all = series.flatMap(\.points).filter { $0.0 > 0 && $0.1 > 0 }
+        guard !all.isEmpty else { return "<svg xmlns='http://www.w3.org/2000/svg'/>" }
+        let xs = all.map { log10($0.0) }, ys = all.map { log10($0.1) }
+        let (x0, x1) = (floor(xs.min()!), ceil(xs.max()!)), (y0, y1) = (floor(ys.min()!), ceil(ys.max()!))
+        func px(_ x: Double) -> Double { left + (log10(x) - x0) / max(x1 - x0, 1) * (width - left - right) }
+        func py(_ y: Double) -> Double { height - bottom - (log10(y) - y0) / max(y1 - y0, 1) * (height - top - bottom) }
+        var svg = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(width))' height='\(Int(height))' font-family='sans-serif' font-size='12'>\n"
+        svg += "<rect width='100%' height='100%' fill='white'/>\n<text x='\(left)' y='24' font-size='15'>\(title)</text>\n"
+        for e in stride(from: x0, through: x1, by: 1) {
+            let x = px(pow(10, e))
+            svg += "<line x1='\(x)' y1='\(top)' x2='\(x)' y2='\(height - bottom)' stroke='#ddd'/><text x='\(x - 12)' y='\(height - bottom + 16)'>1e\(Int(e))</text>\n"
+        }
+        for e in stride(from: y0, through: y1, by: 1) {
+            let y = py(pow(10, e))
+            svg += "<line x1='\(left)' y1='\(y)' x2='\(width - right)' y2='\(y)' stroke='#ddd'/><text x='\(left - 40)' y='\(y + 4)'>1e\(Int(e))</text>\n"
+        }
+        svg += "<text x='\((width - right) / 2)' y='\(height - 12)'>\(xLabel)</text><text x='12' y='\(top - 8)'>\(yLabel)</text>\n"
+        for (i, s) in series.enumerated() {
+            let color = s.dashed ? "#000" : colors[i % colors.count]
+            let points = s.points.filter { $0.0 > 0 && $0.1 > 0 }.sorted { $0.0 < $1.0 }.map { "\(px($0.0)),\(py($0.1))" }.joined(separator: " ")
+            svg += "<polyline fill='none' stroke='\(color)' stroke-width='2' \(s.dashed ? "stroke-dasharray='6,4'" : "") points='\(points)'/>\n"
+            svg += "<text x='\(width - right + 10)' y='\(top + 18 * Double(i))' fill='\(color)'>\(s.name)</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+}

@@ -1,0 +1,95 @@
+import Testing
+import SkeinCore
+import SkeinCollectives
+import SkeinTestSupport
+
+/// An algorithm as a test argument, named for the test report.
+struct AlgorithmCase: Sendable, CustomTestStringConvertible {
+    let algorithm: any CollectiveAlgorithm
+    var testDescription: String { algorithm.description }
+    static let all = AlgorithmRegistry.all.map(AlgorithmCase.init)
+}
+
+@Suite("Every algorithm against the naive reference", .serialized, .timeLimit(.minutes(10)))
+struct CorrectnessTests {
+    static let rankCounts = [1, 2, 3, 4, 5, 7, 8, 16]
+
+    /// {0, 1, p−1, p+1, a few thousand, about 1 MiB of Float}.
+    static func counts(ranks p: Int) -> [Int] { [0, 1, max(p - 1, 0), p + 1, 3_001, 262_147] }
+
+    @Test("Float on in-process ranks, every p and size", arguments: AlgorithmCase.all)
+    func inProcessMatrix(_ test: AlgorithmCase) async {
+        var seed: UInt64 = 0x5EED_0000 &+ UInt64(test.algorithm.code) << 16
+        for p in Self.rankCounts {
+            for count in Self.counts(ranks: p) {
+                seed &+= 1
+                let op = ReduceOp.allCases[Int(seed % 4)]
+                let failure = await checkCollective(
+                    Float.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed)
+                #expect(failure == nil, "\(failure ?? "")")
+            }
+        }
+    }
+
+    @Test("Float on the simulated transport with real bytes", arguments: AlgorithmCase.all)
+    func simulatedMatrix(_ test: AlgorithmCase) async {
+        var seed: UInt64 = 0x51A0_0000 &+ UInt64(test.algorithm.code) << 16
+        for p in [1, 2, 3, 5, 8] {
+            for count in [0, 1, p + 1, 3_001] {
+                seed &+= 1
+                let failure = await checkCollective(
+                    Float.self, algorithm: test.algorithm, kind: .simulated, ranks: p, count: count, op: .sum, seed: seed)
+                #expect(failure == nil, "\(failure ?? "")")
+            }
+        }
+    }
+
+    @Test("Every element type and reduction op", arguments: AlgorithmCase.all)
+    func elementTypes(_ test: AlgorithmCase) async {
+        var seed: UInt64 = 0x7E5_0000 &+ UInt64(test.algorithm.code) << 16
+        for p in [3, 4] {
+            for count in [p + 1, 1_001] {
+                for op in ReduceOp.allCases {
+                    seed &+= 1
+                    let failures = [
+                        await checkCollective(Double.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
+                        await checkCollective(Int32.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
+                        await checkCollective(Int64.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
+                        await checkCollective(Float16.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
+                    ]
+                    for failure in failures { #expect(failure == nil, "\(failure ?? "")") }
+                }
+            }
+        }
+    }
+
+    @Test("Automatic selection gives correct results at every size")
+    func automaticSelection() async throws {
+        for p in [1, 2, 3, 4, 7] {
+            for count in [0, 1, 5, 2_000, 300_000] {
+                let seed = UInt64(p * 1_000_003 + count)
+                var rng = SeededGenerator(seed: seed)
+                let inputs = (0..<p).map { _ in (0..<count).map { _ in Int64.random(in: -1000...1000, using: &rng) } }
+                let results = try await runGroupOrThrow(.inProcess, size: p) { comm in
+                    try await comm.allreduce(inputs[comm.rank])
+                }
+                let want = Reference.reduce(inputs, .sum)
+                for result in results { #expect(result == want, "p=\(p) n=\(count) seed \(seed)") }
+            }
+        }
+    }
+
+    @Test("Repeated runs give bit-identical results", arguments: AlgorithmRegistry.algorithms(for: .allreduce).map(AlgorithmCase.init))
+    func deterministic(_ test: AlgorithmCase) async throws {
+        let p = 5, seed: UInt64 = 42
+        var rng = SeededGenerator(seed: seed)
+        let inputs = (0..<p).map { _ in (0..<10_007).map { _ in Float.random(in: -1...1, using: &rng) } }
+        let algorithm = test.algorithm as! any AllreduceAlgorithm
+        let first = try await runGroupOrThrow(.inProcess, size: p) { try await $0.allreduce(inputs[$0.rank], algorithm: algorithm) }
+        let second = try await runGroupOrThrow(.inProcess, size: p) { try await $0.allreduce(inputs[$0.rank], algorithm: algorithm) }
+        for rank in 0..<p {
+            #expect(bitIdentical(first[rank], second[rank]), "rank \(rank), seed \(seed)")
+            #expect(bitIdentical(first[rank], first[0]), "rank \(rank) vs rank 0, seed \(seed)")
+        }
+    }
+}
