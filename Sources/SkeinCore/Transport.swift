@@ -20,7 +20,8 @@ public protocol Transport: Sendable {
     /// `.peerExited` if the peer's program ended, `.aborted` if any rank aborted `tag.context`.
     func receive(from peer: Int, tag: Tag, deadline: UInt64) async throws(SkeinError) -> Message
 
-    /// Tells every rank that calls in `context` have failed with `error`; their waits end at once.
+    /// Tells every rank that calls in `context` have failed with `error`; their waits end at once with
+    /// `.aborted`, whose `peer` is the rank `error` names (the one at fault) or else the aborting rank.
     func abort(context: UInt32, because error: SkeinError)
 
     /// Nanoseconds on the clock this transport's deadlines and timings use (virtual under simulation).

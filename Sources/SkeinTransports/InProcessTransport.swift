@@ -107,17 +107,35 @@ public final class InProcessGroup: Sendable {
                 }
                 if let expired {
                     parked.subtract(1, ordering: .relaxed)
-                    expired.continuation.resume(throwing: Self.timeoutError(receiver: receiver, peer: sender, tag: expired.tag))
+                    expired.continuation.resume(throwing: timeoutError(receiver: receiver, peer: sender, tag: expired.tag))
                 }
             }
         }
     }
 
-    static func timeoutError(receiver: Int, peer: Int, tag: Tag) -> SkeinError {
-        SkeinError(
-            .timeout, rank: receiver, peer: peer,
-            "rank \(receiver) waited for rank \(peer) in call \(tag) past the deadline; "
-                + "rank \(peer) is stuck, dead, or far behind")
+    /// Follows who-waits-for-whom from `peer` within call `tag` to the rank that is not waiting in it:
+    /// the one that stopped answering. Returns the chain, starting at `peer`.
+    func waitChain(from peer: Int, tag: Tag) -> [Int] {
+        var chain = [peer]
+        var current = peer
+        while chain.count <= size {
+            let control = controls[current]
+            let next = control.waitingFor.load(ordering: .acquiring)
+            guard next >= 0, control.waitingSequence.load(ordering: .acquiring) == tag.sequence, !chain.contains(next) else { break }
+            chain.append(next)
+            current = next
+        }
+        return chain
+    }
+
+    func timeoutError(receiver: Int, peer: Int, tag: Tag) -> SkeinError {
+        let chain = waitChain(from: peer, tag: tag)
+        let culprit = chain.last ?? peer
+        let via = chain.count > 1 ? " (which waits for " + chain.dropFirst().map { "rank \($0)" }.joined(separator: ", which waits for ") + ")" : ""
+        return SkeinError(
+            .timeout, rank: receiver, peer: culprit,
+            "rank \(receiver) waited for rank \(peer)\(via) in call \(tag) past the deadline; "
+                + "rank \(culprit) is stuck, dead, or far behind")
     }
 }
 
@@ -151,6 +169,9 @@ final class Mailbox: Sendable {
 /// Per-rank flags peers read without a lock on the fast path.
 final class RankControl: Sendable {
     let exited = Atomic<Bool>(false)
+    /// The peer this rank is blocked on (−1: none) and in which call, for wait-for chains.
+    let waitingFor = Atomic<Int>(-1)
+    let waitingSequence = Atomic<UInt64>(0)
     let abortCount = Atomic<Int>(0)
     let aborts = Mutex<[UInt32: SkeinError]>([:])
 
@@ -203,6 +224,10 @@ public struct InProcessTransport: Transport {
         }
         let box = group.box(to: rank, from: peer)
         if let message = try poll(box, peer: peer, tag: tag) { return message }
+        let control = group.controls[rank]
+        control.waitingSequence.store(tag.sequence, ordering: .relaxed)
+        control.waitingFor.store(peer, ordering: .releasing)
+        defer { control.waitingFor.store(-1, ordering: .releasing) }
 
         var seen = box.deposits.load(ordering: .acquiring)
         var spins = 0
@@ -243,7 +268,7 @@ public struct InProcessTransport: Transport {
             if box.state.withLock({ state in state.pending.contains { $0.tag == tag } }) { return }
             throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
         }
-        if MonotonicClock.now() >= deadline { throw InProcessGroup.timeoutError(receiver: rank, peer: peer, tag: tag) }
+        if MonotonicClock.now() >= deadline { throw group.timeoutError(receiver: rank, peer: peer, tag: tag) }
     }
 
     private func park(_ box: Mailbox, peer: Int, tag: Tag, deadline: UInt64) async throws(SkeinError) -> Message {
@@ -277,7 +302,7 @@ public struct InProcessTransport: Transport {
         for receiver in 0..<group.size where receiver != rank {
             let control = group.controls[receiver]
             let forwarded = SkeinError(
-                .aborted, rank: receiver, peer: rank, "rank \(rank) aborted the call: \(error)")
+                .aborted, rank: receiver, peer: error.peer ?? rank, "rank \(rank) aborted the call: \(error)")
             let isNew = control.aborts.withLock { aborts -> Bool in
                 guard aborts[context] == nil else { return false }
                 aborts[context] = forwarded

@@ -184,7 +184,7 @@ public struct SimulatedTransport: Transport {
         let wake = group.state.withLock { state -> [(SimulatedGroup.Waiter, SkeinError)] in
             var wake: [(SimulatedGroup.Waiter, SkeinError)] = []
             for receiver in 0..<state.network.size where receiver != rank {
-                let forwarded = SkeinError(.aborted, rank: receiver, peer: rank, "rank \(rank) aborted the call: \(error)")
+                let forwarded = SkeinError(.aborted, rank: receiver, peer: error.peer ?? rank, "rank \(rank) aborted the call: \(error)")
                 state.aborts[receiver, default: [:]][context] = state.aborts[receiver]?[context] ?? forwarded
                 if let waiter = state.waiters[receiver], waiter.tag.context == context {
                     state.waiters[receiver] = nil

@@ -4,7 +4,7 @@ import SkeinTransports
 import SkeinCollectives
 import SkeinTestSupport
 
-@Suite("The simulated network reproduces every cost formula", .serialized, .timeLimit(.minutes(10)))
+@Suite("The simulated network reproduces every cost formula", .timeLimit(.minutes(10)))
 struct SimulationModelTests {
     static let model = NetworkModel(alpha: 2e-6, beta: 1e-10, gamma: 5e-11)
     static let cost = CostParameters(alpha: 2e-6, beta: 1e-10, gamma: 5e-11)

@@ -1,0 +1,194 @@
+import Testing
+import Foundation
+import SkeinCore
+import SkeinTransports
+import SkeinCollectives
+import SkeinTestSupport
+
+/// Every rank's error from a group run (a success counts as a failure of the test).
+func errors<R>(_ outcomes: [Result<R, any Error>]) -> [SkeinError?] {
+    outcomes.map { outcome in
+        if case .failure(let error) = outcome { return error as? SkeinError }
+        return nil
+    }
+}
+
+@Suite("Bad input, dead peers and desync end in errors, never hangs", .timeLimit(.minutes(2)))
+struct FailureTests {
+    @Test("A root out of range is reported on the rank that passed it; the group then stops", arguments: TransportKind.allCases)
+    func rootOutOfRange(_ kind: TransportKind) async {
+        let outcomes = await runGroup(kind, size: 3, timeout: .seconds(20)) { comm -> SkeinError? in
+            do throws(SkeinError) {
+                _ = try await comm.broadcast([Float](repeating: 1, count: 8), root: comm.rank == 1 ? 9 : 0)
+            } catch {
+                return error
+            }
+            // Ranks the bad rank never talked to may finish that call; the next one must fail.
+            do throws(SkeinError) {
+                _ = try await comm.allreduce([Float](repeating: 1, count: 8), algorithm: RingAllreduce())
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let errs: [SkeinError?] = outcomes.map { (try? $0.get()) ?? nil }
+        #expect(errs[1]?.code == .invalidArgument)
+        #expect(errs[1]?.message.contains("root 9") == true, "\(String(describing: errs[1]))")
+        #expect(errs.allSatisfy { $0 != nil }, "every rank must end in an error: \(outcomes)")
+    }
+
+    @Test("Mismatched counts are named on every rank", arguments: TransportKind.allCases)
+    func mismatchedCounts(_ kind: TransportKind) async {
+        let outcomes = await runGroup(kind, size: 4, timeout: .seconds(20)) { comm in
+            try await comm.allreduce([Int32](repeating: 1, count: comm.rank == 2 ? 101 : 100), algorithm: RingAllreduce())
+        }
+        let errs = errors(outcomes)
+        #expect(errs.allSatisfy { $0 != nil }, "\(outcomes)")
+        #expect(errs.contains { $0?.code == .mismatch && $0!.message.contains("101 elements") }, "\(errs)")
+    }
+
+    @Test("Mismatched element types are named", arguments: TransportKind.allCases)
+    func mismatchedTypes(_ kind: TransportKind) async {
+        let outcomes = await runGroup(kind, size: 3, timeout: .seconds(20)) { comm -> Int in
+            if comm.rank == 0 { return try await comm.allreduce([Double](repeating: 1, count: 10)).count }
+            return try await comm.allreduce([Float](repeating: 1, count: 10)).count
+        }
+        let errs = errors(outcomes)
+        #expect(errs.allSatisfy { $0 != nil }, "\(outcomes)")
+        #expect(errs.contains { $0?.code == .mismatch && $0!.message.contains("element type") }, "\(errs)")
+    }
+
+    @Test("Different collectives at one sequence number are a desync on every rank", arguments: TransportKind.allCases)
+    func desync(_ kind: TransportKind) async {
+        let outcomes = await runGroup(kind, size: 4, timeout: .seconds(20)) { comm -> Int in
+            _ = try await comm.allreduce([Float](repeating: 1, count: 16))
+            if comm.rank == 2 { return try await comm.allgather([Float](repeating: 1, count: 4)).count }
+            return try await comm.allreduce([Float](repeating: 1, count: 16)).count
+        }
+        let errs = errors(outcomes)
+        #expect(errs.allSatisfy { $0 != nil }, "\(outcomes)")
+        #expect(errs.contains { $0?.code == .desync && $0!.message.contains("called allgather #2 while") }, "\(errs)")
+    }
+
+    @Test("A buffer size that cannot exist is rejected before any message")
+    func countThatDoesNotFit() async {
+        let outcomes = await runGroup(.inProcess, size: 2) { comm in
+            try await comm.scatter([Float](), totalCount: Int.max / 2, root: 0)
+        }
+        for error in errors(outcomes) { #expect(error?.code == .invalidArgument, "\(String(describing: error))") }
+    }
+
+    @Test("A rank that stops answering is named; the survivors shrink and go on")
+    func deadRankThenShrink() async throws {
+        let p = 4, silent = 3
+        let started = Date()
+        let outcomes = await InProcessGroup.run(size: p) { transport -> [Float] in
+            let comm = Communicator(transport: transport, timeout: .milliseconds(300))
+            let first = [Float](repeating: Float(comm.rank + 1), count: 1000)
+            if comm.rank == silent {
+                try await Task.sleep(for: .milliseconds(1500))
+                do throws(SkeinError) {
+                    _ = try await comm.allreduce(first)
+                    Issue.record("the silent rank's late call should fail")
+                } catch { #expect(error.code == .aborted || error.code == .timeout) }
+                return []
+            }
+            do throws(SkeinError) {
+                _ = try await comm.allreduce(first)
+                Issue.record("rank \(comm.rank): allreduce with a silent peer returned")
+                return []
+            } catch {
+                #expect(error.peer == silent, "rank \(comm.rank) should name rank \(silent): \(error)")
+                #expect(error.code == .timeout || error.code == .aborted, "\(error)")
+                let survivors = try comm.shrink(excluding: [error.peer!])
+                #expect(survivors.size == p - 1)
+                return try await survivors.allreduce([Float](repeating: Float(comm.rank + 1), count: 1000))
+            }
+        }
+        #expect(Date().timeIntervalSince(started) < 10)
+        for rank in 0..<p where rank != silent {
+            let sum = try outcomes[rank].get()
+            #expect(sum == [Float](repeating: 1 + 2 + 3, count: 1000), "rank \(rank)")
+        }
+    }
+
+    @Test("A simulated rank that fails mid-run is named without real waiting")
+    func simulatedFailure() async throws {
+        let model = NetworkModel(alpha: 1e-6, beta: 1e-10, gamma: 1e-10, failures: [2: 0])
+        let started = Date()
+        let (outcomes, _) = await SimulatedGroup.run(size: 5, model: model) { transport -> [Int64] in
+            let comm = Communicator(transport: transport, timeout: .seconds(3600))
+            do throws(SkeinError) {
+                return try await comm.allreduce([Int64](repeating: Int64(comm.rank), count: 64), algorithm: RingAllreduce())
+            } catch {
+                if error.code == .rankFailed { throw error }
+                #expect(error.peer == 2, "rank \(comm.rank): \(error)")
+                let survivors = try comm.shrink(excluding: [2])
+                return try await survivors.allreduce([Int64](repeating: Int64(comm.rank), count: 64))
+            }
+        }
+        #expect(Date().timeIntervalSince(started) < 10, "a virtual hour-long timeout must cost no real time")
+        #expect(errors(outcomes)[2]?.code == .rankFailed)
+        for rank in [0, 1, 3, 4] { #expect(try outcomes[rank].get() == [Int64](repeating: 0 + 1 + 3 + 4, count: 64)) }
+    }
+
+    @Test("The flight recorder names the rank that came last")
+    func flightRecorder() async throws {
+        let records = try await runGroupOrThrow(.inProcess, size: 3) { comm -> [CollectiveRecord] in
+            try await comm.barrier()
+            if comm.rank == 2 { try await Task.sleep(for: .milliseconds(40)) }
+            _ = try await comm.allreduce([Float](repeating: 1, count: 256))
+            _ = try await comm.allgather([Int32(comm.rank)])
+            return comm.flightRecord(last: 10)
+        }
+        for (rank, history) in records.enumerated() {
+            #expect(history.map(\.operation) == [.barrier, .allreduce, .allgather], "rank \(rank)")
+            let slow = history[1]
+            #expect(slow.skew.latestRank == 2, "rank \(rank): \(slow)")
+            #expect(slow.skew.spread >= 30_000_000, "rank \(rank): \(slow)")
+            #expect(slow.error == nil && slow.seconds >= 0)
+        }
+    }
+}
+
+@Suite("Cost model and calibration")
+struct CostModelTests {
+    @Test("Selection follows hand-computed predictions")
+    func handComputed() {
+        let cost = CostParameters(alpha: 1e-6, beta: 1e-9, gamma: 0.5e-9)
+        let small = CostModel.select(.allreduce, ranks: 8, bytes: 8, cost: cost)
+        #expect(small.algorithm.name == "recursive-doubling")
+        #expect(abs(small.seconds - 3 * (1e-6 + 8e-9 + 4e-9)) < 1e-15)
+        let large = CostModel.select(.allreduce, ranks: 8, bytes: 64 << 20, cost: cost)
+        #expect(large.algorithm.name == "rabenseifner")
+        let ring = RingAllreduce().predictedSeconds(ranks: 8, bytes: 64 << 20, cost: cost)
+        #expect(abs(ring - (14e-6 + 7.0 / 8 * Double(64 << 20) * 2.5e-9)) < 1e-12)
+        #expect(CostModel.select(.broadcast, ranks: 8, bytes: 8, cost: cost).algorithm.name == "mst")
+        #expect(CostModel.select(.broadcast, ranks: 8, bytes: 64 << 20, cost: cost).algorithm.name == "scatter-allgather")
+    }
+
+    @Test("Calibration on the simulated network recovers its α, β and γ")
+    func calibrationRecoversModel() async throws {
+        let model = NetworkModel(alpha: 3e-6, beta: 2e-10, gamma: 4e-10)
+        let (outcomes, _) = await SimulatedGroup.run(size: 3, model: model) { transport in
+            try await Communicator(transport: transport).calibrate()
+        }
+        for outcome in outcomes {
+            let cost = try outcome.get()
+            #expect(abs(cost.alpha - 3e-6) < 3e-8, "\(cost)")
+            #expect(abs(cost.beta - 2e-10) < 2e-12, "\(cost)")
+            #expect(abs(cost.gamma - 4e-10) < 4e-12, "\(cost)")
+        }
+    }
+
+    @Test("A pinned algorithm is used and recorded")
+    func pinning() async throws {
+        let names = try await runGroupOrThrow(.inProcess, size: 4) { comm -> [String] in
+            comm.pin(RingAllreduce(), for: .allreduce)
+            _ = try await comm.allreduce([Float](repeating: 1, count: 4))
+            _ = try await comm.allreduce([Float](repeating: 1, count: 4), algorithm: BinomialAllreduce())
+            return comm.flightRecord().map(\.algorithm)
+        }
+        for list in names { #expect(list == ["ring", "mst"]) }
+    }
+}

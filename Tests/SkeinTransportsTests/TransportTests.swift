@@ -1,0 +1,105 @@
+import Testing
+import SkeinCore
+import SkeinTransports
+import SkeinTestSupport
+
+func message(_ values: [Int32], sequence: UInt64 = 1) -> Message {
+    Message(
+        signature: CallSignature(operation: .pointToPoint, algorithm: 0, dataType: .int32, reduceOp: .sum, root: 0, count: Int64(values.count), sequence: sequence),
+        skew: ArrivalSkew(rank: 0, entry: 0), chunks: Chunk.partition(values, into: 1))
+}
+
+func values(_ message: Message) -> [Int32] {
+    message.chunks[0].withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+}
+
+@Suite("Transports", .timeLimit(.minutes(1)))
+struct TransportTests {
+    @Test("Matching is by (source, tag): tags may arrive out of order, each stream stays FIFO")
+    func outOfOrderTags() async throws {
+        let a = Tag(context: 0, sequence: 1), b = Tag(context: 7, sequence: 1)
+        let body: @Sendable (any Transport) async throws -> [[Int32]] = { t in
+            if t.rank == 0 {
+                try t.send(message([1]), to: 1, tag: b)
+                try t.send(message([2]), to: 1, tag: b)
+                try t.send(message([3]), to: 1, tag: a)
+                return []
+            }
+            let first = try await t.receive(from: 0, tag: a, deadline: .max)
+            let second = try await t.receive(from: 0, tag: b, deadline: .max)
+            let third = try await t.receive(from: 0, tag: b, deadline: .max)
+            return [values(first), values(second), values(third)]
+        }
+        let inProcess = await InProcessGroup.run(size: 2) { try await body($0) }
+        let simulated = await SimulatedGroup.run(size: 2, model: testNetwork) { try await body($0) }.results
+        #expect(try inProcess[1].get() == [[3], [1], [2]])
+        #expect(try simulated[1].get() == [[3], [1], [2]])
+    }
+
+    @Test("In-process sends hand over the sender's bytes without copying")
+    func zeroCopy() async throws {
+        let sent = message([1, 2, 3])
+        let received = await InProcessGroup.run(size: 2) { t -> Bool in
+            if t.rank == 0 {
+                try t.send(sent, to: 1, tag: Tag(context: 0, sequence: 1))
+                return true
+            }
+            let got = try await t.receive(from: 0, tag: Tag(context: 0, sequence: 1), deadline: .max)
+            return got.chunks[0].storage === sent.chunks[0].storage
+        }
+        #expect(try received[1].get())
+    }
+
+    @Test("A receive with nobody sending ends at its deadline, naming the peer")
+    func deadline() async {
+        let outcomes = await InProcessGroup.run(size: 2) { t -> Int in
+            if t.rank == 0 { try await Task.sleep(for: .milliseconds(400)); return 0 }
+            _ = try await t.receive(from: 0, tag: Tag(context: 0, sequence: 1), deadline: MonotonicClock.now() + 50_000_000)
+            return 1
+        }
+        guard case .failure(let error as SkeinError) = outcomes[1] else { Issue.record("expected a timeout"); return }
+        #expect(error.code == .timeout && error.peer == 0, "\(error)")
+    }
+
+    @Test("Waiting on a rank whose program ended fails at once")
+    func exitedPeer() async {
+        let outcomes = await InProcessGroup.run(size: 2) { t -> Int in
+            if t.rank == 0 { return 0 }
+            _ = try await t.receive(from: 0, tag: Tag(context: 0, sequence: 1), deadline: .max)
+            return 1
+        }
+        guard case .failure(let error as SkeinError) = outcomes[1] else { Issue.record("expected peerExited"); return }
+        #expect(error.code == .peerExited && error.peer == 0, "\(error)")
+    }
+
+    @Test("Simulated time: n bytes sent at t arrive at t + α + nβ; reduction costs nγ; slow ranks pay more")
+    func virtualClock() {
+        let model = NetworkModel(alpha: 1e-6, beta: 1e-9, gamma: 2e-9, slowdown: [1: 3])
+        var network = VirtualNetwork(size: 2, model: model)
+        let tag = Tag(context: 0, sequence: 1)
+        let payload = Message(
+            signature: message([]).signature, skew: ArrivalSkew(rank: 0, entry: 0), chunks: [.phantom(byteCount: 1000)])
+        let sentFirst = network.send(payload, from: 0, to: 1, tag: tag)
+        #expect(sentFirst)
+        #expect(abs(network.clocks[0] - 2e-6) < 1e-15)
+        let taken = network.take(at: 1, from: 0, tag: tag)
+        #expect(taken != nil)
+        #expect(abs(network.clocks[1] - 2e-6) < 1e-15)
+        network.reduce(at: 1, byteCount: 1000)
+        #expect(abs(network.clocks[1] - (2e-6 + 3 * 2e-6)) < 1e-15)
+        let sentBack = network.send(payload, from: 1, to: 0, tag: tag)
+        #expect(sentBack)
+        #expect(abs(network.clocks[1] - (8e-6 + 3e-6 + 1e-6)) < 1e-15)
+    }
+
+    @Test("Phantom payloads carry sizes, not bytes: a GiB message costs no memory")
+    func phantom() {
+        var network = VirtualNetwork(size: 2, model: testNetwork)
+        let huge = Message(signature: message([]).signature, skew: ArrivalSkew(rank: 0, entry: 0), chunks: [.phantom(byteCount: 1 << 30)])
+        let sent = network.send(huge, from: 0, to: 1, tag: Tag(context: 0, sequence: 1))
+        let received = network.take(at: 1, from: 0, tag: Tag(context: 0, sequence: 1))
+        #expect(sent)
+        #expect(received?.byteCount == 1 << 30)
+        #expect(abs(network.clocks[1] - (1e-6 + Double(1 << 30) * 1e-10)) < 1e-12)
+    }
+}
