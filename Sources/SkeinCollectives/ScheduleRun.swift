@@ -90,19 +90,21 @@ struct ScheduleRun {
                 "rank \(peer) called \(theirs.operation) \(call) while rank \(rank) called \(mine.operation) \(call); "
                     + "the ranks issue collectives in different orders")
         }
-        let what: String
+        let (theirText, myText): (String, String)
         if mine.dataType != theirs.dataType {
-            what = "element type \(theirs.dataType) where rank \(rank) passed \(mine.dataType)"
+            (theirText, myText) = ("element type \(theirs.dataType)", "element type \(mine.dataType)")
         } else if mine.count != theirs.count {
-            what = "\(theirs.count) elements where rank \(rank) passed \(mine.count)"
+            (theirText, myText) = ("\(theirs.count) elements", "\(mine.count) elements")
         } else if mine.root != theirs.root {
-            what = "root \(theirs.root) where rank \(rank) passed root \(mine.root)"
+            (theirText, myText) = ("root \(theirs.root)", "root \(mine.root)")
         } else if mine.reduceOp != theirs.reduceOp {
-            what = "op \(theirs.reduceOp) where rank \(rank) passed \(mine.reduceOp)"
+            (theirText, myText) = ("op \(theirs.reduceOp)", "op \(mine.reduceOp)")
         } else {
-            what = "algorithm \(AlgorithmRegistry.name(code: theirs.algorithm)) where rank \(rank) used "
-                + AlgorithmRegistry.name(code: mine.algorithm)
+            (theirText, myText) = (
+                "algorithm \(AlgorithmRegistry.name(code: theirs.algorithm))", "algorithm \(AlgorithmRegistry.name(code: mine.algorithm))"
+            )
         }
+        let what = "\(theirText) while rank \(rank) passed \(myText); every rank must pass the same"
         return SkeinError(.mismatch, rank: rank, peer: peer, "in \(mine.operation) \(call), rank \(peer) passed \(what)")
     }
 }

@@ -17,13 +17,18 @@ public final class InProcessGroup: Sendable {
     let spinLimit: Int
     let parked = Atomic<Int>(0)
     let watchdogRunning = Atomic<Bool>(false)
+    let cores: Int
+
+    /// Ranks of every group in this process that are spinning now: spinning only pays while each
+    /// spinner has a core, so beyond that a waiter yields at once (groups in parallel tests, p > cores).
+    static let spinners = Atomic<Int>(0)
 
     public init(size: Int) {
         precondition(size >= 1, "a group needs at least one rank")
         self.size = size
         boxes = (0..<(size * size)).map { _ in Mailbox() }
         controls = (0..<size).map { _ in RankControl() }
-        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         // With a core per rank a peer is running and answers soon: spin ~50 µs. Oversubscribed,
         // the peer may be waiting for this very thread: spin only a little before yielding it.
         spinLimit = size <= cores ? 40_000 : 256
@@ -231,7 +236,10 @@ public struct InProcessTransport: Transport {
 
         var seen = box.deposits.load(ordering: .acquiring)
         var spins = 0
-        while spins < group.spinLimit {
+        let spinners = InProcessGroup.spinners.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { InProcessGroup.spinners.wrappingSubtract(1, ordering: .relaxed) }
+        let limit = spinners <= group.cores ? group.spinLimit : 64
+        while spins < limit {
             spins += 1
             let now = box.deposits.load(ordering: .acquiring)
             if now != seen {

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import SkeinCore
+import SkeinTransports
+
+/// Ping-pong latency of the in-process transport beside the machine's floor: two threads
+/// handing a counter back and forth through one atomic, measured in the same run.
+struct BenchTransport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transport", abstract: "In-process ping-pong latency beside a raw two-thread atomic ping-pong.")
+
+    @Option(help: "Round trips.") var roundTrips = 200_000
+
+    final class Flags: Sendable {
+        let ping = Atomic<Int>(0)
+        let pong = Atomic<Int>(0)
+    }
+
+    static func atomicFloor(_ n: Int) -> Double {
+        let flags = Flags()
+        let done = DispatchSemaphore(value: 0)
+        let peer = Thread {
+            for i in 1...n {
+                while flags.ping.load(ordering: .acquiring) != i {}
+                flags.pong.store(i, ordering: .releasing)
+            }
+            done.signal()
+        }
+        peer.start()
+        let t0 = MonotonicClock.now()
+        for i in 1...n {
+            flags.ping.store(i, ordering: .releasing)
+            while flags.pong.load(ordering: .acquiring) != i {}
+        }
+        let seconds = Double(MonotonicClock.now() - t0) / 1e9
+        done.wait()
+        return seconds / Double(n) / 2
+    }
+
+    func run() async throws {
+        let n = roundTrips
+        let floor = Self.atomicFloor(n)
+        let outcomes = await InProcessGroup.run(size: 2) { t -> Double in
+            let tag = Tag(context: 0, sequence: 1)
+            let signature = CallSignature(operation: .pointToPoint, algorithm: 0, dataType: .int64, reduceOp: .sum, root: 0, count: 1, sequence: 1)
+            let message = Message(signature: signature, skew: ArrivalSkew(rank: t.rank, entry: 0), chunks: Chunk.partition([Int64(1)], into: 1))
+            let t0 = MonotonicClock.now()
+            for _ in 0..<n {
+                if t.rank == 0 {
+                    try t.send(message, to: 1, tag: tag)
+                    _ = try await t.receive(from: 1, tag: tag, deadline: .max)
+                } else {
+                    _ = try await t.receive(from: 0, tag: tag, deadline: .max)
+                    try t.send(message, to: 0, tag: tag)
+                }
+            }
+            return Double(MonotonicClock.now() - t0) / 1e9 / Double(n) / 2
+        }
+        let skein = try outcomes[0].get()
+        print(String(format: "one-way latency, 8 B: in-process transport %.0f ns; raw atomic floor %.0f ns; ratio %.1f×",
+                     skein * 1e9, floor * 1e9, skein / floor))
+    }
+}
