@@ -184,3 +184,18 @@ func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type) -> [T] {
         initialized = total
     }
 }
+
+/// Copies output blocks into `values` (same total size), skipping blocks that already are its memory.
+func write<T: SkeinElement>(_ chunks: [Chunk], into values: inout [T]) {
+    values.withUnsafeMutableBytes { target in
+        var offset = 0
+        for chunk in chunks {
+            chunk.withUnsafeBytes { bytes in
+                if bytes.count > 0, let from = bytes.baseAddress, let to = target.baseAddress?.advanced(by: offset), from != UnsafeRawPointer(to) {
+                    to.copyMemory(from: from, byteCount: bytes.count)
+                }
+            }
+            offset += chunk.byteCount
+        }
+    }
+}

@@ -36,6 +36,21 @@ extension Communicator {
         return assemble(chunks, as: T.self)
     }
 
+    /// In-place allreduce: `values` becomes the element-wise `op` over every rank, bit-identical
+    /// everywhere. Reuses the array's storage, so a training loop allocates nothing per step
+    /// (if a peer still reads this rank's input when the result is written, copy-on-write keeps it safe).
+    public func allreduce<T: SkeinElement>(
+        _ values: inout [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
+        let call = Call(
+            operation: .allreduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
+            count: values.count, modelBytes: bytes, timeout: timeout)
+        // No other reference to `values` may outlive `perform`, or writing the result would copy it.
+        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        write(chunks, into: &values)
+    }
+
     /// Every rank's `values` (all of the same length), concatenated in rank order, on every rank.
     public func allgather<T: SkeinElement>(
         _ values: [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Immutable-once-shared bytes behind a `Chunk`. Two kinds: memory Skein allocated (writable by its
 /// owner until first sent) and a caller's array adopted without copying (never written).
 public class ByteStorage: @unchecked Sendable {
@@ -13,19 +15,65 @@ public class ByteStorage: @unchecked Sendable {
     }
 }
 
-/// Memory allocated by Skein, 64-byte aligned, freed when the last chunk over it goes.
+/// Memory allocated by Skein, 64-byte aligned, returned when the last chunk over it goes.
 public final class AllocatedStorage: ByteStorage, @unchecked Sendable {
     let base: UnsafeMutableRawPointer
 
     public init(uninitializedByteCount byteCount: Int) {
-        base = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(byteCount, 1), alignment: 64)
+        base = BufferPool.shared.take(byteCount: byteCount)
         super.init(byteCount: byteCount)
     }
 
-    deinit { base.deallocate() }
+    deinit { BufferPool.shared.give(base, byteCount: byteCount) }
 
     public override func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: base, count: byteCount))
+    }
+}
+
+/// Recycles large buffers: a fresh multi-megabyte allocation is mapped anew and costs a page fault
+/// per 4 KiB on first touch, which doubled the time of large reductions. Buffers of 64 KiB and
+/// more are kept by power-of-two size class, up to `limit` bytes in all.
+final class BufferPool: Sendable {
+    static let shared = BufferPool(limit: 512 << 20)
+    static let smallest = 64 << 10
+
+    private struct Free: @unchecked Sendable {  // @unchecked: the pointers are owned by the pool while listed.
+        var lists: [Int: [UnsafeMutableRawPointer]] = [:]
+        var bytes = 0
+    }
+    private let free = Mutex(Free())
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    static func sizeClass(_ byteCount: Int) -> Int {
+        var size = smallest
+        while size < byteCount { size <<= 1 }
+        return size
+    }
+
+    func take(byteCount: Int) -> UnsafeMutableRawPointer {
+        guard byteCount >= Self.smallest else { return .allocate(byteCount: Swift.max(byteCount, 1), alignment: 64) }
+        let size = Self.sizeClass(byteCount)
+        let reused = free.withLock { free -> UnsafeMutableRawPointer? in
+            guard let pointer = free.lists[size]?.popLast() else { return nil }
+            free.bytes -= size
+            return pointer
+        }
+        return reused ?? .allocate(byteCount: size, alignment: 64)
+    }
+
+    func give(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        guard byteCount >= Self.smallest else { return pointer.deallocate() }
+        let size = Self.sizeClass(byteCount)
+        let kept = free.withLock { free -> Bool in
+            guard free.bytes + size <= limit else { return false }
+            free.lists[size, default: []].append(pointer)
+            free.bytes += size
+            return true
+        }
+        if !kept { pointer.deallocate() }
     }
 }
 

@@ -45,15 +45,9 @@ public final class InProcessGroup: Sendable {
 
     /// Records that `rank`'s program ended; peers waiting on it stop waiting.
     public func markExited(rank: Int) {
-        controls[rank].exited.store(true, ordering: .releasing)
+        controls[rank].exited.store(true, ordering: .sequentiallyConsistent)
         for receiver in 0..<size {
-            let box = box(to: receiver, from: rank)
-            let waiter = box.state.withLock { state -> Mailbox.Waiter? in
-                guard let waiter = state.waiter else { return nil }
-                state.waiter = nil
-                return waiter
-            }
-            if let waiter {
+            if let waiter = box(to: receiver, from: rank).unpark() {
                 parked.subtract(1, ordering: .relaxed)
                 waiter.continuation.resume(throwing: Self.exitedError(receiver: receiver, peer: rank, tag: waiter.tag))
             }
@@ -104,13 +98,7 @@ public final class InProcessGroup: Sendable {
     func expireDeadlines(now: UInt64) {
         for receiver in 0..<size {
             for sender in 0..<size {
-                let box = box(to: receiver, from: sender)
-                let expired = box.state.withLock { state -> Mailbox.Waiter? in
-                    guard let waiter = state.waiter, waiter.deadline <= now else { return nil }
-                    state.waiter = nil
-                    return waiter
-                }
-                if let expired {
+                if let expired = box(to: receiver, from: sender).unpark(where: { $0.deadline <= now }) {
                     parked.subtract(1, ordering: .relaxed)
                     expired.continuation.resume(throwing: timeoutError(receiver: receiver, peer: sender, tag: expired.tag))
                 }
@@ -144,31 +132,111 @@ public final class InProcessGroup: Sendable {
     }
 }
 
-/// One receiver's queue of messages from one sender, plus at most one parked waiter.
-final class Mailbox: Sendable {
+/// One receiver's messages from one sender. The sender publishes into a single-producer,
+/// single-consumer ring with one release store (no lock on the fast path, so the cache line
+/// crosses cores once); the receiver drains it into `unexpected`, a list only it touches, and
+/// matches tags there, as MPI implementations keep an unexpected-message queue. A full ring
+/// spills into a locked overflow list; a parked receiver is woken through `waiter`.
+final class Mailbox: @unchecked Sendable {
+    // @unchecked: `ring` slots are written only by the sender before it publishes `tail` and read only
+    // by the receiver after it observes `tail`; `unexpected` is touched only by the receiving rank.
+    static let capacity = 64
+    private let ring: UnsafeMutablePointer<(Tag, Message)?>
+    // Fields each side writes sit on cache lines of their own (stored properties are laid out in
+    // order), so a deposit moves the sender's line to the receiver and nothing else.
+    private let padding0: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
+    private let tail = Atomic<Int>(0)  // next slot the sender writes
+    private let overflowCount = Atomic<Int>(0)
+    let parked = Atomic<Bool>(false)
+    private let padding1: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
+    private let head = Atomic<Int>(0)  // next slot the receiver reads
+    private var unexpected: [(tag: Tag, message: Message)] = []
+    private let padding2: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
+    private let overflow = Mutex<[(Tag, Message)]>([])
+
     struct Waiter {
         let tag: Tag
         let deadline: UInt64
-        let continuation: UnsafeContinuation<Message, any Error>
+        let continuation: UnsafeContinuation<Void, any Error>
+    }
+    let waiter = Mutex<Waiter?>(nil)
+
+    init() {
+        ring = .allocate(capacity: Self.capacity)
+        ring.initialize(repeating: nil, count: Self.capacity)
     }
 
-    struct State {
-        var pending: [(tag: Tag, message: Message)] = []
-        var waiter: Waiter?
+    deinit {
+        ring.deinitialize(count: Self.capacity)
+        ring.deallocate()
+    }
 
-        mutating func take(_ tag: Tag) -> Message? {
-            guard let index = pending.firstIndex(where: { $0.tag == tag }) else { return nil }
-            return pending.remove(at: index).message
+    /// Sender side. Returns true if the receiver was parked and must be woken.
+    func deposit(_ message: Message, tag: Tag) -> Bool {
+        let t = tail.load(ordering: .relaxed)
+        if overflowCount.load(ordering: .acquiring) == 0 && t - head.load(ordering: .acquiring) < Self.capacity {
+            ring[t & (Self.capacity - 1)] = (tag, message)
+            tail.store(t + 1, ordering: .sequentiallyConsistent)
+        } else {
+            overflow.withLock { $0.append((tag, message)) }
+            overflowCount.add(1, ordering: .sequentiallyConsistent)
         }
+        return parked.load(ordering: .sequentiallyConsistent)
+    }
 
-        /// A message of a later call in the same context means the sender skipped or reordered calls.
-        func laterCall(than tag: Tag) -> Tag? {
-            pending.first { $0.tag.context == tag.context && $0.tag.sequence > tag.sequence }?.tag
+    /// True when the sender has published something the receiver has not drained.
+    var hasArrivals: Bool {
+        tail.load(ordering: .sequentiallyConsistent) != head.load(ordering: .relaxed)
+            || overflowCount.load(ordering: .sequentiallyConsistent) > 0
+    }
+
+    /// Receiver side: moves published messages into `unexpected`, oldest first.
+    private func drain() {
+        var h = head.load(ordering: .relaxed)
+        let t = tail.load(ordering: .acquiring)
+        while h != t {
+            let slot = ring + (h & (Self.capacity - 1))
+            unexpected.append((slot.pointee!.0, slot.pointee!.1))
+            slot.pointee = nil
+            h += 1
+        }
+        head.store(h, ordering: .releasing)
+        if overflowCount.load(ordering: .acquiring) > 0 {
+            // Everything in the ring was sent before anything in the overflow list.
+            let spilled = overflow.withLock { list -> [(Tag, Message)] in
+                defer { list.removeAll() }
+                return list
+            }
+            overflowCount.subtract(spilled.count, ordering: .releasing)
+            for (tag, message) in spilled { unexpected.append((tag, message)) }
         }
     }
 
-    let state = Mutex(State())
-    let deposits = Atomic<Int>(0)
+    /// Receiver side: the next message with `tag`, or the tag of a later call in its context
+    /// already waiting (the sender skipped a call), or neither.
+    func take(_ tag: Tag) -> (Message?, Tag?) {
+        if hasArrivals { drain() }
+        if let index = unexpected.firstIndex(where: { $0.tag == tag }) {
+            return (unexpected.remove(at: index).message, nil)
+        }
+        return (nil, unexpected.first { $0.tag.context == tag.context && $0.tag.sequence > tag.sequence }?.tag)
+    }
+
+    /// Receiver side: whether a message with `tag` has been sent (used once the sender has exited).
+    func holds(_ tag: Tag) -> Bool {
+        if hasArrivals { drain() }
+        return unexpected.contains { $0.tag == tag }
+    }
+
+    /// Removes and returns the parked waiter, if any (sender, watchdog, exit or abort side).
+    func unpark(where condition: (Waiter) -> Bool = { _ in true }) -> Waiter? {
+        waiter.withLock { slot -> Waiter? in
+            guard let w = slot, condition(w) else { return nil }
+            slot = nil
+            parked.store(false, ordering: .sequentiallyConsistent)
+            return w
+        }
+    }
 }
 
 /// Per-rank flags peers read without a lock on the fast path.
@@ -200,26 +268,9 @@ public struct InProcessTransport: Transport {
             throw SkeinError(.invalidArgument, rank: rank, peer: peer, "send to rank \(peer), outside 0..<\(group.size)")
         }
         let box = group.box(to: peer, from: rank)
-        let wake = box.state.withLock { state -> (Mailbox.Waiter, Result<Message, SkeinError>)? in
-            if let waiter = state.waiter {
-                if waiter.tag == tag {
-                    state.waiter = nil
-                    return (waiter, .success(message))
-                }
-                if waiter.tag.context == tag.context && tag.sequence > waiter.tag.sequence {
-                    state.waiter = nil
-                    state.pending.append((tag, message))
-                    return (waiter, .failure(Self.desync(receiver: peer, sender: rank, waiting: waiter.tag, got: tag)))
-                }
-            }
-            state.pending.append((tag, message))
-            return nil
-        }
-        if let (waiter, outcome) = wake {
+        if box.deposit(message, tag: tag), let waiter = box.unpark() {
             group.parked.subtract(1, ordering: .relaxed)
-            waiter.continuation.resume(with: outcome.mapError { $0 as any Error })
-        } else {
-            box.deposits.add(1, ordering: .releasing)
+            waiter.continuation.resume()
         }
     }
 
@@ -234,37 +285,42 @@ public struct InProcessTransport: Transport {
         control.waitingFor.store(peer, ordering: .releasing)
         defer { control.waitingFor.store(-1, ordering: .releasing) }
 
-        var seen = box.deposits.load(ordering: .acquiring)
-        var spins = 0
-        let spinners = InProcessGroup.spinners.wrappingAdd(1, ordering: .relaxed).newValue
-        defer { InProcessGroup.spinners.wrappingSubtract(1, ordering: .relaxed) }
-        let limit = spinners <= group.cores ? group.spinLimit : 64
-        while spins < limit {
-            spins += 1
-            let now = box.deposits.load(ordering: .acquiring)
-            if now != seen {
-                seen = now
-                if let message = try poll(box, peer: peer, tag: tag) { return message }
+        while true {
+            var spins = 0
+            let spinners = InProcessGroup.spinners.wrappingAdd(1, ordering: .relaxed).newValue
+            let limit = spinners <= group.cores ? group.spinLimit : 64
+            while spins < limit {
+                spins += 1
+                if box.hasArrivals {
+                    InProcessGroup.spinners.wrappingSubtract(1, ordering: .relaxed)
+                    if let message = try poll(box, peer: peer, tag: tag) { return message }
+                    InProcessGroup.spinners.wrappingAdd(1, ordering: .relaxed)
+                }
+                if spins & 1023 == 0 {
+                    do { try check(peer: peer, tag: tag, deadline: deadline) } catch {
+                        InProcessGroup.spinners.wrappingSubtract(1, ordering: .relaxed)
+                        throw error
+                    }
+                }
             }
-            if spins & 1023 == 0 { try check(peer: peer, tag: tag, deadline: deadline) }
-        }
-        // Oversubscribed ranks: hand the thread to a peer that may be the one we wait for.
-        for _ in 0..<(group.size > 2 ? 64 : 4) {
-            await Task.yield()
+            InProcessGroup.spinners.wrappingSubtract(1, ordering: .relaxed)
+            // Oversubscribed ranks: hand the thread to a peer that may be the one we wait for.
+            for _ in 0..<(group.size > 2 ? 64 : 4) {
+                await Task.yield()
+                if let message = try poll(box, peer: peer, tag: tag) { return message }
+                try check(peer: peer, tag: tag, deadline: deadline)
+            }
+            try await park(box, peer: peer, tag: tag, deadline: deadline)
             if let message = try poll(box, peer: peer, tag: tag) { return message }
             try check(peer: peer, tag: tag, deadline: deadline)
         }
-        return try await park(box, peer: peer, tag: tag, deadline: deadline)
     }
 
     @inline(__always)
     private func poll(_ box: Mailbox, peer: Int, tag: Tag) throws(SkeinError) -> Message? {
-        let outcome = box.state.withLock { state -> (Message?, Tag?) in
-            if let message = state.take(tag) { return (message, nil) }
-            return (nil, state.laterCall(than: tag))
-        }
-        if let message = outcome.0 { return message }
-        if let later = outcome.1 { throw Self.desync(receiver: rank, sender: peer, waiting: tag, got: later) }
+        let (message, later) = box.take(tag)
+        if let message { return message }
+        if let later { throw Self.desync(receiver: rank, sender: peer, waiting: tag, got: later) }
         return nil
     }
 
@@ -272,32 +328,29 @@ public struct InProcessTransport: Transport {
         if let error = group.controls[rank].abortError(context: tag.context) { throw error }
         if group.controls[peer].exited.load(ordering: .acquiring) {
             // The peer may have sent before it ended.
-            let box = group.box(to: rank, from: peer)
-            if box.state.withLock({ state in state.pending.contains { $0.tag == tag } }) { return }
+            if group.box(to: rank, from: peer).holds(tag) { return }
             throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
         }
         if MonotonicClock.now() >= deadline { throw group.timeoutError(receiver: rank, peer: peer, tag: tag) }
     }
 
-    private func park(_ box: Mailbox, peer: Int, tag: Tag, deadline: UInt64) async throws(SkeinError) -> Message {
+    /// Sleeps until the sender deposits, the peer exits, an abort arrives, or the deadline passes.
+    private func park(_ box: Mailbox, peer: Int, tag: Tag, deadline: UInt64) async throws(SkeinError) {
         group.startWatchdogIfNeeded()
         let control = group.controls[rank], peerControl = group.controls[peer], group = self.group, rank = self.rank
         do {
-            return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Message, any Error>) in
-                let immediate = box.state.withLock { state -> Result<Message, SkeinError>? in
-                    if let message = state.take(tag) { return .success(message) }
-                    if let later = state.laterCall(than: tag) {
-                        return .failure(Self.desync(receiver: rank, sender: peer, waiting: tag, got: later))
-                    }
-                    if let error = control.abortError(context: tag.context) { return .failure(error) }
-                    if peerControl.exited.load(ordering: .acquiring) {
-                        return .failure(InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag))
-                    }
-                    state.waiter = Mailbox.Waiter(tag: tag, deadline: deadline, continuation: continuation)
-                    group.parked.add(1, ordering: .relaxed)
-                    return nil
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                box.waiter.withLock { slot in slot = Mailbox.Waiter(tag: tag, deadline: deadline, continuation: continuation) }
+                box.parked.store(true, ordering: .sequentiallyConsistent)
+                group.parked.add(1, ordering: .relaxed)
+                // Re-check after announcing the park: a deposit, exit or abort from before it would
+                // otherwise go unnoticed (the other side checks `parked` after publishing).
+                let ready = box.hasArrivals || control.abortError(context: tag.context) != nil
+                    || peerControl.exited.load(ordering: .sequentiallyConsistent)
+                if ready, let waiter = box.unpark() {
+                    group.parked.subtract(1, ordering: .relaxed)
+                    waiter.continuation.resume()
                 }
-                if let immediate { continuation.resume(with: immediate.mapError { $0 as any Error }) }
             }
         } catch let error as SkeinError {
             throw error
@@ -319,13 +372,7 @@ public struct InProcessTransport: Transport {
             guard isNew else { continue }
             control.abortCount.add(1, ordering: .releasing)
             for sender in 0..<group.size {
-                let box = group.box(to: receiver, from: sender)
-                let waiter = box.state.withLock { state -> Mailbox.Waiter? in
-                    guard let waiter = state.waiter, waiter.tag.context == context else { return nil }
-                    state.waiter = nil
-                    return waiter
-                }
-                if let waiter {
+                if let waiter = group.box(to: receiver, from: sender).unpark(where: { $0.tag.context == context }) {
                     group.parked.subtract(1, ordering: .relaxed)
                     waiter.continuation.resume(throwing: forwarded)
                 }

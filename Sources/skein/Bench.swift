@@ -45,12 +45,16 @@ struct BenchRow {
 }
 
 /// Memory-system rates measured in the same run: the roofline every collective is compared to.
+/// Each rate is measured on one core alone and on every core at once (cores share the memory bus).
 struct Roofline {
     var copyBytesPerSecond: Double
     var reduceBytesPerSecond: Double
+    var allCoresCopyBytesPerSecond: Double
+    var allCoresReduceBytesPerSecond: Double
     var cores: Int
 
-    static func measure() -> Roofline {
+    /// Best-of-7 seconds to copy and to sum-reduce 16 MiB on one thread.
+    static func kernelSeconds() -> (copy: Double, reduce: Double) {
         let bytes = 16 << 20
         let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         let target = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
@@ -68,13 +72,33 @@ struct Roofline {
                 source.assumingMemoryBound(to: Float.self), count: bytes / 4)
             reduce = min(reduce, Double(MonotonicClock.now() - t0) / 1e9)
         }
-        return Roofline(
-            copyBytesPerSecond: Double(bytes) / copy, reduceBytesPerSecond: Double(bytes) / reduce,
-            cores: ProcessInfo.processInfo.activeProcessorCount)
+        return (copy, reduce)
     }
 
-    /// Seconds for the bytes each rank must at least reduce and copy into its result; ranks beyond
-    /// the core count share cores, so the bound scales by p / cores.
+    static func measure() -> Roofline {
+        let bytes = Double(16 << 20)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let single = kernelSeconds()
+        final class Results: @unchecked Sendable {  // @unchecked: each thread writes only its own index before `group.wait()`.
+            var values: [(copy: Double, reduce: Double)]
+            init(_ n: Int) { values = Array(repeating: (0, 0), count: n) }
+        }
+        let results = Results(cores)
+        let group = DispatchGroup()
+        for core in 0..<cores {
+            group.enter()
+            Thread { results.values[core] = kernelSeconds(); group.leave() }.start()
+        }
+        group.wait()
+        let slowest = (copy: results.values.map(\.copy).max()!, reduce: results.values.map(\.reduce).max()!)
+        return Roofline(
+            copyBytesPerSecond: bytes / single.copy, reduceBytesPerSecond: bytes / single.reduce,
+            allCoresCopyBytesPerSecond: Double(cores) * bytes / slowest.copy,
+            allCoresReduceBytesPerSecond: Double(cores) * bytes / slowest.reduce, cores: cores)
+    }
+
+    /// Seconds for the bytes each rank must at least reduce and copy into its result: one rank at
+    /// one core's rates, or all p ranks' bytes at the all-cores rates, whichever is longer.
     func lowerBound(_ operation: CollectiveOperation, ranks p: Int, bytes n: Int) -> Double {
         let share = Double(p - 1) / Double(p) * Double(n)
         let (reduce, copy): (Double, Double)
@@ -86,8 +110,9 @@ struct Roofline {
         case .scatter: (reduce, copy) = (0, Double(n) / Double(p))
         case .barrier, .pointToPoint: (reduce, copy) = (0, 0)
         }
-        let perRank = reduce / reduceBytesPerSecond + copy / copyBytesPerSecond
-        return perRank * max(1, Double(p) / Double(cores))
+        let oneRank = reduce / reduceBytesPerSecond + copy / copyBytesPerSecond
+        let allRanks = Double(p) * (reduce / allCoresReduceBytesPerSecond + copy / allCoresCopyBytesPerSecond)
+        return max(oneRank, allRanks)
     }
 }
 
@@ -128,8 +153,9 @@ struct BenchCollectives: AsyncParsableCommand {
         let stopBusy = busy ? BusyCores.start(count: roofline.cores) : nil
         defer { stopBusy?() }
         if !json {
-            print(String(format: "roofline (one core): memcpy %.2f GB/s, float sum %.2f GB/s of output; %d cores%@",
-                         roofline.copyBytesPerSecond / 1e9, roofline.reduceBytesPerSecond / 1e9, roofline.cores,
+            print(String(format: "roofline: memcpy %.2f GB/s on one core, %.2f GB/s on all %d; float sum %.2f GB/s of output on one core, %.2f GB/s on all%@",
+                         roofline.copyBytesPerSecond / 1e9, roofline.allCoresCopyBytesPerSecond / 1e9, roofline.cores,
+                         roofline.reduceBytesPerSecond / 1e9, roofline.allCoresReduceBytesPerSecond / 1e9,
                          busy ? "; every core kept busy by a spinning thread" : ""))
         }
         var rows: [BenchRow] = []
@@ -166,11 +192,11 @@ struct CollectiveBenchmark {
             for operation in operations {
                 for bytes in sizes {
                     let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
-                    let input = [Float](repeating: Float(comm.rank + 1), count: count)
+                    var input = [Float](repeating: Float(comm.rank + 1), count: count)
                     let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost).algorithm
                     for algorithm in AlgorithmRegistry.algorithms(for: operation) {
                         let call = { () async throws(SkeinError) -> Void in
-                            try await Self.invoke(operation, algorithm: algorithm, input: input, count: count, comm: comm)
+                            try await Self.invoke(operation, algorithm: algorithm, input: &input, count: count, comm: comm)
                         }
                         let median = try await Self.measure(call, bytes: bytes, quick: quick, comm: comm)
                         rows.append(BenchRow(
@@ -186,12 +212,12 @@ struct CollectiveBenchmark {
     }
 
     static func invoke(
-        _ operation: CollectiveOperation, algorithm: any CollectiveAlgorithm, input: [Float], count: Int, comm: Communicator
+        _ operation: CollectiveOperation, algorithm: any CollectiveAlgorithm, input: inout [Float], count: Int, comm: Communicator
     ) async throws(SkeinError) {
         switch operation {
         case .broadcast: _ = try await comm.broadcast(input, algorithm: algorithm as? any BroadcastAlgorithm)
         case .reduce: _ = try await comm.reduce(input, algorithm: algorithm as? any ReduceAlgorithm)
-        case .allreduce: _ = try await comm.allreduce(input, algorithm: algorithm as? any AllreduceAlgorithm)
+        case .allreduce: try await comm.allreduce(&input, algorithm: algorithm as? any AllreduceAlgorithm)  // in place, as DDP does
         case .allgather: _ = try await comm.allgather(input, algorithm: algorithm as? any AllgatherAlgorithm)
         case .reduceScatter: _ = try await comm.reduceScatter(input, algorithm: algorithm as? any ReduceScatterAlgorithm)
         case .scatter: _ = try await comm.scatter(input, totalCount: count, algorithm: algorithm as? any ScatterAlgorithm)
