@@ -24,6 +24,16 @@ public final class Communicator: Sendable {
         var recorder = FlightRecorder(capacity: 256)
         var pinned: [CollectiveOperation: any CollectiveAlgorithm] = [:]
         var derived: UInt32 = 0
+        /// Schedules depend only on (algorithm, root) for a fixed size: build each once.
+        var schedules: [ScheduleKey: Schedule] = [:]
+        /// The last selection per operation, reused while the size and the model stay the same.
+        var selections: [CollectiveOperation: (bytes: Int, algorithm: any CollectiveAlgorithm, seconds: Double)] = [:]
+    }
+
+    struct ScheduleKey: Hashable {
+        var code: UInt8
+        var root: Int
+        var columns: Int
     }
 
     public var rank: Int { transport.rank }
@@ -39,7 +49,12 @@ public final class Communicator: Sendable {
     /// The α-β-γ parameters the selector uses now.
     public var cost: CostParameters {
         get { state.withLock { $0.cost } }
-        set { state.withLock { $0.cost = newValue } }
+        set {
+            state.withLock { state in
+                state.cost = newValue
+                state.selections.removeAll()
+            }
+        }
     }
 
     /// Always use `algorithm` for its operation (nil to go back to automatic choice). Every rank must pin alike.
@@ -91,7 +106,8 @@ public final class Communicator: Sendable {
     /// Runs one collective; returns this rank's output blocks.
     func perform(_ call: Call, validation: SkeinError?, input: (Schedule) -> [Chunk]) async throws(SkeinError) -> [Chunk] {
         let start = transport.now()
-        let begun = state.withLock { state -> Result<(UInt64, any CollectiveAlgorithm, Double), SkeinError> in
+        let (rank, size) = (self.rank, self.size)
+        let begun = state.withLock { state -> Result<(UInt64, any CollectiveAlgorithm, Double, Schedule), SkeinError> in
             if let broken = state.broken {
                 return .failure(SkeinError(
                     .aborted, rank: rank,
@@ -99,15 +115,28 @@ public final class Communicator: Sendable {
             }
             state.sequence += 1
             let algorithm: any CollectiveAlgorithm
+            let predicted: Double
             if let pinned = call.pinned ?? state.pinned[call.operation] {
                 algorithm = pinned
+                predicted = algorithm.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost)
+            } else if let last = state.selections[call.operation], last.bytes == call.modelBytes {
+                (algorithm, predicted) = (last.algorithm, last.seconds)
             } else {
-                algorithm = CostModel.select(call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost).algorithm
+                (algorithm, predicted) = CostModel.select(call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost)
+                state.selections[call.operation] = (call.modelBytes, algorithm, predicted)
             }
-            let predicted = algorithm.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost)
-            return .success((state.sequence, algorithm, predicted))
+            let columns = (algorithm as? Hierarchical2DAllreduce)?.rowLength(size: size) ?? 0
+            let key = ScheduleKey(code: algorithm.code, root: call.root, columns: columns)
+            let schedule: Schedule
+            if let cached = state.schedules[key] {
+                schedule = cached
+            } else {
+                schedule = algorithm.schedule(rank: rank, size: size, root: (0..<size).contains(call.root) ? call.root : 0)
+                state.schedules[key] = schedule
+            }
+            return .success((state.sequence, algorithm, predicted, schedule))
         }
-        let (sequence, algorithm, predicted) = try begun.get()
+        let (sequence, algorithm, predicted, schedule) = try begun.get()
         let tag = Tag(context: context, sequence: sequence)
         var record = CollectiveRecord(
             sequence: sequence, operation: call.operation, algorithm: algorithm.name, bytes: call.modelBytes,
@@ -117,7 +146,6 @@ public final class Communicator: Sendable {
             guard algorithm.operation == call.operation else {
                 throw SkeinError(.invalidArgument, rank: rank, "algorithm \(algorithm) cannot run \(call.operation)")
             }
-            let schedule = algorithm.schedule(rank: rank, size: size, root: call.root)
             let signature = CallSignature(
                 operation: call.operation, algorithm: algorithm.code, dataType: call.dataType, reduceOp: call.reduceOp,
                 root: Int32(call.root), count: Int64(call.count), sequence: sequence)
@@ -165,10 +193,10 @@ public final class Communicator: Sendable {
 
 /// Joins output blocks into one array; hands back the caller's own array when it is a single whole block.
 func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type) -> [T] {
-    if chunks.count == 1, let adopted = chunks[0].storage as? ArrayStorage<T>, chunks[0].offset == 0,
-        chunks[0].byteCount == adopted.byteCount
+    if chunks.count == 1, let storage = chunks[0].storage, ObjectIdentifier(type(of: storage)) == ObjectIdentifier(ArrayStorage<T>.self),
+        chunks[0].offset == 0, chunks[0].byteCount == storage.byteCount
     {
-        return adopted.array
+        return unsafeDowncast(storage, to: ArrayStorage<T>.self).array
     }
     let stride = MemoryLayout<T>.stride
     let total = chunks.reduce(0) { $0 + $1.byteCount } / stride

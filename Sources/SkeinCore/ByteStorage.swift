@@ -6,8 +6,13 @@ public class ByteStorage: @unchecked Sendable {
     // @unchecked: subclasses hold either an immutable array or memory that only the owning rank
     // writes, and only while `Chunk.isWritable` says nobody else can see it.
     public let byteCount: Int
+    /// True for `AllocatedStorage` (a stored flag: a dynamic cast per message was measurable).
+    public let isAllocated: Bool
 
-    init(byteCount: Int) { self.byteCount = byteCount }
+    init(byteCount: Int, isAllocated: Bool) {
+        self.byteCount = byteCount
+        self.isAllocated = isAllocated
+    }
 
     /// Calls `body` with the storage's bytes.
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
@@ -21,7 +26,7 @@ public final class AllocatedStorage: ByteStorage, @unchecked Sendable {
 
     public init(uninitializedByteCount byteCount: Int) {
         base = BufferPool.shared.take(byteCount: byteCount)
-        super.init(byteCount: byteCount)
+        super.init(byteCount: byteCount, isAllocated: true)
     }
 
     deinit { BufferPool.shared.give(base, byteCount: byteCount) }
@@ -83,7 +88,7 @@ public final class ArrayStorage<Element: BitwiseCopyable>: ByteStorage, @uncheck
 
     public init(_ array: [Element]) {
         self.array = array
-        super.init(byteCount: array.count * MemoryLayout<Element>.stride)
+        super.init(byteCount: array.count * MemoryLayout<Element>.stride, isAllocated: false)
     }
 
     public override func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {

@@ -11,7 +11,7 @@ public struct Chunk: Sendable {
         self.storage = storage
         self.offset = offset
         self.byteCount = byteCount
-        self.isWritable = isWritable && storage is AllocatedStorage
+        self.isWritable = isWritable && storage?.isAllocated == true
     }
 
     /// A chunk of `byteCount` bytes that exist only as a size.
@@ -62,8 +62,8 @@ public struct Chunk: Sendable {
                 storage: AllocatedStorage(uninitializedByteCount: byteCount), offset: 0, byteCount: byteCount,
                 isWritable: true)
         }
-        guard let out = target.storage as? AllocatedStorage else { preconditionFailure("writable chunk over foreign memory") }
-        let destination = out.base + target.offset
+        guard let out = target.storage, out.isAllocated else { preconditionFailure("writable chunk over foreign memory") }
+        let destination = unsafeDowncast(out, to: AllocatedStorage.self).base + target.offset
         withUnsafeBytes { mine in
             incoming.withUnsafeBytes { theirs in
                 guard let m = mine.baseAddress, let t = theirs.baseAddress else { return }

@@ -121,27 +121,28 @@ extension Int64: SkeinElement {
     }
 }
 
-/// A type-erased element-wise reduction over raw bytes, built once per call from an element type and op.
+/// A type-erased element-wise reduction over raw bytes, built once per call from an element type
+/// and op. Holds the metatype rather than a closure, so making one allocates nothing.
 public struct Reducer: Sendable {
     public let op: ReduceOp
-    public let dataType: DataType
-    private let apply: @Sendable (UnsafeMutableRawPointer, UnsafeRawPointer, UnsafeRawPointer, Int) -> Void
+    private let element: any SkeinElement.Type
 
     public init<T: SkeinElement>(_: T.Type, _ op: ReduceOp) {
         self.op = op
-        self.dataType = T.dataType
-        self.apply = { d, a, b, bytes in
-            T.combine(
-                op, into: d.assumingMemoryBound(to: T.self),
-                a.assumingMemoryBound(to: T.self), b.assumingMemoryBound(to: T.self),
-                count: bytes / MemoryLayout<T>.stride)
-        }
+        self.element = T.self
     }
+
+    public var dataType: DataType { element.dataType }
 
     /// `destination = op(lhs, rhs)` over `byteCount` bytes.
     public func callAsFunction(
         into destination: UnsafeMutableRawPointer, _ lhs: UnsafeRawPointer, _ rhs: UnsafeRawPointer, byteCount: Int
     ) {
-        apply(destination, lhs, rhs, byteCount)
+        func apply<T: SkeinElement>(_: T.Type) {
+            T.combine(
+                op, into: destination.assumingMemoryBound(to: T.self), lhs.assumingMemoryBound(to: T.self),
+                rhs.assumingMemoryBound(to: T.self), count: byteCount / MemoryLayout<T>.stride)
+        }
+        apply(element)
     }
 }

@@ -195,10 +195,13 @@ struct CollectiveBenchmark {
                     var input = [Float](repeating: Float(comm.rank + 1), count: count)
                     let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost).algorithm
                     for algorithm in AlgorithmRegistry.algorithms(for: operation) {
+                        // Pinned once, so no per-call cast to the operation's algorithm protocol is timed.
+                        comm.pin(algorithm, for: operation)
                         let call = { () async throws(SkeinError) -> Void in
-                            try await Self.invoke(operation, algorithm: algorithm, input: &input, count: count, comm: comm)
+                            try await Self.invoke(operation, input: &input, count: count, comm: comm)
                         }
                         let median = try await Self.measure(call, bytes: bytes, quick: quick, comm: comm)
+                        comm.pin(nil, for: operation)
                         rows.append(BenchRow(
                             operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
                             predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
@@ -212,18 +215,18 @@ struct CollectiveBenchmark {
     }
 
     static func invoke(
-        _ operation: CollectiveOperation, algorithm: any CollectiveAlgorithm, input: inout [Float], count: Int, comm: Communicator
+        _ operation: CollectiveOperation, input: inout [Float], count: Int, comm: Communicator
     ) async throws(SkeinError) {
         switch operation {
-        case .broadcast: _ = try await comm.broadcast(input, algorithm: algorithm as? any BroadcastAlgorithm)
-        case .reduce: _ = try await comm.reduce(input, algorithm: algorithm as? any ReduceAlgorithm)
-        case .allreduce: try await comm.allreduce(&input, algorithm: algorithm as? any AllreduceAlgorithm)  // in place, as DDP does
-        case .allgather: _ = try await comm.allgather(input, algorithm: algorithm as? any AllgatherAlgorithm)
-        case .reduceScatter: _ = try await comm.reduceScatter(input, algorithm: algorithm as? any ReduceScatterAlgorithm)
-        case .scatter: _ = try await comm.scatter(input, totalCount: count, algorithm: algorithm as? any ScatterAlgorithm)
-        case .gather: _ = try await comm.gather(input, algorithm: algorithm as? any GatherAlgorithm)
-        case .allToAll: _ = try await comm.allToAll(input, algorithm: algorithm as? any AllToAllAlgorithm)
-        case .barrier: try await comm.barrier(algorithm: algorithm as? any BarrierAlgorithm)
+        case .broadcast: _ = try await comm.broadcast(input)
+        case .reduce: _ = try await comm.reduce(input)
+        case .allreduce: try await comm.allreduce(&input)  // in place, as DDP does
+        case .allgather: _ = try await comm.allgather(input)
+        case .reduceScatter: _ = try await comm.reduceScatter(input)
+        case .scatter: _ = try await comm.scatter(input, totalCount: count)
+        case .gather: _ = try await comm.gather(input)
+        case .allToAll: _ = try await comm.allToAll(input)
+        case .barrier: try await comm.barrier()
         case .pointToPoint: break
         }
     }

@@ -53,7 +53,10 @@ extension Communicator {
         let agreed = try await broadcast(
             [measured.alpha, measured.beta, measured.gamma], root: 0, algorithm: BinomialBroadcast(), timeout: timeout)
         let parameters = CostParameters(alpha: agreed[0], beta: agreed[1], gamma: agreed[2])
-        state.withLock { $0.cost = parameters }
+        state.withLock { state in
+            state.cost = parameters
+            state.selections.removeAll()
+        }
         return parameters
     }
 
