@@ -31,6 +31,19 @@ public final class AllocatedStorage: ByteStorage, @unchecked Sendable {
 
     deinit { BufferPool.shared.give(base, byteCount: byteCount) }
 
+    /// Copies a message's bytes to the start of this buffer (a receive into user memory);
+    /// phantom chunks and anything past the end are skipped.
+    public func copy(_ message: Message) {
+        var offset = 0
+        for chunk in message.chunks {
+            chunk.withUnsafeBytes { bytes in
+                let count = Swift.min(bytes.count, byteCount - offset)
+                if count > 0, let from = bytes.baseAddress { (base + offset).copyMemory(from: from, byteCount: count) }
+            }
+            offset += chunk.byteCount
+        }
+    }
+
     public override func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: base, count: byteCount))
     }

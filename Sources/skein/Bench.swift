@@ -148,6 +148,7 @@ struct BenchCollectives: AsyncParsableCommand {
         var sizes: [Int] = []
         var size = max(minBytes.bytes, 1)
         while size <= maxBytes.bytes { sizes.append(size); size *= max(step, 2) }
+        if let last = sizes.last, last < maxBytes.bytes { sizes.append(maxBytes.bytes) }
 
         let roofline = Roofline.measure()
         let stopBusy = busy ? BusyCores.start(count: roofline.cores) : nil
@@ -194,14 +195,12 @@ struct CollectiveBenchmark {
                     let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
                     var input = [Float](repeating: Float(comm.rank + 1), count: count)
                     let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost).algorithm
-                    for algorithm in AlgorithmRegistry.algorithms(for: operation) {
-                        // Pinned once, so no per-call cast to the operation's algorithm protocol is timed.
-                        comm.pin(algorithm, for: operation)
-                        let call = { () async throws(SkeinError) -> Void in
-                            try await Self.invoke(operation, input: &input, count: count, comm: comm)
-                        }
-                        let median = try await Self.measure(call, bytes: bytes, quick: quick, comm: comm)
-                        comm.pin(nil, for: operation)
+                    let algorithms = AlgorithmRegistry.algorithms(for: operation)
+                    let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
+                        () async throws(SkeinError) -> Void in
+                        try await Self.invoke(operation, input: &input, count: count, comm: comm)
+                    }
+                    for (algorithm, median) in zip(algorithms, medians) {
                         rows.append(BenchRow(
                             operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
                             predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
@@ -231,27 +230,46 @@ struct CollectiveBenchmark {
         }
     }
 
-    /// Median over repetitions of the slowest rank's mean time per call in a batch. Small calls are
-    /// batched so that a batch lasts about a millisecond, as OSU and nccl-tests do.
+    /// For each algorithm, the median over repetitions of the slowest rank's mean time per call in
+    /// a batch. Small calls are batched so that a batch lasts about a millisecond, as OSU and
+    /// nccl-tests do; repetitions interleave the algorithms, so drift in the machine's state over
+    /// the run cannot pass for a difference between them.
     static func measure(
-        _ call: () async throws(SkeinError) -> Void, bytes: Int, quick: Bool, comm: Communicator
-    ) async throws(SkeinError) -> Double {
-        try await call()
-        try await comm.barrier(algorithm: DisseminationBarrier())
-        var t0 = MonotonicClock.now()
-        try await call()
-        let single = try await comm.allreduce([Double(MonotonicClock.now() - t0) / 1e9], op: .max, algorithm: RecursiveDoublingAllreduce())[0]
-        let batch = max(1, min(2000, Int(1e-3 / max(single, 1e-9))))
-        let repetitions = quick ? 5 : (single > 0.02 ? 7 : 15)
-        var times: [Double] = []
-        for _ in 0..<repetitions {
+        _ algorithms: [any CollectiveAlgorithm], operation: CollectiveOperation, quick: Bool, comm: Communicator,
+        _ call: () async throws(SkeinError) -> Void
+    ) async throws(SkeinError) -> [Double] {
+        var batches: [Int] = []
+        var longest = 0.0
+        for algorithm in algorithms {
+            // Pinned, so no per-call cast to the operation's algorithm protocol is timed.
+            comm.pin(algorithm, for: operation)
+            try await call()
             try await comm.barrier(algorithm: DisseminationBarrier())
-            t0 = MonotonicClock.now()
-            for _ in 0..<batch { try await call() }
-            times.append(Double(MonotonicClock.now() - t0) / 1e9 / Double(batch))
+            let t0 = MonotonicClock.now()
+            try await call()
+            let local = [Double(MonotonicClock.now() - t0) / 1e9]
+            let single = try await comm.allreduce(local, op: .max, algorithm: RecursiveDoublingAllreduce())[0]
+            batches.append(max(1, min(2000, Int(1e-3 / max(single, 1e-9)))))
+            longest = max(longest, single)
         }
-        let slowest = try await comm.allreduce(times, op: .max, algorithm: RecursiveDoublingAllreduce())
-        return slowest.sorted()[slowest.count / 2]
+        let repetitions = quick ? 5 : (longest > 0.02 ? 7 : 15)
+        var times = [[Double]](repeating: [], count: algorithms.count)
+        for _ in 0..<repetitions {
+            for (index, algorithm) in algorithms.enumerated() {
+                comm.pin(algorithm, for: operation)
+                try await comm.barrier(algorithm: DisseminationBarrier())
+                let t0 = MonotonicClock.now()
+                for _ in 0..<batches[index] { try await call() }
+                times[index].append(Double(MonotonicClock.now() - t0) / 1e9 / Double(batches[index]))
+            }
+        }
+        comm.pin(nil, for: operation)
+        var medians: [Double] = []
+        for perAlgorithm in times {
+            let slowest = try await comm.allreduce(perAlgorithm, op: .max, algorithm: RecursiveDoublingAllreduce())
+            medians.append(slowest.sorted()[slowest.count / 2])
+        }
+        return medians
     }
 }
 

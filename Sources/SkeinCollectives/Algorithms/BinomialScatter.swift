@@ -18,6 +18,6 @@ public struct BinomialScatter: ScatterAlgorithm {
 
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let block = Double(bytes) / Double(p)
-        return TreeCost.down(p) { c in cost.alpha + Double(c) * block * cost.beta }
+        return TreeCost.down(p) { c in cost.alpha + Double(c) * block * cost.keepBeta }
     }
 }

@@ -33,7 +33,7 @@ public struct BruckAllgather: AllgatherAlgorithm {
         let block = Double(bytes) / Double(p)
         var total = 0.0, k = 1
         while k < p {
-            total += cost.alpha + Double(min(k, p - k)) * block * cost.beta
+            total += cost.alpha + Double(min(k, p - k)) * block * cost.keepBeta
             k *= 2
         }
         return total

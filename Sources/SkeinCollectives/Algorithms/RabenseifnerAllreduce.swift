@@ -17,12 +17,12 @@ public struct RabenseifnerAllreduce: AllreduceAlgorithm {
 
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let n = Double(bytes), power = TreeCost.floorPowerOfTwo(p)
-        var total = p > power ? 2 * cost.alpha + n * (2 * cost.beta + cost.gamma) : 0
+        var total = p > power ? 2 * cost.alpha + n * (cost.beta + cost.keepBeta + cost.gamma) : 0
         var half = n
         var mask = 1
         while mask < power {
             half /= 2
-            total += 2 * cost.alpha + half * (2 * cost.beta + cost.gamma)
+            total += 2 * cost.alpha + half * (cost.beta + cost.keepBeta + cost.gamma)
             mask *= 2
         }
         return total

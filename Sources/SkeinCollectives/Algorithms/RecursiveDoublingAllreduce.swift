@@ -18,7 +18,7 @@ public struct RecursiveDoublingAllreduce: AllreduceAlgorithm {
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let n = Double(bytes), power = TreeCost.floorPowerOfTwo(p)
         let exchange = cost.alpha + n * (cost.beta + cost.gamma)
-        let fold = p > power ? exchange + cost.alpha + n * cost.beta : 0
+        let fold = p > power ? exchange + cost.alpha + n * cost.keepBeta : 0
         return Double(TreeCost.ceilLog2(power)) * exchange + fold
     }
 }

@@ -20,6 +20,6 @@ public struct ReduceScatterGatherReduce: ReduceAlgorithm {
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let block = Double(bytes) / Double(p)
         let reduceScatter = Double(p - 1) * (cost.alpha + block * (cost.beta + cost.gamma))
-        return reduceScatter + TreeCost.up(p, message: { c in cost.alpha + Double(c) * block * cost.beta }, reduce: 0)
+        return reduceScatter + TreeCost.up(p, message: { c in cost.alpha + Double(c) * block * cost.keepBeta }, reduce: 0)
     }
 }

@@ -1,13 +1,16 @@
 import SkeinCore
 
 extension Communicator {
-    /// Measures α and β by ping-pong between ranks 0 and 1 (a least-squares line through half
-    /// round-trip times over `messageSizes`) and γ by timing the float sum kernel, on this
-    /// communicator's own transport; rank 0's figures go to every rank, which all adopt them.
+    /// Measures α and β by passing a token around all ranks of this communicator (a least-squares
+    /// line through the time per hop over `messageSizes`; with two ranks this is a ping-pong, and
+    /// with more ranks than cores it includes the cost of ranks sharing a core, which a two-rank
+    /// test never sees), and γ by timing the float sum kernel. Each receiver copies the payload
+    /// into its own buffer, as a receive into user memory does, so a by-reference transport's β
+    /// is the real cost of moving bytes between cores. Rank 0's figures go to every rank.
     /// A collective: every rank must call it.
     @discardableResult
     public func calibrate(
-        messageSizes: [Int] = [0, 4_096, 65_536, 1 << 20], repetitions: Int = 200, timeout: Duration? = nil
+        messageSizes: [Int] = [0, 4_096, 65_536, 1 << 20], repetitions: Int = 100, timeout: Duration? = nil
     ) async throws(SkeinError) -> CostParameters {
         let sequence = state.withLock { state -> UInt64 in
             state.sequence += 1
@@ -19,40 +22,42 @@ extension Communicator {
         let signature = CallSignature(
             operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
         var measured = state.withLock { $0.cost }
-        if size > 1 && rank <= 1 {
+        let (left, right) = ((rank - 1 + size) % size, (rank + 1) % size)
+        if size > 1 {
             var points: [(bytes: Double, seconds: Double)] = []
+            let scratch = AllocatedStorage(uninitializedByteCount: messageSizes.max() ?? 0)
             for bytes in messageSizes {
                 let payload = Chunk(
                     storage: AllocatedStorage(uninitializedByteCount: bytes), offset: 0, byteCount: bytes, isWritable: false)
                 let message = Message(signature: signature, skew: ArrivalSkew(rank: rank, entry: 0), chunks: [payload])
                 var samples: [Double] = []
-                for _ in 0..<(repetitions + 10) {
+                let rounds = max(3, repetitions / size)
+                for _ in 0..<(rounds + 2) {
                     let t0 = transport.now()
                     if rank == 0 {
-                        try transport.send(message, to: 1, tag: tag)
-                        _ = try await transport.receive(from: 1, tag: tag, deadline: deadline)
+                        try transport.send(message, to: right, tag: tag)
+                        scratch.copy(try await transport.receive(from: left, tag: tag, deadline: deadline))
                     } else {
-                        _ = try await transport.receive(from: 0, tag: tag, deadline: deadline)
-                        try transport.send(message, to: 0, tag: tag)
+                        scratch.copy(try await transport.receive(from: left, tag: tag, deadline: deadline))
+                        try transport.send(message, to: right, tag: tag)
                     }
-                    samples.append(Double(transport.now() &- t0) / 2e9)
+                    samples.append(Double(transport.now() &- t0) / 1e9 / Double(size))
                 }
-                samples.removeFirst(10)
+                samples.removeFirst(2)
                 samples.sort()
                 points.append((Double(bytes), samples[samples.count / 2]))
             }
             if rank == 0 {
-                let fit = Self.fitLine(points)
-                measured.alpha = max(fit.intercept, 1e-9)
-                measured.beta = max(fit.slope, 0)
-                measured.gamma = measureReductionSeconds()
+                let fit = Self.fitLatencyAndBandwidth(points)
+                measured.alpha = fit.alpha
+                measured.beta = fit.beta
             }
-        } else if size == 1 {
-            measured.gamma = measureReductionSeconds()
         }
+        if rank == 0 { measured.gamma = measureReductionSeconds() }
         let agreed = try await broadcast(
             [measured.alpha, measured.beta, measured.gamma], root: 0, algorithm: BinomialBroadcast(), timeout: timeout)
-        let parameters = CostParameters(alpha: agreed[0], beta: agreed[1], gamma: agreed[2])
+        let parameters = CostParameters(
+            alpha: agreed[0], beta: agreed[1], gamma: agreed[2], keepBeta: transport.deliversByReference ? 0 : agreed[1])
         state.withLock { state in
             state.cost = parameters
             state.selections.removeAll()
@@ -77,15 +82,18 @@ extension Communicator {
         return max(best / Double(bytes), 1e-13)
     }
 
-    static func fitLine(_ points: [(bytes: Double, seconds: Double)]) -> (intercept: Double, slope: Double) {
-        let n = Double(points.count)
-        let mx = points.reduce(0) { $0 + $1.bytes } / n, my = points.reduce(0) { $0 + $1.seconds } / n
+    /// α from the smallest message, β the least-squares slope of the rest through it. A free line
+    /// fit lets the large messages' noise decide the intercept, which can land near zero or below.
+    static func fitLatencyAndBandwidth(_ points: [(bytes: Double, seconds: Double)]) -> (alpha: Double, beta: Double) {
+        let sorted = points.sorted { $0.bytes < $1.bytes }
+        guard let first = sorted.first else { return (1e-9, 0) }
+        let alpha = max(first.seconds, 1e-9)
         var sxy = 0.0, sxx = 0.0
-        for p in points {
-            sxy += (p.bytes - mx) * (p.seconds - my)
-            sxx += (p.bytes - mx) * (p.bytes - mx)
+        for p in sorted.dropFirst() {
+            let dx = p.bytes - first.bytes
+            sxy += dx * (p.seconds - first.seconds)
+            sxx += dx * dx
         }
-        let slope = sxx > 0 ? sxy / sxx : 0
-        return (my - slope * mx, slope)
+        return (alpha, sxx > 0 ? max(sxy / sxx, 0) : 0)
     }
 }

@@ -1,22 +1,30 @@
 /// The α-β-γ machine model: seconds per message, per byte moved, per byte reduced.
+///
+/// β has two parts. `beta` is paid for bytes a receiver reads to reduce; `keepBeta` for bytes it
+/// only keeps or forwards. On a network both are the link's 1/bandwidth. On a transport that
+/// delivers by reference (in-process ranks) a kept chunk is never copied on its way, so
+/// `keepBeta` is 0, while a reduced chunk is read across cores at `beta`.
 public struct CostParameters: Sendable, Equatable, Codable, CustomStringConvertible {
     public var alpha: Double
     public var beta: Double
     public var gamma: Double
+    public var keepBeta: Double
 
-    public init(alpha: Double, beta: Double, gamma: Double) {
+    public init(alpha: Double, beta: Double, gamma: Double, keepBeta: Double? = nil) {
         self.alpha = alpha
         self.beta = beta
         self.gamma = gamma
+        self.keepBeta = keepBeta ?? beta
     }
 
-    /// Defaults for in-process ranks on a typical core (hand-off ≈ 0.3 µs, no per-byte copy,
-    /// reduction ≈ 3 GB/s); `Communicator.calibrate()` replaces them with measurements.
-    public static let inProcessDefault = CostParameters(alpha: 0.3e-6, beta: 0, gamma: 1.0 / 3e9)
+    /// Defaults for in-process ranks on a typical core (hand-off ≈ 0.3 µs, 20 GB/s between cores,
+    /// reduction ≈ 10 GB/s); `Communicator.calibrate()` replaces them with measurements.
+    public static let inProcessDefault = CostParameters(alpha: 0.3e-6, beta: 1.0 / 20e9, gamma: 1.0 / 10e9, keepBeta: 0)
 
     public var description: String {
         let bandwidth = beta > 0 ? String(format: "%.2f GB/s", 1 / beta / 1e9) : "∞ (by reference)"
-        return String(format: "α = %.3f µs, β = 1/", alpha * 1e6) + bandwidth
+        let kept = keepBeta == beta ? "" : (keepBeta > 0 ? String(format: " (kept bytes 1/%.2f GB/s)", 1 / keepBeta / 1e9) : " (kept bytes: by reference, free)")
+        return String(format: "α = %.3f µs, β = 1/", alpha * 1e6) + bandwidth + kept
             + String(format: ", γ = 1/%.2f GB/s", 1 / gamma / 1e9)
     }
 }
