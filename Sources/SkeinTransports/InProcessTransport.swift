@@ -31,7 +31,7 @@ public final class InProcessGroup: Sendable {
         cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         // With a core per rank a peer is running and answers soon: spin ~50 µs. Oversubscribed,
         // the peer may be waiting for this very thread: spin only a little before yielding it.
-        spinLimit = size <= cores ? 40_000 : 256
+        spinLimit = size <= cores ? 40_000 : 0
     }
 
     /// The transport rank `rank` uses.
@@ -282,10 +282,9 @@ public struct InProcessTransport: Transport {
         if let message = try poll(box, peer: peer, tag: tag) { return message }
         // A peer on another core usually answers within a microsecond: wait that long writing no
         // shared cache line, before announcing the wait (the counters below cost a line transfer each).
-        for _ in 0..<256 where box.hasArrivals {
-            if let message = try poll(box, peer: peer, tag: tag) { return message }
-        }
-        for _ in 0..<512 {
+        // (Oversubscribed, the peer most likely needs this very thread: skip straight to yielding.)
+        let quietSpins = group.size <= group.cores ? 768 : 0
+        for _ in 0..<quietSpins {
             if box.hasArrivals, let message = try poll(box, peer: peer, tag: tag) { return message }
         }
         let control = group.controls[rank]
@@ -296,7 +295,7 @@ public struct InProcessTransport: Transport {
         while true {
             var spins = 0
             let spinners = InProcessGroup.spinners.wrappingAdd(1, ordering: .relaxed).newValue
-            let limit = spinners <= group.cores ? group.spinLimit : 64
+            let limit = spinners <= group.cores ? group.spinLimit : min(group.spinLimit, 64)
             while spins < limit {
                 spins += 1
                 if box.hasArrivals {
