@@ -247,8 +247,3 @@ struct ScheduleBuilder {
         foldOut(members: members, me: me, power: power, slots: slots)
     }
 }
-
-extension Array where Element == Int {
-    /// `0..<count`, the members of a whole communicator.
-    static func ranks(_ count: Int) -> [Int] { Array(0..<count) }
-}

@@ -11,73 +11,57 @@ public protocol ReferenceElement: SkeinElement {
 }
 
 extension Float: ReferenceElement {
-    public static func reference(_ op: ReduceOp, _ a: Float, _ b: Float) -> Float {
-        switch op {
-        case .sum: a + b
-        case .product: a * b
-        case .min: Swift.min(a, b)
-        case .max: Swift.max(a, b)
-        }
-    }
     public static func random(using rng: inout SeededGenerator, for op: ReduceOp) -> Float {
         op == .product ? Float.random(in: 0.8...1.25, using: &rng) : Float.random(in: -1...1, using: &rng)
     }
     /// Sums of p values in [−1, 1] in any order differ by at most p·ε·Σ|x| ≤ p²·ε.
     public static func tolerance(ranks: Int) -> Double { Double(ranks * ranks) * 1.2e-7 + 1e-7 }
-    public var asDouble: Double { Double(self) }
 }
 
 extension Double: ReferenceElement {
-    public static func reference(_ op: ReduceOp, _ a: Double, _ b: Double) -> Double {
-        switch op {
-        case .sum: a + b
-        case .product: a * b
-        case .min: Swift.min(a, b)
-        case .max: Swift.max(a, b)
-        }
-    }
     public static func random(using rng: inout SeededGenerator, for op: ReduceOp) -> Double {
         op == .product ? Double.random(in: 0.8...1.25, using: &rng) : Double.random(in: -1...1, using: &rng)
     }
     public static func tolerance(ranks: Int) -> Double { Double(ranks * ranks) * 2.3e-16 + 1e-15 }
-    public var asDouble: Double { self }
 }
 
 extension Float16: ReferenceElement {
-    public static func reference(_ op: ReduceOp, _ a: Float16, _ b: Float16) -> Float16 {
-        switch op {
-        case .sum: a + b
-        case .product: a * b
-        case .min: Swift.min(a, b)
-        case .max: Swift.max(a, b)
-        }
-    }
     /// Small integers (and ±1 for products) keep every partial result exact in half precision.
     public static func random(using rng: inout SeededGenerator, for op: ReduceOp) -> Float16 {
         op == .product ? (Bool.random(using: &rng) ? 1 : -1) : Float16(Int.random(in: -8...8, using: &rng))
     }
     public static func tolerance(ranks: Int) -> Double { 0 }
-    public var asDouble: Double { Double(self) }
 }
 
 extension Int32: ReferenceElement {
-    public static func reference(_ op: ReduceOp, _ a: Int32, _ b: Int32) -> Int32 {
-        switch op {
-        case .sum: a &+ b
-        case .product: a &* b
-        case .min: Swift.min(a, b)
-        case .max: Swift.max(a, b)
-        }
-    }
     public static func random(using rng: inout SeededGenerator, for op: ReduceOp) -> Int32 {
         Int32.random(in: -100_000...100_000, using: &rng)
     }
     public static func tolerance(ranks: Int) -> Double { 0 }
-    public var asDouble: Double { Double(self) }
 }
 
 extension Int64: ReferenceElement {
-    public static func reference(_ op: ReduceOp, _ a: Int64, _ b: Int64) -> Int64 {
+    public static func random(using rng: inout SeededGenerator, for op: ReduceOp) -> Int64 {
+        Int64.random(in: -1_000_000_000...1_000_000_000, using: &rng)
+    }
+    public static func tolerance(ranks: Int) -> Double { 0 }
+}
+
+// One plain reference per family of types, independent of Skein's kernels.
+extension ReferenceElement where Self: BinaryFloatingPoint {
+    public static func reference(_ op: ReduceOp, _ a: Self, _ b: Self) -> Self {
+        switch op {
+        case .sum: a + b
+        case .product: a * b
+        case .min: Swift.min(a, b)
+        case .max: Swift.max(a, b)
+        }
+    }
+    public var asDouble: Double { Double(self) }
+}
+
+extension ReferenceElement where Self: FixedWidthInteger {
+    public static func reference(_ op: ReduceOp, _ a: Self, _ b: Self) -> Self {
         switch op {
         case .sum: a &+ b
         case .product: a &* b
@@ -85,10 +69,6 @@ extension Int64: ReferenceElement {
         case .max: Swift.max(a, b)
         }
     }
-    public static func random(using rng: inout SeededGenerator, for op: ReduceOp) -> Int64 {
-        Int64.random(in: -1_000_000_000...1_000_000_000, using: &rng)
-    }
-    public static func tolerance(ranks: Int) -> Double { 0 }
     public var asDouble: Double { Double(self) }
 }
 
