@@ -213,8 +213,13 @@ func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type) -> [T] {
     }
 }
 
-/// Copies output blocks into `values` (same total size), skipping blocks that already are its memory.
+/// Copies output blocks into `values`, resized to fit if its length differs, skipping blocks that
+/// already are its memory.
 func write<T: SkeinElement>(_ chunks: [Chunk], into values: inout [T]) {
+    let total = chunks.reduce(0) { $0 + $1.byteCount } / MemoryLayout<T>.stride
+    if values.count != total {
+        values = [T](unsafeUninitializedCapacity: total) { _, initialized in initialized = total }
+    }
     values.withUnsafeMutableBytes { target in
         var offset = 0
         for chunk in chunks {

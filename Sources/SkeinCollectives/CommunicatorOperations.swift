@@ -116,3 +116,91 @@ extension Communicator {
         _ = try await perform(call, validation: nil) { _ in [] }
     }
 }
+
+// MARK: results into a caller's buffer
+//
+// The forms above return a new array per call. These write into `output`, whose storage is reused
+// when it already has the result's length: a loop that repeats a large collective then allocates
+// (and page-faults) nothing, as benchmarks such as nccl-tests and OSU assume.
+extension Communicator {
+    /// `broadcast`, with the result written into `values` on every rank.
+    public func broadcast<T: SkeinElement>(
+        _ values: inout [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
+        let call = Call(operation: .broadcast, pinned: algorithm, dataType: T.dataType, root: root, count: values.count, modelBytes: bytes, timeout: timeout)
+        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        if rank != root { write(chunks, into: &values) }  // the root's values are the result already
+    }
+
+    /// `allgather`, with the result written into `output`.
+    public func allgather<T: SkeinElement>(
+        _ values: [T], into output: inout [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let (bytes, overflow) = byteCount(values.count, times: size, width: MemoryLayout<T>.stride)
+        let call = Call(operation: .allgather, pinned: algorithm, dataType: T.dataType, count: values.count, modelBytes: bytes, timeout: timeout)
+        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        write(chunks, into: &output)
+    }
+
+    /// `reduceScatter`, with this rank's block written into `output`.
+    public func reduceScatter<T: SkeinElement>(
+        _ values: [T], into output: inout [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil,
+        timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
+        let call = Call(
+            operation: .reduceScatter, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
+            count: values.count, modelBytes: bytes, timeout: timeout)
+        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        write(chunks, into: &output)
+    }
+
+    /// `scatter`, with this rank's block written into `output`.
+    public func scatter<T: SkeinElement>(
+        _ values: [T], totalCount: Int, into output: inout [T], root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil,
+        timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let (bytes, overflow) = byteCount(totalCount, width: MemoryLayout<T>.stride)
+        var validation = checkRoot(root) ?? overflow
+        if rank == root && values.count != totalCount {
+            validation = invalid("scatter root passed \(values.count) elements but totalCount \(totalCount)")
+        }
+        let call = Call(operation: .scatter, pinned: algorithm, dataType: T.dataType, root: root, count: totalCount, modelBytes: bytes, timeout: timeout)
+        let chunks = try await perform(call, validation: validation) { Chunk.partition(values, into: $0.inputSlots.count) }
+        write(chunks, into: &output)
+    }
+
+    /// `gather`, with the result written into `output` at the root (left alone elsewhere).
+    public func gather<T: SkeinElement>(
+        _ values: [T], into output: inout [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let (bytes, overflow) = byteCount(values.count, times: size, width: MemoryLayout<T>.stride)
+        let call = Call(operation: .gather, pinned: algorithm, dataType: T.dataType, root: root, count: values.count, modelBytes: bytes, timeout: timeout)
+        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        if rank == root { write(chunks, into: &output) }
+    }
+
+    /// `allToAll`, with the result written into `output`.
+    public func allToAll<T: SkeinElement>(
+        _ values: [T], into output: inout [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
+        let call = Call(operation: .allToAll, pinned: algorithm, dataType: T.dataType, count: values.count, modelBytes: bytes, timeout: timeout)
+        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        write(chunks, into: &output)
+    }
+
+    /// `reduce`, with the result written into `output` at the root (left alone elsewhere).
+    public func reduce<T: SkeinElement>(
+        _ values: [T], into output: inout [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil,
+        timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
+        let call = Call(
+            operation: .reduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op), root: root,
+            count: values.count, modelBytes: bytes, timeout: timeout)
+        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        if rank == root { write(chunks, into: &output) }
+    }
+}

@@ -45,24 +45,27 @@ struct BenchRow {
 }
 
 /// Memory-system rates measured in the same run: the roofline every collective is compared to.
-/// Each rate is measured on one core alone and on every core at once (cores share the memory bus).
-struct Roofline {
-    var copyBytesPerSecond: Double
-    var reduceBytesPerSecond: Double
-    var allCoresCopyBytesPerSecond: Double
-    var allCoresReduceBytesPerSecond: Double
-    var cores: Int
+/// Rates are measured on buffers of the message's own size (a 256 KiB message lives in cache, a
+/// 64 MiB one in DRAM), on one core alone and on every core at once (cores share the memory bus).
+final class Roofline {
+    struct Rates {
+        var copy: Double, reduce: Double, allCoresCopy: Double, allCoresReduce: Double
+    }
 
-    /// Best-of-7 seconds to copy and to sum-reduce 16 MiB on one thread.
-    static func kernelSeconds() -> (copy: Double, reduce: Double) {
-        let bytes = 16 << 20
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    private var measured: [Int: Rates] = [:]
+
+    /// Best seconds per pass to copy and to sum-reduce `bytes` on one thread (repeated for ≥ 2 ms).
+    static func kernelSeconds(bytes: Int) -> (copy: Double, reduce: Double) {
         let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         let target = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         defer { source.deallocate(); target.deallocate() }
         memset(source, 1, bytes)
         memset(target, 2, bytes)
         var copy = Double.infinity, reduce = Double.infinity
-        for _ in 0..<7 {
+        let started = MonotonicClock.now()
+        var passes = 0
+        while passes < 5 || MonotonicClock.now() - started < 2_000_000 {
             var t0 = MonotonicClock.now()
             target.copyMemory(from: source, byteCount: bytes)
             copy = min(copy, Double(MonotonicClock.now() - t0) / 1e9)
@@ -71,14 +74,16 @@ struct Roofline {
                 .sum, into: target.assumingMemoryBound(to: Float.self), target.assumingMemoryBound(to: Float.self),
                 source.assumingMemoryBound(to: Float.self), count: bytes / 4)
             reduce = min(reduce, Double(MonotonicClock.now() - t0) / 1e9)
+            passes += 1
         }
         return (copy, reduce)
     }
 
-    static func measure() -> Roofline {
-        let bytes = Double(16 << 20)
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let single = kernelSeconds()
+    /// Rates for buffers of `bytes` (at least 64 KiB, so timer resolution does not dominate).
+    func rates(bytes requested: Int) -> Rates {
+        let bytes = max(requested, 64 << 10)
+        if let known = measured[bytes] { return known }
+        let single = Self.kernelSeconds(bytes: bytes)
         final class Results: @unchecked Sendable {  // @unchecked: each thread writes only its own index before `group.wait()`.
             var values: [(copy: Double, reduce: Double)]
             init(_ n: Int) { values = Array(repeating: (0, 0), count: n) }
@@ -87,14 +92,16 @@ struct Roofline {
         let group = DispatchGroup()
         for core in 0..<cores {
             group.enter()
-            Thread { results.values[core] = kernelSeconds(); group.leave() }.start()
+            Thread { results.values[core] = Self.kernelSeconds(bytes: bytes); group.leave() }.start()
         }
         group.wait()
-        let slowest = (copy: results.values.map(\.copy).max()!, reduce: results.values.map(\.reduce).max()!)
-        return Roofline(
-            copyBytesPerSecond: bytes / single.copy, reduceBytesPerSecond: bytes / single.reduce,
-            allCoresCopyBytesPerSecond: Double(cores) * bytes / slowest.copy,
-            allCoresReduceBytesPerSecond: Double(cores) * bytes / slowest.reduce, cores: cores)
+        let n = Double(bytes)
+        let rates = Rates(
+            copy: n / single.copy, reduce: n / single.reduce,
+            allCoresCopy: Double(cores) * n / results.values.map(\.copy).max()!,
+            allCoresReduce: Double(cores) * n / results.values.map(\.reduce).max()!)
+        measured[bytes] = rates
+        return rates
     }
 
     /// Seconds for the bytes each rank must at least reduce and copy into its result: one rank at
@@ -110,8 +117,9 @@ struct Roofline {
         case .scatter: (reduce, copy) = (0, Double(n) / Double(p))
         case .barrier, .pointToPoint: (reduce, copy) = (0, 0)
         }
-        let oneRank = reduce / reduceBytesPerSecond + copy / copyBytesPerSecond
-        let allRanks = Double(p) * (reduce / allCoresReduceBytesPerSecond + copy / allCoresCopyBytesPerSecond)
+        let r = rates(bytes: n)
+        let oneRank = reduce / r.reduce + copy / r.copy
+        let allRanks = Double(p) * (reduce / r.allCoresReduce + copy / r.allCoresCopy)
         return max(oneRank, allRanks)
     }
 }
@@ -150,15 +158,16 @@ struct BenchCollectives: AsyncParsableCommand {
         while size <= maxBytes.bytes { sizes.append(size); size *= max(step, 2) }
         if let last = sizes.last, last < maxBytes.bytes { sizes.append(maxBytes.bytes) }
 
-        let roofline = Roofline.measure()
+        let roofline = Roofline()
+        if !json {
+            let big = roofline.rates(bytes: 64 << 20)
+            print(String(format: "roofline at 64 MiB: memcpy %.2f GB/s on one core, %.2f GB/s on all %d; float sum %.2f GB/s of output on one core, %.2f GB/s on all",
+                         big.copy / 1e9, big.allCoresCopy / 1e9, roofline.cores, big.reduce / 1e9, big.allCoresReduce / 1e9))
+            print("(each row's bound uses rates measured on buffers of its own size)" + (busy ? "; every core kept busy by a spinning thread" : ""))
+        }
+        for bytes in sizes { _ = roofline.rates(bytes: bytes) }  // measured before any busy threads start
         let stopBusy = busy ? BusyCores.start(count: roofline.cores) : nil
         defer { stopBusy?() }
-        if !json {
-            print(String(format: "roofline: memcpy %.2f GB/s on one core, %.2f GB/s on all %d; float sum %.2f GB/s of output on one core, %.2f GB/s on all%@",
-                         roofline.copyBytesPerSecond / 1e9, roofline.allCoresCopyBytesPerSecond / 1e9, roofline.cores,
-                         roofline.reduceBytesPerSecond / 1e9, roofline.allCoresReduceBytesPerSecond / 1e9,
-                         busy ? "; every core kept busy by a spinning thread" : ""))
-        }
         var rows: [BenchRow] = []
         for p in rankCounts {
             let measured = try await CollectiveBenchmark(ranks: p, operations: operations, sizes: sizes, quick: quick).run()
@@ -194,11 +203,12 @@ struct CollectiveBenchmark {
                 for bytes in sizes {
                     let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
                     var input = [Float](repeating: Float(comm.rank + 1), count: count)
+                    var output: [Float] = []
                     let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost).algorithm
                     let algorithms = AlgorithmRegistry.algorithms(for: operation)
                     let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
                         () async throws(SkeinError) -> Void in
-                        try await Self.invoke(operation, input: &input, count: count, comm: comm)
+                        try await Self.invoke(operation, input: &input, output: &output, count: count, comm: comm)
                     }
                     for (algorithm, median) in zip(algorithms, medians) {
                         rows.append(BenchRow(
@@ -214,17 +224,18 @@ struct CollectiveBenchmark {
     }
 
     static func invoke(
-        _ operation: CollectiveOperation, input: inout [Float], count: Int, comm: Communicator
+        _ operation: CollectiveOperation, input: inout [Float], output: inout [Float], count: Int, comm: Communicator
     ) async throws(SkeinError) {
+        // Results go into buffers reused across calls, as nccl-tests and OSU do.
         switch operation {
-        case .broadcast: _ = try await comm.broadcast(input)
-        case .reduce: _ = try await comm.reduce(input)
+        case .broadcast: try await comm.broadcast(&input)
+        case .reduce: try await comm.reduce(input, into: &output)
         case .allreduce: try await comm.allreduce(&input)  // in place, as DDP does
-        case .allgather: _ = try await comm.allgather(input)
-        case .reduceScatter: _ = try await comm.reduceScatter(input)
-        case .scatter: _ = try await comm.scatter(input, totalCount: count)
-        case .gather: _ = try await comm.gather(input)
-        case .allToAll: _ = try await comm.allToAll(input)
+        case .allgather: try await comm.allgather(input, into: &output)
+        case .reduceScatter: try await comm.reduceScatter(input, into: &output)
+        case .scatter: try await comm.scatter(input, totalCount: count, into: &output)
+        case .gather: try await comm.gather(input, into: &output)
+        case .allToAll: try await comm.allToAll(input, into: &output)
         case .barrier: try await comm.barrier()
         case .pointToPoint: break
         }

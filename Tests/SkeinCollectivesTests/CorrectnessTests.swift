@@ -79,6 +79,44 @@ struct CorrectnessTests {
         }
     }
 
+    @Test("Results written into a caller's buffer equal the returned results", arguments: [1, 3, 5])
+    func intoBuffers(_ p: Int) async throws {
+        let seed = UInt64(9_000 + p)
+        var rng = SeededGenerator(seed: seed)
+        let count = 1_000 + p
+        let inputs = (0..<p).map { _ in (0..<count).map { _ in Int64.random(in: -1_000...1_000, using: &rng) } }
+        let root = p - 1
+        let mismatches = try await runGroupOrThrow(.inProcess, size: p) { comm -> [String] in
+            let mine = inputs[comm.rank]
+            var bad: [String] = []
+            var output = [Int64](repeating: 7, count: 3)  // wrong length on purpose: must be resized
+            var inPlace = mine
+            try await comm.allreduce(&inPlace)
+            if try await inPlace != comm.allreduce(mine) { bad.append("allreduce") }
+            try await comm.allgather(mine, into: &output)
+            if try await output != comm.allgather(mine) { bad.append("allgather") }
+            try await comm.reduceScatter(mine, into: &output, op: .max)
+            if try await output != comm.reduceScatter(mine, op: .max) { bad.append("reduceScatter") }
+            try await comm.allToAll(mine, into: &output)
+            if try await output != comm.allToAll(mine) { bad.append("allToAll") }
+            try await comm.scatter(comm.rank == root ? mine : [], totalCount: count, into: &output, root: root)
+            if try await output != comm.scatter(comm.rank == root ? mine : [], totalCount: count, root: root) { bad.append("scatter") }
+            var gathered: [Int64] = []
+            try await comm.gather(mine, into: &gathered, root: root)
+            let gatheredReturned = try await comm.gather(mine, root: root)
+            if comm.rank == root && gathered != gatheredReturned { bad.append("gather") }
+            var reduced: [Int64] = []
+            try await comm.reduce(mine, into: &reduced, op: .min, root: root)
+            let reducedReturned = try await comm.reduce(mine, op: .min, root: root)
+            if comm.rank == root && reduced != reducedReturned { bad.append("reduce") }
+            var broadcast = comm.rank == root ? mine : [Int64](repeating: 0, count: count)
+            try await comm.broadcast(&broadcast, root: root)
+            if broadcast != inputs[root] { bad.append("broadcast") }
+            return bad
+        }
+        for (rank, bad) in mismatches.enumerated() { #expect(bad.isEmpty, "rank \(rank), p=\(p), seed \(seed): \(bad)") }
+    }
+
     @Test("Repeated runs give bit-identical results", arguments: AlgorithmRegistry.algorithms(for: .allreduce).map(AlgorithmCase.init))
     func deterministic(_ test: AlgorithmCase) async throws {
         let p = 5, seed: UInt64 = 42
