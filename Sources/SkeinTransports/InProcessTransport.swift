@@ -278,6 +278,8 @@ public struct InProcessTransport: Transport {
         guard (0..<group.size).contains(peer) else {
             throw SkeinError(.invalidArgument, rank: rank, peer: peer, "receive from rank \(peer), outside 0..<\(group.size)")
         }
+        // Once any rank aborted this context, every call in it fails, even one whose messages arrived.
+        if let error = group.controls[rank].abortError(context: tag.context) { throw error }
         let box = group.box(to: rank, from: peer)
         if let message = try poll(box, peer: peer, tag: tag) { return message }
         // A peer on another core usually answers within a microsecond: wait that long writing no

@@ -81,11 +81,13 @@ struct FailureTests {
     @Test("A rank that stops answering is named; the survivors shrink and go on")
     func deadRankThenShrink() async throws {
         let p = 4, silent = 3
+        let survivorsDone = Gate(opensAfter: p - 1)
         let outcomes = await InProcessGroup.run(size: p) { transport -> [Float] in
             let comm = Communicator(transport: transport, timeout: .milliseconds(300))
             let first = [Float](repeating: Float(comm.rank + 1), count: 1000)
             if comm.rank == silent {
-                try await Task.sleep(for: .milliseconds(1500))
+                // Silent until the others have given up on it and gone on without it.
+                await survivorsDone.wait()
                 do throws(SkeinError) {
                     _ = try await comm.allreduce(first)
                     Issue.record("the silent rank's late call should fail")
@@ -101,7 +103,9 @@ struct FailureTests {
                 #expect(error.code == .timeout || error.code == .aborted, "\(error)")
                 let survivors = try comm.shrink(excluding: [error.peer!])
                 #expect(survivors.size == p - 1)
-                return try await survivors.allreduce([Float](repeating: Float(comm.rank + 1), count: 1000))
+                let sum = try await survivors.allreduce([Float](repeating: Float(comm.rank + 1), count: 1000))
+                survivorsDone.arrive()
+                return sum
             }
         }
         for rank in 0..<p where rank != silent {

@@ -52,8 +52,10 @@ struct TransportTests {
 
     @Test("A receive with nobody sending ends at its deadline, naming the peer")
     func deadline() async {
+        let timedOut = Gate(opensAfter: 1)
         let outcomes = await InProcessGroup.run(size: 2) { t -> Int in
-            if t.rank == 0 { try await Task.sleep(for: .milliseconds(400)); return 0 }
+            if t.rank == 0 { await timedOut.wait(); return 0 }  // alive, silent, until rank 1 gives up
+            defer { timedOut.arrive() }
             _ = try await t.receive(from: 0, tag: Tag(context: 0, sequence: 1), deadline: MonotonicClock.now() + 50_000_000)
             return 1
         }

@@ -17,6 +17,6 @@ public struct BinomialAllreduce: AllreduceAlgorithm {
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let n = Double(bytes)
         return BinomialReduce().predictedSeconds(ranks: p, bytes: bytes, cost: cost)
-            + TreeCost.down(p) { _ in cost.alpha + n * cost.keepBeta }
+            + TreeCost.down(p) { _ in cost.alpha + n * cost.keepBeta } + cost.delivery(p > 1 ? n : 0)
     }
 }

@@ -14,6 +14,6 @@ public struct BinomialBroadcast: BroadcastAlgorithm {
     }
 
     public func predictedSeconds(ranks: Int, bytes: Int, cost: CostParameters) -> Double {
-        TreeCost.down(ranks) { _ in cost.alpha + Double(bytes) * cost.keepBeta }
+        TreeCost.down(ranks) { _ in cost.alpha + Double(bytes) * cost.keepBeta } + cost.delivery(Double(bytes))
     }
 }

@@ -19,5 +19,6 @@ public struct BinomialGather: GatherAlgorithm {
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let block = Double(bytes) / Double(p)
         return TreeCost.up(p, message: { c in cost.alpha + Double(c) * block * cost.keepBeta }, reduce: 0)
+            + cost.delivery(Double(p - 1) * block)
     }
 }

@@ -18,6 +18,6 @@ public struct BinomialScatter: ScatterAlgorithm {
 
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let block = Double(bytes) / Double(p)
-        return TreeCost.down(p) { c in cost.alpha + Double(c) * block * cost.keepBeta }
+        return TreeCost.down(p) { c in cost.alpha + Double(c) * block * cost.keepBeta } + cost.delivery(p > 1 ? block : 0)
     }
 }

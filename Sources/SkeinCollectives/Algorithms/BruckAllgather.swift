@@ -36,6 +36,6 @@ public struct BruckAllgather: AllgatherAlgorithm {
             total += cost.alpha + Double(min(k, p - k)) * block * cost.keepBeta
             k *= 2
         }
-        return total
+        return total + cost.delivery(Double(p - 1) * block)
     }
 }

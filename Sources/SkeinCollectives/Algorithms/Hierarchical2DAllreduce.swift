@@ -41,7 +41,10 @@ public struct Hierarchical2DAllreduce: AllreduceAlgorithm {
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let c = rowLength(size: p), rows = p / c
         let n = Double(bytes)
-        return RingAllreduce.seconds(ranks: c, bytes: n, cost: cost)
-            + RingAllreduce.seconds(ranks: rows, bytes: n / Double(c), cost: cost)
+        var onLinks = cost
+        onLinks.deliveryBeta = 0
+        return RingAllreduce.seconds(ranks: c, bytes: n, cost: onLinks)
+            + RingAllreduce.seconds(ranks: rows, bytes: n / Double(c), cost: onLinks)
+            + cost.delivery(n * Double(p - 1) / Double(p))
     }
 }

@@ -21,5 +21,6 @@ public struct PairwiseAllToAll: AllToAllAlgorithm {
 
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         Double(p - 1) * (cost.alpha + Double(bytes) / Double(p) * cost.keepBeta)
+            + cost.delivery(Double(p - 1) * Double(bytes) / Double(p))
     }
 }

@@ -25,6 +25,6 @@ public struct RabenseifnerAllreduce: AllreduceAlgorithm {
             total += 2 * cost.alpha + half * (cost.beta + cost.keepBeta + cost.gamma)
             mask *= 2
         }
-        return total
+        return total + cost.delivery(p > power ? n : n * Double(p - 1) / Double(p))
     }
 }

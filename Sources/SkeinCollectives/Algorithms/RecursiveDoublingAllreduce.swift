@@ -19,6 +19,6 @@ public struct RecursiveDoublingAllreduce: AllreduceAlgorithm {
         let n = Double(bytes), power = TreeCost.floorPowerOfTwo(p)
         let exchange = cost.alpha + n * (cost.beta + cost.gamma)
         let fold = p > power ? exchange + cost.alpha + n * cost.keepBeta : 0
-        return Double(TreeCost.ceilLog2(power)) * exchange + fold
+        return Double(TreeCost.ceilLog2(power)) * exchange + fold + cost.delivery(p > power ? n : 0)
     }
 }

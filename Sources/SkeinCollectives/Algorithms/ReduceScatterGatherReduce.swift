@@ -21,5 +21,6 @@ public struct ReduceScatterGatherReduce: ReduceAlgorithm {
         let block = Double(bytes) / Double(p)
         let reduceScatter = Double(p - 1) * (cost.alpha + block * (cost.beta + cost.gamma))
         return reduceScatter + TreeCost.up(p, message: { c in cost.alpha + Double(c) * block * cost.keepBeta }, reduce: 0)
+            + cost.delivery(Double(p - 1) * block)
     }
 }

@@ -15,5 +15,6 @@ public struct RingAllgather: AllgatherAlgorithm {
 
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         Double(p - 1) * (cost.alpha + Double(bytes) / Double(p) * cost.keepBeta)
+            + cost.delivery(Double(p - 1) * Double(bytes) / Double(p))
     }
 }

@@ -21,6 +21,6 @@ public struct RingAllreduce: AllreduceAlgorithm {
 
     static func seconds(ranks p: Int, bytes n: Double, cost: CostParameters) -> Double {
         let block = n / Double(p)
-        return Double(p - 1) * (2 * cost.alpha + block * (cost.beta + cost.keepBeta + cost.gamma))
+        return Double(p - 1) * (2 * cost.alpha + block * (cost.beta + cost.keepBeta + cost.gamma)) + cost.delivery(Double(p - 1) * block)
     }
 }

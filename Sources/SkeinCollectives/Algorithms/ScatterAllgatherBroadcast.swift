@@ -20,6 +20,6 @@ public struct ScatterAllgatherBroadcast: BroadcastAlgorithm {
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         let block = Double(bytes) / Double(p)
         let scatter = TreeCost.down(p) { c in cost.alpha + Double(c) * block * cost.keepBeta }
-        return scatter + Double(p - 1) * (cost.alpha + block * cost.keepBeta)
+        return scatter + Double(p - 1) * (cost.alpha + block * cost.keepBeta) + cost.delivery(Double(bytes))
     }
 }

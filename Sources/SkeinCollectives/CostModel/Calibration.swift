@@ -56,8 +56,9 @@ extension Communicator {
         if rank == 0 { measured.gamma = measureReductionSeconds() }
         let agreed = try await broadcast(
             [measured.alpha, measured.beta, measured.gamma], root: 0, algorithm: BinomialBroadcast(), timeout: timeout)
-        let parameters = CostParameters(
-            alpha: agreed[0], beta: agreed[1], gamma: agreed[2], keepBeta: transport.deliversByReference ? 0 : agreed[1])
+        let parameters = transport.deliversByReference
+            ? CostParameters.byReference(alpha: agreed[0], beta: agreed[1], gamma: agreed[2])
+            : CostParameters(alpha: agreed[0], beta: agreed[1], gamma: agreed[2])
         state.withLock { state in
             state.cost = parameters
             state.selections.removeAll()

@@ -1,25 +1,37 @@
 /// The α-β-γ machine model: seconds per message, per byte moved, per byte reduced.
 ///
-/// β has two parts. `beta` is paid for bytes a receiver reads to reduce; `keepBeta` for bytes it
-/// only keeps or forwards. On a network both are the link's 1/bandwidth. On a transport that
-/// delivers by reference (in-process ranks) a kept chunk is never copied on its way, so
-/// `keepBeta` is 0, while a reduced chunk is read across cores at `beta`.
+/// β has three uses. `beta` is paid for bytes a receiver reads to reduce; `keepBeta` for bytes it
+/// only keeps or forwards, on every hop; `deliveryBeta` once for each byte of a rank's result
+/// that another rank produced. On a network `beta` and `keepBeta` are the link's 1/bandwidth and
+/// `deliveryBeta` is 0 (the hops already moved the bytes). On a transport that delivers by
+/// reference (in-process ranks) a kept chunk is not copied on its way (`keepBeta` = 0), but
+/// reading it into the result crosses cores once (`deliveryBeta` = `beta`).
 public struct CostParameters: Sendable, Equatable, Codable, CustomStringConvertible {
     public var alpha: Double
     public var beta: Double
     public var gamma: Double
     public var keepBeta: Double
+    public var deliveryBeta: Double
 
-    public init(alpha: Double, beta: Double, gamma: Double, keepBeta: Double? = nil) {
+    public init(alpha: Double, beta: Double, gamma: Double, keepBeta: Double? = nil, deliveryBeta: Double = 0) {
         self.alpha = alpha
         self.beta = beta
         self.gamma = gamma
         self.keepBeta = keepBeta ?? beta
+        self.deliveryBeta = deliveryBeta
     }
+
+    /// Parameters for a transport that hands chunks over by reference.
+    public static func byReference(alpha: Double, beta: Double, gamma: Double) -> CostParameters {
+        CostParameters(alpha: alpha, beta: beta, gamma: gamma, keepBeta: 0, deliveryBeta: beta)
+    }
+
+    /// Seconds to read `bytes` of the result that other ranks produced.
+    func delivery(_ bytes: Double) -> Double { bytes * deliveryBeta }
 
     /// Defaults for in-process ranks on a typical core (hand-off ≈ 0.3 µs, 20 GB/s between cores,
     /// reduction ≈ 10 GB/s); `Communicator.calibrate()` replaces them with measurements.
-    public static let inProcessDefault = CostParameters(alpha: 0.3e-6, beta: 1.0 / 20e9, gamma: 1.0 / 10e9, keepBeta: 0)
+    public static let inProcessDefault = CostParameters.byReference(alpha: 0.3e-6, beta: 1.0 / 20e9, gamma: 1.0 / 10e9)
 
     public var description: String {
         let bandwidth = beta > 0 ? String(format: "%.2f GB/s", 1 / beta / 1e9) : "∞ (by reference)"
