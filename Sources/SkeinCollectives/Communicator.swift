@@ -24,16 +24,28 @@ public final class Communicator: Sendable {
         var recorder = FlightRecorder(capacity: 256)
         var pinned: [CollectiveOperation: any CollectiveAlgorithm] = [:]
         var derived: UInt32 = 0
-        /// Schedules depend only on (algorithm, root) for a fixed size: build each once.
+        /// Automatic choices: (operation, bytes, root) → algorithm, prediction and this rank's schedule.
+        var selections: [Choice: Plan] = [:]
+        /// Schedules of pinned algorithms, by (code, variant, root): they depend on nothing else.
         var schedules: [ScheduleKey: Schedule] = [:]
-        /// The last selection per operation, reused while the size and the model stay the same.
-        var selections: [CollectiveOperation: (bytes: Int, algorithm: any CollectiveAlgorithm, seconds: Double)] = [:]
+    }
+
+    struct Choice: Hashable {
+        var operation: CollectiveOperation
+        var bytes: Int
+        var root: Int
+    }
+
+    struct Plan {
+        var algorithm: any CollectiveAlgorithm
+        var predicted: Double
+        var schedule: Schedule
     }
 
     struct ScheduleKey: Hashable {
         var code: UInt8
+        var variant: Int
         var root: Int
-        var columns: Int
     }
 
     public var rank: Int { transport.rank }
@@ -114,26 +126,24 @@ public final class Communicator: Sendable {
                     "this communicator failed earlier (\(broken.message)); build a new one with shrink(excluding:)"))
             }
             state.sequence += 1
-            let algorithm: any CollectiveAlgorithm
-            let predicted: Double
+            let root = (0..<size).contains(call.root) ? call.root : 0
+            let plan: Plan
             if let pinned = call.pinned ?? state.pinned[call.operation] {
-                algorithm = pinned
-                predicted = algorithm.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost)
-            } else if let last = state.selections[call.operation], last.bytes == call.modelBytes {
-                (algorithm, predicted) = (last.algorithm, last.seconds)
-            } else {
-                (algorithm, predicted) = CostModel.select(call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost)
-                state.selections[call.operation] = (call.modelBytes, algorithm, predicted)
-            }
-            let columns = (algorithm as? Hierarchical2DAllreduce)?.rowLength(size: size) ?? 0
-            let key = ScheduleKey(code: algorithm.code, root: call.root, columns: columns)
-            let schedule: Schedule
-            if let cached = state.schedules[key] {
-                schedule = cached
-            } else {
-                schedule = algorithm.schedule(rank: rank, size: size, root: (0..<size).contains(call.root) ? call.root : 0)
+                let key = ScheduleKey(code: pinned.code, variant: pinned.variant, root: root)
+                let schedule = state.schedules[key] ?? pinned.schedule(rank: rank, size: size, root: root)
                 state.schedules[key] = schedule
+                plan = Plan(
+                    algorithm: pinned, predicted: pinned.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost),
+                    schedule: schedule)
+            } else if let known = state.selections[Choice(operation: call.operation, bytes: call.modelBytes, root: root)] {
+                plan = known
+            } else {
+                let (algorithm, predicted) = CostModel.select(call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost)
+                plan = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
+                if state.selections.count > 4096 { state.selections.removeAll() }
+                state.selections[Choice(operation: call.operation, bytes: call.modelBytes, root: root)] = plan
             }
+            let (algorithm, predicted, schedule) = (plan.algorithm, plan.predicted, plan.schedule)
             return .success((state.sequence, algorithm, predicted, schedule))
         }
         let (sequence, algorithm, predicted, schedule) = try begun.get()

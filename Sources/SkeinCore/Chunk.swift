@@ -30,9 +30,14 @@ public struct Chunk: Sendable {
         guard parts > 0 else { return [] }
         let storage = ArrayStorage(array)
         let stride = MemoryLayout<T>.stride
-        return BlockPartition(count: array.count, parts: parts).ranges.map {
-            Chunk(storage: storage, offset: $0.lowerBound * stride, byteCount: $0.count * stride, isWritable: false)
+        let split = BlockPartition(count: array.count, parts: parts)
+        var chunks: [Chunk] = []
+        chunks.reserveCapacity(parts)
+        for index in 0..<parts {
+            let range = split.range(index)
+            chunks.append(Chunk(storage: storage, offset: range.lowerBound * stride, byteCount: range.count * stride, isWritable: false))
         }
+        return chunks
     }
 
     /// Splits a phantom payload of `elements` elements the same way `partition` splits an array.

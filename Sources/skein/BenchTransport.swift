@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import SkeinCore
 import SkeinTransports
+import SkeinCollectives
 
 /// Ping-pong latency of the in-process transport beside the machine's floor: two threads
 /// handing a counter back and forth through one atomic, measured in the same run.
@@ -11,6 +12,8 @@ struct BenchTransport: AsyncParsableCommand {
         commandName: "transport", abstract: "In-process ping-pong latency beside a raw two-thread atomic ping-pong.")
 
     @Option(help: "Round trips.") var roundTrips = 200_000
+    @Option(help: "Calls per small-message collective loop.") var calls = 100_000
+    @Flag(help: "Keep every core busy with a spinning thread while measuring.") var busy = false
 
     final class Flags: Sendable {
         let ping = Atomic<Int>(0)
@@ -38,8 +41,24 @@ struct BenchTransport: AsyncParsableCommand {
         return seconds / Double(n) / 2
     }
 
+    /// Mean seconds per call of `body` over `calls` calls on `ranks` in-process ranks (slowest rank).
+    static func loop(ranks: Int, calls: Int, _ body: @escaping @Sendable (Communicator) async throws(SkeinError) -> Void) async throws -> Double {
+        let outcomes = await InProcessGroup.run(size: ranks) { t -> Double in
+            let comm = Communicator(transport: t)
+            for _ in 0..<1000 { try await body(comm) }
+            try await comm.barrier()
+            let t0 = MonotonicClock.now()
+            for _ in 0..<calls { try await body(comm) }
+            return Double(MonotonicClock.now() - t0) / 1e9 / Double(calls)
+        }
+        return try outcomes.map { try $0.get() }.max()!
+    }
+
     func run() async throws {
         let n = roundTrips
+        let stopBusy = busy ? BusyCores.start(count: ProcessInfo.processInfo.activeProcessorCount) : nil
+        defer { stopBusy?() }
+        if busy { print("every core kept busy by a spinning thread") }
         let floor = Self.atomicFloor(n)
         let outcomes = await InProcessGroup.run(size: 2) { t -> Double in
             let tag = Tag(context: 0, sequence: 1)
@@ -60,5 +79,15 @@ struct BenchTransport: AsyncParsableCommand {
         let skein = try outcomes[0].get()
         print(String(format: "one-way latency, 8 B: in-process transport %.0f ns; raw atomic floor %.0f ns; ratio %.1f×",
                      skein * 1e9, floor * 1e9, skein / floor))
+        for ranks in [2, 4] {
+            let calls = ranks == 2 ? self.calls : self.calls / 10
+            let values = [Float](repeating: 1, count: 2)
+            let allreduce = try await Self.loop(ranks: ranks, calls: calls) { comm throws(SkeinError) in
+                _ = try await comm.allreduce(values)
+            }
+            let barrier = try await Self.loop(ranks: ranks, calls: calls) { comm throws(SkeinError) in try await comm.barrier() }
+            print(String(format: "p = %d: 8 B allreduce %.2f µs, barrier %.2f µs per call (mean of %d back-to-back calls)",
+                         ranks, allreduce * 1e6, barrier * 1e6, calls))
+        }
     }
 }

@@ -16,10 +16,13 @@ public protocol CollectiveAlgorithm: Sendable, CustomStringConvertible {
     func schedule(rank: Int, size: Int, root: Int) -> Schedule
     /// Seconds the pattern takes for `bytes` on `ranks` ranks when no link is shared.
     func predictedSeconds(ranks: Int, bytes: Int, cost: CostParameters) -> Double
+    /// Distinguishes configurations of one algorithm whose schedules differ (0 when there are none).
+    var variant: Int { get }
 }
 
 extension CollectiveAlgorithm {
     public var description: String { "\(operation)/\(name)" }
+    public var variant: Int { 0 }
 }
 
 public protocol BroadcastAlgorithm: CollectiveAlgorithm {}

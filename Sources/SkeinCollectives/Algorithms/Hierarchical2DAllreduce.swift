@@ -12,6 +12,7 @@ public struct Hierarchical2DAllreduce: AllreduceAlgorithm {
     public var operation: CollectiveOperation { .allreduce }
     public var name: String { "2d" }
     public var code: UInt8 { 15 }
+    public var variant: Int { columns ?? 0 }
 
     /// Row length used for `size` ranks: `columns` when it divides `size`, else the automatic choice.
     public func rowLength(size: Int) -> Int {
