@@ -15,6 +15,7 @@ public final class Communicator: Sendable {
     public let context: UInt32
     /// Default time a call may take before it fails with `.timeout`.
     public let timeout: Duration
+    let timeoutNanos: UInt64
     let state: Mutex<State>
 
     struct State {
@@ -42,6 +43,11 @@ public final class Communicator: Sendable {
         var schedule: Schedule
     }
 
+    struct Begun {
+        var sequence: UInt64
+        var plan: Plan
+    }
+
     struct ScheduleKey: Hashable {
         var code: UInt8
         var variant: Int
@@ -55,6 +61,7 @@ public final class Communicator: Sendable {
         self.transport = transport
         self.context = context
         self.timeout = timeout
+        self.timeoutNanos = Self.nanoseconds(timeout)
         state = Mutex(State(cost: cost))
     }
 
@@ -119,11 +126,14 @@ public final class Communicator: Sendable {
     func perform(_ call: Call, validation: SkeinError?, input: (Schedule) -> [Chunk]) async throws(SkeinError) -> [Chunk] {
         let start = transport.now()
         let (rank, size) = (self.rank, self.size)
-        let begun = state.withLock { state -> Result<(UInt64, any CollectiveAlgorithm, Double, Schedule), SkeinError> in
+        // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
+        var failure: SkeinError?
+        let begun = state.withLock { state -> Begun? in
             if let broken = state.broken {
-                return .failure(SkeinError(
+                failure = SkeinError(
                     .aborted, rank: rank,
-                    "this communicator failed earlier (\(broken.message)); build a new one with shrink(excluding:)"))
+                    "this communicator failed earlier (\(broken.message)); build a new one with shrink(excluding:)")
+                return nil
             }
             state.sequence += 1
             let root = (0..<size).contains(call.root) ? call.root : 0
@@ -143,10 +153,10 @@ public final class Communicator: Sendable {
                 if state.selections.count > 4096 { state.selections.removeAll() }
                 state.selections[Choice(operation: call.operation, bytes: call.modelBytes, root: root)] = plan
             }
-            let (algorithm, predicted, schedule) = (plan.algorithm, plan.predicted, plan.schedule)
-            return .success((state.sequence, algorithm, predicted, schedule))
+            return Begun(sequence: state.sequence, plan: plan)
         }
-        let (sequence, algorithm, predicted, schedule) = try begun.get()
+        guard let begun else { throw failure ?? SkeinError(.internalError, rank: rank, "call did not begin") }
+        let (sequence, algorithm, predicted, schedule) = (begun.sequence, begun.plan.algorithm, begun.plan.predicted, begun.plan.schedule)
         let tag = Tag(context: context, sequence: sequence)
         var record = CollectiveRecord(
             sequence: sequence, operation: call.operation, algorithm: algorithm.name, bytes: call.modelBytes,
@@ -161,8 +171,7 @@ public final class Communicator: Sendable {
                 root: Int32(call.root), count: Int64(call.count), sequence: sequence)
             var run = ScheduleRun(
                 schedule: schedule, input: input(schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
-            let limit = call.timeout ?? timeout
-            let nanos = UInt64(limit.components.seconds) &* 1_000_000_000 &+ UInt64(limit.components.attoseconds / 1_000_000_000)
+            let nanos = call.timeout.map(Self.nanoseconds) ?? timeoutNanos
             let deadline = start &+ nanos < start ? .max : start &+ nanos
             try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
             let output = try run.output(schedule)
@@ -180,6 +189,13 @@ public final class Communicator: Sendable {
             if error.code != .aborted { transport.abort(context: context, because: error) }
             throw error
         }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : whole &+ UInt64(attoseconds / 1_000_000_000)
     }
 
     func invalid(_ message: String) -> SkeinError {

@@ -31,6 +31,11 @@ public final class AllocatedStorage: ByteStorage, @unchecked Sendable {
 
     deinit { BufferPool.shared.give(base, byteCount: byteCount) }
 
+    /// Fills the buffer from `bytes` (at most its own size).
+    public func initialize(from bytes: UnsafeRawBufferPointer) {
+        if let from = bytes.baseAddress, bytes.count > 0 { base.copyMemory(from: from, byteCount: Swift.min(bytes.count, byteCount)) }
+    }
+
     /// Copies a message's bytes to the start of this buffer (a receive into user memory);
     /// phantom chunks and anything past the end are skipped.
     public func copy(_ message: Message) {

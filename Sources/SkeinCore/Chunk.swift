@@ -24,18 +24,32 @@ public struct Chunk: Sendable {
     /// Marks the chunk as seen by another rank: from now on nobody writes it.
     public mutating func share() { isWritable = false }
 
-    /// Splits `array` into `parts` near-equal chunks (the first `count % parts` one element longer)
-    /// that read the array in place.
+    /// Arrays up to this many bytes are copied into Skein-owned memory rather than adopted: the
+    /// copy is cheaper than adopting (a generic storage object, and a fresh buffer for the first
+    /// reduction, which can then happen in place).
+    public static let smallCopyLimit = 16 << 10
+
+    /// Splits `array` into `parts` near-equal chunks (the first `count % parts` one element longer),
+    /// reading a large array in place and copying a small one.
+    @inlinable
     public static func partition<T: BitwiseCopyable>(_ array: [T], into parts: Int) -> [Chunk] {
         guard parts > 0 else { return [] }
-        let storage = ArrayStorage(array)
         let stride = MemoryLayout<T>.stride
+        let storage: ByteStorage
+        let writable: Bool
+        if array.count * stride <= smallCopyLimit {
+            let owned = AllocatedStorage(uninitializedByteCount: array.count * stride)
+            array.withUnsafeBytes { owned.initialize(from: $0) }
+            (storage, writable) = (owned, true)
+        } else {
+            (storage, writable) = (ArrayStorage(array), false)
+        }
         let split = BlockPartition(count: array.count, parts: parts)
         var chunks: [Chunk] = []
         chunks.reserveCapacity(parts)
         for index in 0..<parts {
             let range = split.range(index)
-            chunks.append(Chunk(storage: storage, offset: range.lowerBound * stride, byteCount: range.count * stride, isWritable: false))
+            chunks.append(Chunk(storage: storage, offset: range.lowerBound * stride, byteCount: range.count * stride, isWritable: writable))
         }
         return chunks
     }

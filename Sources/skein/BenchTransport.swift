@@ -13,6 +13,7 @@ struct BenchTransport: AsyncParsableCommand {
 
     @Option(help: "Round trips.") var roundTrips = 200_000
     @Option(help: "Calls per small-message collective loop.") var calls = 100_000
+    @Option(help: "Comma-separated rank counts for the collective loops (1 measures pure per-call overhead).") var ranks = "1,2,4"
     @Flag(help: "Keep every core busy with a spinning thread while measuring.") var busy = false
 
     final class Flags: Sendable {
@@ -79,8 +80,8 @@ struct BenchTransport: AsyncParsableCommand {
         let skein = try outcomes[0].get()
         print(String(format: "one-way latency, 8 B: in-process transport %.0f ns; raw atomic floor %.0f ns; ratio %.1f×",
                      skein * 1e9, floor * 1e9, skein / floor))
-        for ranks in [2, 4] {
-            let calls = ranks == 2 ? self.calls : self.calls / 10
+        for ranks in ranks.split(separator: ",").compactMap({ Int($0) }) where ranks >= 1 {
+            let calls = ranks <= 2 ? self.calls : self.calls / 10
             let values = [Float](repeating: 1, count: 2)
             let allreduce = try await Self.loop(ranks: ranks, calls: calls) { comm throws(SkeinError) in
                 _ = try await comm.allreduce(values)
