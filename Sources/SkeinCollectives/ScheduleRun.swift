@@ -21,17 +21,23 @@ struct ScheduleRun {
 
     /// The message a `.send` step puts on the wire; its slots are shared from now on.
     mutating func outgoing(_ step: Step) throws(SkeinError) -> Message {
+        if step.count == 1 {
+            return Message(signature: signature, skew: skew, chunks: ChunkList(single: try share(Int(step.first))))
+        }
         var chunks: [Chunk] = []
         chunks.reserveCapacity(Int(step.count))
-        for slot in step.slots {
-            guard var chunk = slots[slot] else {
-                throw SkeinError(.internalError, rank: rank, "\(signature.operation) schedule sends empty slot \(slot)")
-            }
-            chunk.share()
-            slots[slot] = chunk
-            chunks.append(chunk)
-        }
+        for slot in step.slots { chunks.append(try share(slot)) }
         return Message(signature: signature, skew: skew, chunks: chunks)
+    }
+
+    /// The chunk in `slot`, marked as seen by another rank from now on.
+    private mutating func share(_ slot: Int) throws(SkeinError) -> Chunk {
+        guard var chunk = slots[slot] else {
+            throw SkeinError(.internalError, rank: rank, "\(signature.operation) schedule sends empty slot \(slot)")
+        }
+        chunk.share()
+        slots[slot] = chunk
+        return chunk
     }
 
     /// Applies a received message to a `.receive` or `.receiveReduce` step; returns the bytes reduced.

@@ -88,13 +88,58 @@ public struct ArrivalSkew: Sendable, Equatable {
     public var spread: UInt64 { latestEntry - earliestEntry }
 }
 
+/// A message's chunks. Most messages carry one, kept inline: an array per message was an
+/// allocation and a shared reference count on every send.
+public struct ChunkList: RandomAccessCollection, ExpressibleByArrayLiteral, Sendable {
+    private enum Storage: Sendable {
+        case none
+        case one(Chunk)
+        case many([Chunk])
+    }
+    private let storage: Storage
+
+    public init(_ chunks: [Chunk]) {
+        switch chunks.count {
+        case 0: storage = .none
+        case 1: storage = .one(chunks[0])
+        default: storage = .many(chunks)
+        }
+    }
+
+    public init(single chunk: Chunk) { storage = .one(chunk) }
+    public init(arrayLiteral elements: Chunk...) { self.init(elements) }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int {
+        switch storage {
+        case .none: 0
+        case .one: 1
+        case .many(let chunks): chunks.count
+        }
+    }
+
+    public subscript(index: Int) -> Chunk {
+        switch storage {
+        case .none: preconditionFailure("index \(index) of an empty chunk list")
+        case .one(let chunk):
+            precondition(index == 0, "index \(index) of a one-chunk list")
+            return chunk
+        case .many(let chunks): return chunks[index]
+        }
+    }
+}
+
 /// One message: the call it belongs to, the sender's skew knowledge, and the payload by reference.
 public struct Message: Sendable {
     public var signature: CallSignature
     public var skew: ArrivalSkew
-    public var chunks: [Chunk]
+    public var chunks: ChunkList
 
     public init(signature: CallSignature, skew: ArrivalSkew, chunks: [Chunk]) {
+        self.init(signature: signature, skew: skew, chunks: ChunkList(chunks))
+    }
+
+    public init(signature: CallSignature, skew: ArrivalSkew, chunks: ChunkList) {
         self.signature = signature
         self.skew = skew
         self.chunks = chunks
