@@ -46,6 +46,7 @@ public final class InProcessGroup: Sendable {
     /// Records that `rank`'s program ended; peers waiting on it stop waiting.
     public func markExited(rank: Int) {
         controls[rank].exited.store(true, ordering: .sequentiallyConsistent)
+        controls[rank].onCore.store(false, ordering: .relaxed)
         for receiver in 0..<size {
             if let waiter = box(to: receiver, from: rank).unpark() {
                 parked.subtract(1, ordering: .relaxed)
@@ -245,6 +246,9 @@ final class RankControl: Sendable {
     /// The peer this rank is blocked on (−1: none) and in which call, for wait-for chains.
     let waitingFor = Atomic<Int>(-1)
     let waitingSequence = Atomic<UInt64>(0)
+    /// True while the rank's task holds a thread (it is not yielded, parked or finished): a rank
+    /// waiting on it then polls, since the answer can come any moment, instead of yielding.
+    let onCore = Atomic<Bool>(false)
     let abortCount = Atomic<Int>(0)
     let aborts = Mutex<[UInt32: SkeinError]>([:])
 
@@ -290,6 +294,7 @@ public struct InProcessTransport: Transport {
             if box.hasArrivals, let message = try poll(box, peer: peer, tag: tag) { return message }
         }
         let control = group.controls[rank]
+        control.onCore.store(true, ordering: .relaxed)
         control.waitingSequence.store(tag.sequence, ordering: .relaxed)
         control.waitingFor.store(peer, ordering: .releasing)
         defer { control.waitingFor.store(-1, ordering: .releasing) }
@@ -313,12 +318,23 @@ public struct InProcessTransport: Transport {
                 }
             }
             InProcessGroup.spinners.wrappingSubtract(1, ordering: .relaxed)
-            // Oversubscribed ranks: hand the thread to a peer that may be the one we wait for.
+            // Oversubscribed ranks: poll while the peer holds a thread of its own; otherwise hand this
+            // thread over, since the peer may be waiting for one.
+            let peerControl = group.controls[peer]
             for _ in 0..<(group.size > 2 ? 64 : 4) {
+                var polls = 0
+                while polls < 4096 && peerControl.onCore.load(ordering: .relaxed) {
+                    polls += 1
+                    if box.hasArrivals, let message = try poll(box, peer: peer, tag: tag) { return message }
+                }
+                control.onCore.store(false, ordering: .relaxed)
                 await Task.yield()
+                control.onCore.store(true, ordering: .relaxed)
                 if let message = try poll(box, peer: peer, tag: tag) { return message }
                 try check(peer: peer, tag: tag, deadline: deadline)
             }
+            control.onCore.store(false, ordering: .relaxed)
+            defer { control.onCore.store(true, ordering: .relaxed) }
             try await park(box, peer: peer, tag: tag, deadline: deadline)
             if let message = try poll(box, peer: peer, tag: tag) { return message }
             try check(peer: peer, tag: tag, deadline: deadline)
