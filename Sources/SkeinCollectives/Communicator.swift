@@ -110,19 +110,37 @@ public final class Communicator: Sendable {
 
     // MARK: the engine every operation goes through
 
+    @usableFromInline
     struct Call {
         var operation: CollectiveOperation
         var pinned: (any CollectiveAlgorithm)?
         var dataType: DataType
-        var reduceOp: ReduceOp = .sum
+        var reduceOp: ReduceOp
         var reducer: Reducer?
-        var root: Int = 0
+        var root: Int
         var count: Int
         var modelBytes: Int
         var timeout: Duration?
+
+        @usableFromInline
+        init(
+            operation: CollectiveOperation, pinned: (any CollectiveAlgorithm)?, dataType: DataType, reduceOp: ReduceOp = .sum,
+            reducer: Reducer? = nil, root: Int = 0, count: Int, modelBytes: Int, timeout: Duration?
+        ) {
+            self.operation = operation
+            self.pinned = pinned
+            self.dataType = dataType
+            self.reduceOp = reduceOp
+            self.reducer = reducer
+            self.root = root
+            self.count = count
+            self.modelBytes = modelBytes
+            self.timeout = timeout
+        }
     }
 
     /// Runs one collective; returns this rank's output blocks.
+    @usableFromInline
     func perform(_ call: Call, validation: SkeinError?, input: (Schedule) -> [Chunk]) async throws(SkeinError) -> [Chunk] {
         let start = transport.now()
         let (rank, size) = (self.rank, self.size)
@@ -198,15 +216,18 @@ public final class Communicator: Sendable {
         return overflow ? .max : whole &+ UInt64(attoseconds / 1_000_000_000)
     }
 
+    @usableFromInline
     func invalid(_ message: String) -> SkeinError {
         SkeinError(.invalidArgument, rank: rank, message)
     }
 
+    @usableFromInline
     func checkRoot(_ root: Int) -> SkeinError? {
         (0..<size).contains(root) ? nil : invalid("root \(root) is outside 0..<\(size)")
     }
 
     /// `count × factor × width` bytes, or an error if that does not fit in memory sizes.
+    @usableFromInline
     func byteCount(_ count: Int, times factor: Int = 1, width: Int) -> (Int, SkeinError?) {
         let (elements, o1) = count.multipliedReportingOverflow(by: factor)
         let (bytes, o2) = elements.multipliedReportingOverflow(by: width)
@@ -218,6 +239,7 @@ public final class Communicator: Sendable {
 }
 
 /// Joins output blocks into one array; hands back the caller's own array when it is a single whole block.
+@inlinable
 func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type) -> [T] {
     if chunks.count == 1, let storage = chunks[0].storage, ObjectIdentifier(type(of: storage)) == ObjectIdentifier(ArrayStorage<T>.self),
         chunks[0].offset == 0, chunks[0].byteCount == storage.byteCount
@@ -241,6 +263,7 @@ func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type) -> [T] {
 
 /// Copies output blocks into `values`, resized to fit if its length differs, skipping blocks that
 /// already are its memory.
+@inlinable
 func write<T: SkeinElement>(_ chunks: [Chunk], into values: inout [T]) {
     let total = chunks.reduce(0) { $0 + $1.byteCount } / MemoryLayout<T>.stride
     if values.count != total {

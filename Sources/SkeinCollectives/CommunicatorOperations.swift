@@ -3,6 +3,7 @@ import SkeinCore
 extension Communicator {
     /// Every rank gets the root's `values`. Every rank passes an array of the same length
     /// (the contents of non-roots' arrays are ignored).
+    @inlinable
     public func broadcast<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
@@ -13,6 +14,7 @@ extension Communicator {
     }
 
     /// The element-wise `op` of every rank's `values`, at the root (nil on the other ranks).
+    @inlinable
     public func reduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
@@ -25,6 +27,7 @@ extension Communicator {
     }
 
     /// The element-wise `op` of every rank's `values`, on every rank, bit-identical everywhere.
+    @inlinable
     public func allreduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
@@ -39,6 +42,7 @@ extension Communicator {
     /// In-place allreduce: `values` becomes the element-wise `op` over every rank, bit-identical
     /// everywhere. Reuses the array's storage, so a training loop allocates nothing per step
     /// (if a peer still reads this rank's input when the result is written, copy-on-write keeps it safe).
+    @inlinable
     public func allreduce<T: SkeinElement>(
         _ values: inout [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
@@ -52,6 +56,7 @@ extension Communicator {
     }
 
     /// Every rank's `values` (all of the same length), concatenated in rank order, on every rank.
+    @inlinable
     public func allgather<T: SkeinElement>(
         _ values: [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
@@ -63,6 +68,7 @@ extension Communicator {
 
     /// This rank's block of the element-wise `op` of every rank's `values`. The n elements split
     /// into `size` contiguous blocks, the first n mod size one element longer; rank r gets block r.
+    @inlinable
     public func reduceScatter<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
@@ -76,6 +82,7 @@ extension Communicator {
 
     /// Rank r gets block r of the root's `values` (`totalCount` elements split as in `reduceScatter`).
     /// Every rank passes `totalCount`; only the root's `values` are read (others may pass `[]`).
+    @inlinable
     public func scatter<T: SkeinElement>(
         _ values: [T], totalCount: Int, root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
@@ -90,6 +97,7 @@ extension Communicator {
     }
 
     /// Every rank's `values` (all of the same length), concatenated in rank order, at the root (nil elsewhere).
+    @inlinable
     public func gather<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
@@ -101,6 +109,7 @@ extension Communicator {
 
     /// Each rank splits its `values` into `size` blocks (as in `reduceScatter`) and sends block j to
     /// rank j; returns the blocks received, in sender order. All ranks pass the same count.
+    @inlinable
     public func allToAll<T: SkeinElement>(
         _ values: [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
@@ -124,6 +133,7 @@ extension Communicator {
 // (and page-faults) nothing, as benchmarks such as nccl-tests and OSU assume.
 extension Communicator {
     /// `broadcast`, with the result written into `values` on every rank.
+    @inlinable
     public func broadcast<T: SkeinElement>(
         _ values: inout [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
@@ -134,6 +144,7 @@ extension Communicator {
     }
 
     /// `allgather`, with the result written into `output`.
+    @inlinable
     public func allgather<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
@@ -144,6 +155,7 @@ extension Communicator {
     }
 
     /// `reduceScatter`, with this rank's block written into `output`.
+    @inlinable
     public func reduceScatter<T: SkeinElement>(
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil,
         timeout: Duration? = nil
@@ -157,6 +169,7 @@ extension Communicator {
     }
 
     /// `scatter`, with this rank's block written into `output`.
+    @inlinable
     public func scatter<T: SkeinElement>(
         _ values: [T], totalCount: Int, into output: inout [T], root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil,
         timeout: Duration? = nil
@@ -172,6 +185,7 @@ extension Communicator {
     }
 
     /// `gather`, with the result written into `output` at the root (left alone elsewhere).
+    @inlinable
     public func gather<T: SkeinElement>(
         _ values: [T], into output: inout [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
@@ -182,6 +196,7 @@ extension Communicator {
     }
 
     /// `allToAll`, with the result written into `output`.
+    @inlinable
     public func allToAll<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
@@ -192,6 +207,7 @@ extension Communicator {
     }
 
     /// `reduce`, with the result written into `output` at the root (left alone elsewhere).
+    @inlinable
     public func reduce<T: SkeinElement>(
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil,
         timeout: Duration? = nil

@@ -61,9 +61,10 @@ public struct CallSignature: Sendable, Equatable {
 /// When ranks entered a call, as far as the sender knows: propagated with the data, so after an
 /// allreduce every rank knows which rank came last and by how much, at the cost of a few bytes.
 public struct ArrivalSkew: Sendable, Equatable {
+    // Declared widest first: it travels in every message, and this order needs no padding.
     public var earliestEntry: UInt64
-    public var earliestRank: Int32
     public var latestEntry: UInt64
+    public var earliestRank: Int32
     public var latestRank: Int32
 
     public init(rank: Int, entry: UInt64) {

@@ -140,15 +140,17 @@ public final class InProcessGroup: Sendable {
 /// spills into a locked overflow list; a parked receiver is woken through `waiter`.
 final class Mailbox: @unchecked Sendable {
     // @unchecked: `ring` slots are written only by the sender before it publishes `tail` and read only
-    // by the receiver after it observes `tail`; `unexpected` is touched only by the receiving rank.
+    // by the receiver after it observes `tail`; `unexpected` is touched only by the receiving rank,
+    // `cachedHead` only by the sending rank.
     static let capacity = 64
-    private let ring: UnsafeMutablePointer<(Tag, Message)?>
+    private let ring: UnsafeMutablePointer<(Tag, Message)>  // slots [head, tail) are initialized
     // Fields each side writes sit on cache lines of their own (stored properties are laid out in
     // order), so a deposit moves the sender's line to the receiver and nothing else.
     private let padding0: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let tail = Atomic<Int>(0)  // next slot the sender writes
     private let overflowCount = Atomic<Int>(0)
     let parked = Atomic<Bool>(false)
+    private var cachedHead = 0  // the sender's last look at `head`; re-read only when the ring seems full
     private let padding1: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let head = Atomic<Int>(0)  // next slot the receiver reads
     private var unexpected: [(tag: Tag, message: Message)] = []
@@ -164,19 +166,21 @@ final class Mailbox: @unchecked Sendable {
 
     init() {
         ring = .allocate(capacity: Self.capacity)
-        ring.initialize(repeating: nil, count: Self.capacity)
     }
 
     deinit {
-        ring.deinitialize(count: Self.capacity)
+        for index in head.load(ordering: .relaxed)..<tail.load(ordering: .relaxed) {
+            (ring + (index & (Self.capacity - 1))).deinitialize(count: 1)
+        }
         ring.deallocate()
     }
 
     /// Sender side. Returns true if the receiver was parked and must be woken.
     func deposit(_ message: Message, tag: Tag) -> Bool {
         let t = tail.load(ordering: .relaxed)
-        if overflowCount.load(ordering: .acquiring) == 0 && t - head.load(ordering: .acquiring) < Self.capacity {
-            ring[t & (Self.capacity - 1)] = (tag, message)
+        if t - cachedHead >= Self.capacity { cachedHead = head.load(ordering: .acquiring) }
+        if overflowCount.load(ordering: .acquiring) == 0 && t - cachedHead < Self.capacity {
+            (ring + (t & (Self.capacity - 1))).initialize(to: (tag, message))
             tail.store(t + 1, ordering: .sequentiallyConsistent)
         } else {
             overflow.withLock { $0.append((tag, message)) }
@@ -196,9 +200,9 @@ final class Mailbox: @unchecked Sendable {
         var h = head.load(ordering: .relaxed)
         let t = tail.load(ordering: .acquiring)
         while h != t {
-            let slot = ring + (h & (Self.capacity - 1))
-            unexpected.append((slot.pointee!.0, slot.pointee!.1))
-            slot.pointee = nil
+            // Moved out, not overwritten: the slot's cache line is not written back by this side.
+            let (tag, message) = (ring + (h & (Self.capacity - 1))).move()
+            unexpected.append((tag, message))
             h += 1
         }
         head.store(h, ordering: .releasing)
@@ -216,6 +220,18 @@ final class Mailbox: @unchecked Sendable {
     /// Receiver side: the next message with `tag`, or the tag of a later call in its context
     /// already waiting (the sender skipped a call), or neither.
     func take(_ tag: Tag) -> (Message?, Tag?) {
+        // The common case: nothing unexpected is queued and the next arrival is the one wanted.
+        if unexpected.isEmpty && overflowCount.load(ordering: .acquiring) == 0 {
+            let h = head.load(ordering: .relaxed)
+            if h != tail.load(ordering: .acquiring) {
+                let slot = ring + (h & (Self.capacity - 1))
+                if slot.pointee.0 == tag {
+                    let (_, message) = slot.move()
+                    head.store(h + 1, ordering: .releasing)
+                    return (message, nil)
+                }
+            }
+        }
         if hasArrivals { drain() }
         if let index = unexpected.firstIndex(where: { $0.tag == tag }) {
             return (unexpected.remove(at: index).message, nil)
