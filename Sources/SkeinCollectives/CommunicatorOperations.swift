@@ -1,5 +1,80 @@
 import SkeinCore
 
+// Each operation has two forms: one returns a new array; the other writes into a caller's buffer
+// (`into:`, or `inout` for allreduce and broadcast), whose storage is reused when it already has the
+// result's length, so a loop that repeats a large collective allocates and page-faults nothing (as
+// DDP's in-place allreduce and benchmarks such as nccl-tests assume). Both forms share the helper
+// that describes the call, and the entry points are inlinable so callers run them specialised.
+
+extension Communicator {
+    /// Runs `call` with `values` split into the schedule's input blocks; returns the output blocks.
+    @inlinable
+    func run<T: SkeinElement>(_ values: [T], _ call: (Call, SkeinError?)) async throws(SkeinError) -> [Chunk] {
+        try await perform(call.0, validation: call.1) { Chunk.partition(values, into: $0.inputSlots.count) }
+    }
+
+    @inlinable
+    func broadcastCall<T: SkeinElement>(_: T.Type, count: Int, root: Int, algorithm: (any BroadcastAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
+        return (Call(operation: .broadcast, pinned: algorithm, dataType: T.dataType, root: root, count: count, modelBytes: bytes, timeout: timeout),
+                checkRoot(root) ?? overflow)
+    }
+
+    @inlinable
+    func reduceCall<T: SkeinElement>(_: T.Type, count: Int, op: ReduceOp, root: Int, algorithm: (any ReduceAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
+        return (Call(operation: .reduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op), root: root,
+                     count: count, modelBytes: bytes, timeout: timeout),
+                checkRoot(root) ?? overflow)
+    }
+
+    @inlinable
+    func allreduceCall<T: SkeinElement>(_: T.Type, count: Int, op: ReduceOp, algorithm: (any AllreduceAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
+        return (Call(operation: .allreduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
+                     count: count, modelBytes: bytes, timeout: timeout),
+                overflow)
+    }
+
+    @inlinable
+    func allgatherCall<T: SkeinElement>(_: T.Type, count: Int, algorithm: (any AllgatherAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(count, times: size, width: MemoryLayout<T>.stride)
+        return (Call(operation: .allgather, pinned: algorithm, dataType: T.dataType, count: count, modelBytes: bytes, timeout: timeout), overflow)
+    }
+
+    @inlinable
+    func reduceScatterCall<T: SkeinElement>(_: T.Type, count: Int, op: ReduceOp, algorithm: (any ReduceScatterAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
+        return (Call(operation: .reduceScatter, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
+                     count: count, modelBytes: bytes, timeout: timeout),
+                overflow)
+    }
+
+    @inlinable
+    func scatterCall<T: SkeinElement>(_ values: [T], totalCount: Int, root: Int, algorithm: (any ScatterAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(totalCount, width: MemoryLayout<T>.stride)
+        var validation = checkRoot(root) ?? overflow
+        if rank == root && values.count != totalCount {
+            validation = invalid("scatter root passed \(values.count) elements but totalCount \(totalCount)")
+        }
+        return (Call(operation: .scatter, pinned: algorithm, dataType: T.dataType, root: root, count: totalCount, modelBytes: bytes, timeout: timeout),
+                validation)
+    }
+
+    @inlinable
+    func gatherCall<T: SkeinElement>(_: T.Type, count: Int, root: Int, algorithm: (any GatherAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(count, times: size, width: MemoryLayout<T>.stride)
+        return (Call(operation: .gather, pinned: algorithm, dataType: T.dataType, root: root, count: count, modelBytes: bytes, timeout: timeout),
+                checkRoot(root) ?? overflow)
+    }
+
+    @inlinable
+    func allToAllCall<T: SkeinElement>(_: T.Type, count: Int, algorithm: (any AllToAllAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
+        return (Call(operation: .allToAll, pinned: algorithm, dataType: T.dataType, count: count, modelBytes: bytes, timeout: timeout), overflow)
+    }
+}
+
 extension Communicator {
     /// Every rank gets the root's `values`. Every rank passes an array of the same length
     /// (the contents of non-roots' arrays are ignored).
@@ -7,10 +82,16 @@ extension Communicator {
     public func broadcast<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(operation: .broadcast, pinned: algorithm, dataType: T.dataType, root: root, count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        return assemble(chunks, as: T.self)
+        assemble(try await run(values, broadcastCall(T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout)), as: T.self)
+    }
+
+    /// `broadcast`, with the result written into `values` on every rank.
+    @inlinable
+    public func broadcast<T: SkeinElement>(
+        _ values: inout [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let chunks = try await run(values, broadcastCall(T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout))
+        if rank != root { write(chunks, into: &values) }  // the root's values are the result already
     }
 
     /// The element-wise `op` of every rank's `values`, at the root (nil on the other ranks).
@@ -18,12 +99,18 @@ extension Communicator {
     public func reduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(
-            operation: .reduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op), root: root,
-            count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        let chunks = try await run(values, reduceCall(T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
         return rank == root ? assemble(chunks, as: T.self) : nil
+    }
+
+    /// `reduce`, with the result written into `output` at the root (left alone elsewhere).
+    @inlinable
+    public func reduce<T: SkeinElement>(
+        _ values: [T], into output: inout [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil,
+        timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        let chunks = try await run(values, reduceCall(T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
+        if rank == root { write(chunks, into: &output) }
     }
 
     /// The element-wise `op` of every rank's `values`, on every rank, bit-identical everywhere.
@@ -31,12 +118,7 @@ extension Communicator {
     public func allreduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(
-            operation: .allreduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
-            count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        return assemble(chunks, as: T.self)
+        assemble(try await run(values, allreduceCall(T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// In-place allreduce: `values` becomes the element-wise `op` over every rank, bit-identical
@@ -46,12 +128,8 @@ extension Communicator {
     public func allreduce<T: SkeinElement>(
         _ values: inout [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(
-            operation: .allreduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
-            count: values.count, modelBytes: bytes, timeout: timeout)
-        // No other reference to `values` may outlive `perform`, or writing the result would copy it.
-        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        // No other reference to `values` may outlive `run`, or writing the result would copy it.
+        let chunks = try await run(values, allreduceCall(T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout))
         write(chunks, into: &values)
     }
 
@@ -60,10 +138,15 @@ extension Communicator {
     public func allgather<T: SkeinElement>(
         _ values: [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        let (bytes, overflow) = byteCount(values.count, times: size, width: MemoryLayout<T>.stride)
-        let call = Call(operation: .allgather, pinned: algorithm, dataType: T.dataType, count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        return assemble(chunks, as: T.self)
+        assemble(try await run(values, allgatherCall(T.self, count: values.count, algorithm: algorithm, timeout: timeout)), as: T.self)
+    }
+
+    /// `allgather`, with the result written into `output`.
+    @inlinable
+    public func allgather<T: SkeinElement>(
+        _ values: [T], into output: inout [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        write(try await run(values, allgatherCall(T.self, count: values.count, algorithm: algorithm, timeout: timeout)), into: &output)
     }
 
     /// This rank's block of the element-wise `op` of every rank's `values`. The n elements split
@@ -72,86 +155,7 @@ extension Communicator {
     public func reduceScatter<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(
-            operation: .reduceScatter, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
-            count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        return assemble(chunks, as: T.self)
-    }
-
-    /// Rank r gets block r of the root's `values` (`totalCount` elements split as in `reduceScatter`).
-    /// Every rank passes `totalCount`; only the root's `values` are read (others may pass `[]`).
-    @inlinable
-    public func scatter<T: SkeinElement>(
-        _ values: [T], totalCount: Int, root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil, timeout: Duration? = nil
-    ) async throws(SkeinError) -> [T] {
-        let (bytes, overflow) = byteCount(totalCount, width: MemoryLayout<T>.stride)
-        var validation = checkRoot(root) ?? overflow
-        if rank == root && values.count != totalCount {
-            validation = invalid("scatter root passed \(values.count) elements but totalCount \(totalCount)")
-        }
-        let call = Call(operation: .scatter, pinned: algorithm, dataType: T.dataType, root: root, count: totalCount, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: validation) { Chunk.partition(values, into: $0.inputSlots.count) }
-        return assemble(chunks, as: T.self)
-    }
-
-    /// Every rank's `values` (all of the same length), concatenated in rank order, at the root (nil elsewhere).
-    @inlinable
-    public func gather<T: SkeinElement>(
-        _ values: [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
-    ) async throws(SkeinError) -> [T]? {
-        let (bytes, overflow) = byteCount(values.count, times: size, width: MemoryLayout<T>.stride)
-        let call = Call(operation: .gather, pinned: algorithm, dataType: T.dataType, root: root, count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        return rank == root ? assemble(chunks, as: T.self) : nil
-    }
-
-    /// Each rank splits its `values` into `size` blocks (as in `reduceScatter`) and sends block j to
-    /// rank j; returns the blocks received, in sender order. All ranks pass the same count.
-    @inlinable
-    public func allToAll<T: SkeinElement>(
-        _ values: [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
-    ) async throws(SkeinError) -> [T] {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(operation: .allToAll, pinned: algorithm, dataType: T.dataType, count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        return assemble(chunks, as: T.self)
-    }
-
-    /// Returns once every rank has called it.
-    public func barrier(algorithm: (any BarrierAlgorithm)? = nil, timeout: Duration? = nil) async throws(SkeinError) {
-        let call = Call(operation: .barrier, pinned: algorithm, dataType: .int32, count: 0, modelBytes: 0, timeout: timeout)
-        _ = try await perform(call, validation: nil) { _ in [] }
-    }
-}
-
-// MARK: results into a caller's buffer
-//
-// The forms above return a new array per call. These write into `output`, whose storage is reused
-// when it already has the result's length: a loop that repeats a large collective then allocates
-// (and page-faults) nothing, as benchmarks such as nccl-tests and OSU assume.
-extension Communicator {
-    /// `broadcast`, with the result written into `values` on every rank.
-    @inlinable
-    public func broadcast<T: SkeinElement>(
-        _ values: inout [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
-    ) async throws(SkeinError) {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(operation: .broadcast, pinned: algorithm, dataType: T.dataType, root: root, count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        if rank != root { write(chunks, into: &values) }  // the root's values are the result already
-    }
-
-    /// `allgather`, with the result written into `output`.
-    @inlinable
-    public func allgather<T: SkeinElement>(
-        _ values: [T], into output: inout [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
-    ) async throws(SkeinError) {
-        let (bytes, overflow) = byteCount(values.count, times: size, width: MemoryLayout<T>.stride)
-        let call = Call(operation: .allgather, pinned: algorithm, dataType: T.dataType, count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        write(chunks, into: &output)
+        assemble(try await run(values, reduceScatterCall(T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// `reduceScatter`, with this rank's block written into `output`.
@@ -160,12 +164,16 @@ extension Communicator {
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(
-            operation: .reduceScatter, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
-            count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        write(chunks, into: &output)
+        write(try await run(values, reduceScatterCall(T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), into: &output)
+    }
+
+    /// Rank r gets block r of the root's `values` (`totalCount` elements split as in `reduceScatter`).
+    /// Every rank passes `totalCount`; only the root's `values` are read (others may pass `[]`).
+    @inlinable
+    public func scatter<T: SkeinElement>(
+        _ values: [T], totalCount: Int, root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) -> [T] {
+        assemble(try await run(values, scatterCall(values, totalCount: totalCount, root: root, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// `scatter`, with this rank's block written into `output`.
@@ -174,14 +182,16 @@ extension Communicator {
         _ values: [T], totalCount: Int, into output: inout [T], root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let (bytes, overflow) = byteCount(totalCount, width: MemoryLayout<T>.stride)
-        var validation = checkRoot(root) ?? overflow
-        if rank == root && values.count != totalCount {
-            validation = invalid("scatter root passed \(values.count) elements but totalCount \(totalCount)")
-        }
-        let call = Call(operation: .scatter, pinned: algorithm, dataType: T.dataType, root: root, count: totalCount, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: validation) { Chunk.partition(values, into: $0.inputSlots.count) }
-        write(chunks, into: &output)
+        write(try await run(values, scatterCall(values, totalCount: totalCount, root: root, algorithm: algorithm, timeout: timeout)), into: &output)
+    }
+
+    /// Every rank's `values` (all of the same length), concatenated in rank order, at the root (nil elsewhere).
+    @inlinable
+    public func gather<T: SkeinElement>(
+        _ values: [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) -> [T]? {
+        let chunks = try await run(values, gatherCall(T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout))
+        return rank == root ? assemble(chunks, as: T.self) : nil
     }
 
     /// `gather`, with the result written into `output` at the root (left alone elsewhere).
@@ -189,10 +199,17 @@ extension Communicator {
     public func gather<T: SkeinElement>(
         _ values: [T], into output: inout [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let (bytes, overflow) = byteCount(values.count, times: size, width: MemoryLayout<T>.stride)
-        let call = Call(operation: .gather, pinned: algorithm, dataType: T.dataType, root: root, count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
+        let chunks = try await run(values, gatherCall(T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout))
         if rank == root { write(chunks, into: &output) }
+    }
+
+    /// Each rank splits its `values` into `size` blocks (as in `reduceScatter`) and sends block j to
+    /// rank j; returns the blocks received, in sender order. All ranks pass the same count.
+    @inlinable
+    public func allToAll<T: SkeinElement>(
+        _ values: [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) -> [T] {
+        assemble(try await run(values, allToAllCall(T.self, count: values.count, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// `allToAll`, with the result written into `output`.
@@ -200,23 +217,12 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(operation: .allToAll, pinned: algorithm, dataType: T.dataType, count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        write(chunks, into: &output)
+        write(try await run(values, allToAllCall(T.self, count: values.count, algorithm: algorithm, timeout: timeout)), into: &output)
     }
 
-    /// `reduce`, with the result written into `output` at the root (left alone elsewhere).
-    @inlinable
-    public func reduce<T: SkeinElement>(
-        _ values: [T], into output: inout [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil,
-        timeout: Duration? = nil
-    ) async throws(SkeinError) {
-        let (bytes, overflow) = byteCount(values.count, width: MemoryLayout<T>.stride)
-        let call = Call(
-            operation: .reduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op), root: root,
-            count: values.count, modelBytes: bytes, timeout: timeout)
-        let chunks = try await perform(call, validation: checkRoot(root) ?? overflow) { Chunk.partition(values, into: $0.inputSlots.count) }
-        if rank == root { write(chunks, into: &output) }
+    /// Returns once every rank has called it.
+    public func barrier(algorithm: (any BarrierAlgorithm)? = nil, timeout: Duration? = nil) async throws(SkeinError) {
+        let call = Call(operation: .barrier, pinned: algorithm, dataType: .int32, count: 0, modelBytes: 0, timeout: timeout)
+        _ = try await perform(call, validation: nil) { _ in [] }
     }
 }
