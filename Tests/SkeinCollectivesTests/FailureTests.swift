@@ -67,7 +67,9 @@ struct FailureTests {
         }
         let errs = errors(outcomes)
         #expect(errs.allSatisfy { $0 != nil }, "\(outcomes)")
-        #expect(errs.contains { $0?.code == .desync && $0!.message.contains("called allgather #2 while") }, "\(errs)")
+        // Whichever rank notices first reports it ("rank 2 called allgather #2 while rank 3 called
+        // allreduce #2", or the same from rank 2's side) and the others are aborted with that text.
+        #expect(errs.contains { $0?.code == .desync && $0!.message.contains("allgather #2") && $0!.message.contains("allreduce #2") }, "\(errs)")
     }
 
     @Test("A buffer size that cannot exist is rejected before any message")
@@ -83,7 +85,8 @@ struct FailureTests {
         let p = 4, silent = 3
         let survivorsDone = Gate(opensAfter: p - 1)
         let outcomes = await InProcessGroup.run(size: p) { transport -> [Float] in
-            let comm = Communicator(transport: transport, timeout: .milliseconds(300))
+            // Long enough that a live but starved peer (parallel suites on 2 cores) never times out.
+            let comm = Communicator(transport: transport, timeout: .seconds(1))
             let first = [Float](repeating: Float(comm.rank + 1), count: 1000)
             if comm.rank == silent {
                 // Silent until the others have given up on it and gone on without it.
@@ -137,7 +140,7 @@ struct FailureTests {
     func flightRecorder() async throws {
         let records = try await runGroupOrThrow(.inProcess, size: 3) { comm -> [CollectiveRecord] in
             try await comm.barrier()
-            if comm.rank == 2 { try await Task.sleep(for: .milliseconds(40)) }
+            if comm.rank == 2 { try await Task.sleep(for: .milliseconds(100)) }  // deliberately late
             _ = try await comm.allreduce([Float](repeating: 1, count: 256))
             _ = try await comm.allgather([Int32(comm.rank)])
             return comm.flightRecord(last: 10)
@@ -146,7 +149,7 @@ struct FailureTests {
             #expect(history.map(\.operation) == [.barrier, .allreduce, .allgather], "rank \(rank)")
             let slow = history[1]
             #expect(slow.skew.latestRank == 2, "rank \(rank): \(slow)")
-            #expect(slow.skew.spread >= 30_000_000, "rank \(rank): \(slow)")
+            #expect(slow.skew.spread >= 80_000_000, "rank \(rank): \(slow)")
             #expect(slow.error == nil && slow.seconds >= 0)
         }
     }
