@@ -91,17 +91,24 @@ public final class InProcessGroup: Sendable {
             while true {
                 try? await Task.sleep(nanoseconds: 2_000_000)
                 guard let group = self else { return }
-                if group.parked.load(ordering: .relaxed) > 0 { group.expireDeadlines(now: MonotonicClock.now()) }
+                if group.parked.load(ordering: .relaxed) > 0 { group.watch(now: MonotonicClock.now()) }
             }
         }
     }
 
-    func expireDeadlines(now: UInt64) {
+    /// Fails waits past their deadline, and wakes sleepers that have messages to look at.
+    func watch(now: UInt64) {
         for receiver in 0..<size {
             for sender in 0..<size {
-                if let expired = box(to: receiver, from: sender).unpark(where: { $0.deadline <= now }) {
+                let box = box(to: receiver, from: sender)
+                if let expired = box.unpark(where: { $0.deadline <= now }) {
                     parked.subtract(1, ordering: .relaxed)
                     expired.continuation.resume(throwing: timeoutError(receiver: receiver, peer: sender, tag: expired.tag))
+                } else if box.hasArrivals, let asleep = box.unpark() {
+                    // A receiver asleep beside unconsumed messages: wake it to look (a safety net; a
+                    // missed wake-up then costs one watchdog period, never a hang).
+                    parked.subtract(1, ordering: .relaxed)
+                    asleep.continuation.resume()
                 }
             }
         }
@@ -183,8 +190,10 @@ final class Mailbox: @unchecked Sendable {
             (ring + (t & (Self.capacity - 1))).initialize(to: (tag, message))
             tail.store(t + 1, ordering: .sequentiallyConsistent)
         } else {
-            overflow.withLock { $0.append((tag, message)) }
+            // Counted before it is listed: the receiver may take it as soon as it is listed, and a
+            // count that went below zero would hide every later overflow message.
             overflowCount.add(1, ordering: .sequentiallyConsistent)
+            overflow.withLock { $0.append((tag, message)) }
         }
         return parked.load(ordering: .sequentiallyConsistent)
     }
