@@ -156,7 +156,6 @@ final class Mailbox: @unchecked Sendable {
     private let padding0: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let tail = Atomic<Int>(0)  // next slot the sender writes
     private let overflowCount = Atomic<Int>(0)
-    let parked = Atomic<Bool>(false)
     private var cachedHead = 0  // the sender's last look at `head`; re-read only when the ring seems full
     private let padding1: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let head = Atomic<Int>(0)  // next slot the receiver reads
@@ -182,8 +181,11 @@ final class Mailbox: @unchecked Sendable {
         ring.deallocate()
     }
 
-    /// Sender side. Returns true if the receiver was parked and must be woken.
-    func deposit(_ message: Message, tag: Tag) -> Bool {
+    /// Sender side: publishes the message, then hands back the parked receiver, if any, to wake.
+    /// Looking for the waiter under its lock (not through a lock-free flag) orders this check
+    /// against the receiver's registration: either it sees the waiter, or the receiver's re-check
+    /// after registering sees the message.
+    func deposit(_ message: Message, tag: Tag) -> Waiter? {
         let t = tail.load(ordering: .relaxed)
         if t - cachedHead >= Self.capacity { cachedHead = head.load(ordering: .acquiring) }
         if overflowCount.load(ordering: .acquiring) == 0 && t - cachedHead < Self.capacity {
@@ -195,7 +197,7 @@ final class Mailbox: @unchecked Sendable {
             overflowCount.add(1, ordering: .sequentiallyConsistent)
             overflow.withLock { $0.append((tag, message)) }
         }
-        return parked.load(ordering: .sequentiallyConsistent)
+        return unpark()
     }
 
     /// True when the sender has published something the receiver has not drained.
@@ -259,7 +261,6 @@ final class Mailbox: @unchecked Sendable {
         waiter.withLock { slot -> Waiter? in
             guard let w = slot, condition(w) else { return nil }
             slot = nil
-            parked.store(false, ordering: .sequentiallyConsistent)
             return w
         }
     }
@@ -297,7 +298,7 @@ public struct InProcessTransport: Transport {
             throw SkeinError(.invalidArgument, rank: rank, peer: peer, "send to rank \(peer), outside 0..<\(group.size)")
         }
         let box = group.box(to: peer, from: rank)
-        if box.deposit(message, tag: tag), let waiter = box.unpark() {
+        if let waiter = box.deposit(message, tag: tag) {
             group.parked.subtract(1, ordering: .relaxed)
             waiter.continuation.resume()
         }
@@ -391,10 +392,9 @@ public struct InProcessTransport: Transport {
         do {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 box.waiter.withLock { slot in slot = Mailbox.Waiter(tag: tag, deadline: deadline, continuation: continuation) }
-                box.parked.store(true, ordering: .sequentiallyConsistent)
                 group.parked.add(1, ordering: .relaxed)
-                // Re-check after announcing the park: a deposit, exit or abort from before it would
-                // otherwise go unnoticed (the other side checks `parked` after publishing).
+                // Re-check after registering: a deposit, exit or abort whose own look for a waiter came
+                // before the registration would otherwise go unnoticed.
                 let ready = box.hasArrivals || control.abortError(context: tag.context) != nil
                     || peerControl.exited.load(ordering: .sequentiallyConsistent)
                 if ready, let waiter = box.unpark() {
