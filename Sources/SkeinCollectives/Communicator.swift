@@ -81,12 +81,6 @@ public final class Communicator: Sendable {
         state.withLock { $0.pinned[operation] = algorithm }
     }
 
-    /// The algorithm the selector picks for `operation` on `bytes` (see `CollectiveAlgorithm` for what bytes means).
-    public func selectedAlgorithm(for operation: CollectiveOperation, bytes: Int) -> any CollectiveAlgorithm {
-        let (pinned, cost) = state.withLock { ($0.pinned[operation], $0.cost) }
-        return pinned ?? CostModel.select(operation, ranks: size, bytes: bytes, cost: cost).algorithm
-    }
-
     /// The last `count` calls' records, oldest first: operation, algorithm, time, who arrived last.
     public func flightRecord(last count: Int = 32) -> [CollectiveRecord] {
         state.withLock { $0.recorder.last(count) }

@@ -42,9 +42,6 @@ public struct Schedule: Sendable {
     public func outputSlot(ofBlock j: Int) -> Int {
         outputSlots.lowerBound + (j + outputRotation) % outputSlots.count
     }
-
-    /// Messages this rank sends.
-    public var sendCount: Int { steps.reduce(0) { $0 + ($1.kind == .send ? 1 : 0) } }
 }
 
 /// Builds schedules from the classic communication patterns. A pattern runs over `members`

@@ -123,13 +123,14 @@ public struct SimulatedTransport: Transport {
             return (true, nil)
         }
         if !outcome.sent {
-            markFailed()
+            failStuckWaiters()
             throw failedError()
         }
         if let (waiter, result) = outcome.wake { waiter.continuation.resume(with: result.mapError { $0 as any Error }) }
     }
 
-    private func markFailed() {
+    /// This rank has died: any wait that can now never end fails.
+    private func failStuckWaiters() {
         let wake = group.state.withLock { state in SimulatedGroup.resolveStuck(&state) }
         for (waiter, error) in wake { waiter.continuation.resume(throwing: error) }
     }
