@@ -13,65 +13,27 @@ extension Communicator {
         try await perform(call.0, validation: call.1) { Chunk.partition(values, into: $0.inputSlots.count) }
     }
 
+    /// Describes one call: its byte size for the model (per rank × size for gather-like operations),
+    /// the reduction when `op` is given, and what is wrong with the arguments, if anything.
     @inlinable
-    func broadcastCall<T: SkeinElement>(_: T.Type, count: Int, root: Int, algorithm: (any BroadcastAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
-        return (Call(operation: .broadcast, pinned: algorithm, dataType: T.dataType, root: root, count: count, modelBytes: bytes, timeout: timeout),
-                checkRoot(root) ?? overflow)
-    }
-
-    @inlinable
-    func reduceCall<T: SkeinElement>(_: T.Type, count: Int, op: ReduceOp, root: Int, algorithm: (any ReduceAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
-        return (Call(operation: .reduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op), root: root,
-                     count: count, modelBytes: bytes, timeout: timeout),
-                checkRoot(root) ?? overflow)
-    }
-
-    @inlinable
-    func allreduceCall<T: SkeinElement>(_: T.Type, count: Int, op: ReduceOp, algorithm: (any AllreduceAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
-        return (Call(operation: .allreduce, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
-                     count: count, modelBytes: bytes, timeout: timeout),
-                overflow)
-    }
-
-    @inlinable
-    func allgatherCall<T: SkeinElement>(_: T.Type, count: Int, algorithm: (any AllgatherAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(count, times: size, width: MemoryLayout<T>.stride)
-        return (Call(operation: .allgather, pinned: algorithm, dataType: T.dataType, count: count, modelBytes: bytes, timeout: timeout), overflow)
-    }
-
-    @inlinable
-    func reduceScatterCall<T: SkeinElement>(_: T.Type, count: Int, op: ReduceOp, algorithm: (any ReduceScatterAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
-        return (Call(operation: .reduceScatter, pinned: algorithm, dataType: T.dataType, reduceOp: op, reducer: Reducer(T.self, op),
-                     count: count, modelBytes: bytes, timeout: timeout),
-                overflow)
+    func describe<T: SkeinElement>(
+        _ operation: CollectiveOperation, _: T.Type, count: Int, perRank: Bool = false, op: ReduceOp? = nil, root: Int? = nil,
+        algorithm: (any CollectiveAlgorithm)?, timeout: Duration?
+    ) -> (Call, SkeinError?) {
+        let (bytes, overflow) = byteCount(count, times: perRank ? size : 1, width: MemoryLayout<T>.stride)
+        let call = Call(
+            operation: operation, pinned: algorithm, dataType: T.dataType, reduceOp: op ?? .sum, reducer: op.map { Reducer(T.self, $0) },
+            root: root ?? 0, count: count, modelBytes: bytes, timeout: timeout)
+        return (call, root.flatMap(checkRoot) ?? overflow)
     }
 
     @inlinable
     func scatterCall<T: SkeinElement>(_ values: [T], totalCount: Int, root: Int, algorithm: (any ScatterAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(totalCount, width: MemoryLayout<T>.stride)
-        var validation = checkRoot(root) ?? overflow
-        if rank == root && values.count != totalCount {
-            validation = invalid("scatter root passed \(values.count) elements but totalCount \(totalCount)")
+        let (call, problem) = describe(.scatter, T.self, count: totalCount, root: root, algorithm: algorithm, timeout: timeout)
+        if problem == nil && rank == root && values.count != totalCount {
+            return (call, invalid("scatter root passed \(values.count) elements but totalCount \(totalCount)"))
         }
-        return (Call(operation: .scatter, pinned: algorithm, dataType: T.dataType, root: root, count: totalCount, modelBytes: bytes, timeout: timeout),
-                validation)
-    }
-
-    @inlinable
-    func gatherCall<T: SkeinElement>(_: T.Type, count: Int, root: Int, algorithm: (any GatherAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(count, times: size, width: MemoryLayout<T>.stride)
-        return (Call(operation: .gather, pinned: algorithm, dataType: T.dataType, root: root, count: count, modelBytes: bytes, timeout: timeout),
-                checkRoot(root) ?? overflow)
-    }
-
-    @inlinable
-    func allToAllCall<T: SkeinElement>(_: T.Type, count: Int, algorithm: (any AllToAllAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(count, width: MemoryLayout<T>.stride)
-        return (Call(operation: .allToAll, pinned: algorithm, dataType: T.dataType, count: count, modelBytes: bytes, timeout: timeout), overflow)
+        return (call, problem)
     }
 }
 
@@ -82,7 +44,7 @@ extension Communicator {
     public func broadcast<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, broadcastCall(T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.broadcast, T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// `broadcast`, with the result written into `values` on every rank.
@@ -90,7 +52,7 @@ extension Communicator {
     public func broadcast<T: SkeinElement>(
         _ values: inout [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let chunks = try await run(values, broadcastCall(T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout))
+        let chunks = try await run(values, describe(.broadcast, T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout))
         if rank != root { write(chunks, into: &values) }  // the root's values are the result already
     }
 
@@ -99,7 +61,7 @@ extension Communicator {
     public func reduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
-        let chunks = try await run(values, reduceCall(T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
+        let chunks = try await run(values, describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
         return rank == root ? assemble(chunks, as: T.self) : nil
     }
 
@@ -109,7 +71,7 @@ extension Communicator {
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let chunks = try await run(values, reduceCall(T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
+        let chunks = try await run(values, describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
         if rank == root { write(chunks, into: &output) }
     }
 
@@ -118,7 +80,7 @@ extension Communicator {
     public func allreduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, allreduceCall(T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// In-place allreduce: `values` becomes the element-wise `op` over every rank, bit-identical
@@ -129,7 +91,7 @@ extension Communicator {
         _ values: inout [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
         // No other reference to `values` may outlive `run`, or writing the result would copy it.
-        let chunks = try await run(values, allreduceCall(T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout))
+        let chunks = try await run(values, describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout))
         write(chunks, into: &values)
     }
 
@@ -138,7 +100,7 @@ extension Communicator {
     public func allgather<T: SkeinElement>(
         _ values: [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, allgatherCall(T.self, count: values.count, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// `allgather`, with the result written into `output`.
@@ -146,7 +108,7 @@ extension Communicator {
     public func allgather<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, allgatherCall(T.self, count: values.count, algorithm: algorithm, timeout: timeout)), into: &output)
+        write(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, algorithm: algorithm, timeout: timeout)), into: &output)
     }
 
     /// This rank's block of the element-wise `op` of every rank's `values`. The n elements split
@@ -155,7 +117,7 @@ extension Communicator {
     public func reduceScatter<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, reduceScatterCall(T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// `reduceScatter`, with this rank's block written into `output`.
@@ -164,7 +126,7 @@ extension Communicator {
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, reduceScatterCall(T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), into: &output)
+        write(try await run(values, describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), into: &output)
     }
 
     /// Rank r gets block r of the root's `values` (`totalCount` elements split as in `reduceScatter`).
@@ -190,7 +152,7 @@ extension Communicator {
     public func gather<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
-        let chunks = try await run(values, gatherCall(T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout))
+        let chunks = try await run(values, describe(.gather, T.self, count: values.count, perRank: true, root: root, algorithm: algorithm, timeout: timeout))
         return rank == root ? assemble(chunks, as: T.self) : nil
     }
 
@@ -199,7 +161,7 @@ extension Communicator {
     public func gather<T: SkeinElement>(
         _ values: [T], into output: inout [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let chunks = try await run(values, gatherCall(T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout))
+        let chunks = try await run(values, describe(.gather, T.self, count: values.count, perRank: true, root: root, algorithm: algorithm, timeout: timeout))
         if rank == root { write(chunks, into: &output) }
     }
 
@@ -209,7 +171,7 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, allToAllCall(T.self, count: values.count, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)), as: T.self)
     }
 
     /// `allToAll`, with the result written into `output`.
@@ -217,7 +179,7 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, allToAllCall(T.self, count: values.count, algorithm: algorithm, timeout: timeout)), into: &output)
+        write(try await run(values, describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)), into: &output)
     }
 
     /// Returns once every rank has called it.
