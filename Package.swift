@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -12,7 +12,12 @@ let package = Package(
         .library(name: "SkeinCore", targets: ["SkeinCore"]),
         .library(name: "SkeinTransports", targets: ["SkeinTransports"]),
         .library(name: "SkeinCollectives", targets: ["SkeinCollectives"]),
+        .library(name: "SkeinMPI", targets: ["SkeinMPI"]),
         .executable(name: "skein", targets: ["skein"]),
+    ],
+    traits: [
+        // The cluster backend: `swift build --traits MPI` (needs Open MPI: apt-get install libopenmpi-dev).
+        .trait(name: "MPI", description: "Build the MPI transport (Open MPI or MPICH) for running under mpirun or srun"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,6 +30,15 @@ let package = Package(
             dependencies: ["SkeinCore", "SkeinTransports"],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+        .target(
+            name: "SkeinMPI",
+            dependencies: ["SkeinCore", .target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SkeinTestSupport",
             dependencies: ["SkeinCore", "SkeinTransports", "SkeinCollectives"],
@@ -33,9 +47,15 @@ let package = Package(
         .executableTarget(
             name: "skein",
             dependencies: [
-                "SkeinCore", "SkeinTransports", "SkeinCollectives",
+                "SkeinCore", "SkeinTransports", "SkeinCollectives", "SkeinMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Checks every operation and algorithm over MPI against the naive references; run under mpirun.
+        .executableTarget(
+            name: "skein-mpi-check",
+            dependencies: ["SkeinCore", "SkeinTransports", "SkeinCollectives", "SkeinMPI", "SkeinTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -12,6 +12,8 @@ import Foundation
 /// broken: build a smaller one with `shrink(excluding:)` and go on.
 public final class Communicator: Sendable {
     public let transport: any Transport
+    /// The transport's own collectives, when it has them (MPI).
+    let native: (any NativeCollectives)?
     public let context: UInt32
     /// Default time a call may take before it fails with `.timeout`.
     public let timeout: Duration
@@ -35,6 +37,8 @@ public final class Communicator: Sendable {
         var operation: CollectiveOperation
         var bytes: Int
         var root: Int
+        /// Whether the transport's own implementation could run this call (it may lack an element type).
+        var native: Bool
     }
 
     struct Plan {
@@ -59,6 +63,7 @@ public final class Communicator: Sendable {
 
     public init(transport: any Transport, context: UInt32 = 0, cost: CostParameters = .inProcessDefault, timeout: Duration = .seconds(60)) {
         self.transport = transport
+        self.native = transport as? any NativeCollectives
         self.context = context
         self.timeout = timeout
         self.timeoutNanos = Self.nanoseconds(timeout)
@@ -140,6 +145,9 @@ public final class Communicator: Sendable {
         let (rank, size) = (self.rank, self.size)
         // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
         var failure: SkeinError?
+        let choice = Choice(
+            operation: call.operation, bytes: call.modelBytes, root: (0..<size).contains(call.root) ? call.root : 0,
+            native: native?.supportsNative(call.operation, dataType: call.dataType) ?? false)
         let begun = state.withLock { state -> Begun? in
             if let broken = state.broken {
                 failure = SkeinError(
@@ -157,13 +165,14 @@ public final class Communicator: Sendable {
                 plan = Plan(
                     algorithm: pinned, predicted: pinned.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost),
                     schedule: schedule)
-            } else if let known = state.selections[Choice(operation: call.operation, bytes: call.modelBytes, root: root)] {
+            } else if let known = state.selections[choice] {
                 plan = known
             } else {
-                let (algorithm, predicted) = CostModel.select(call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost)
+                let (algorithm, predicted) = CostModel.select(
+                    call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost, native: choice.native)
                 plan = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
                 if state.selections.count > 4096 { state.selections.removeAll() }
-                state.selections[Choice(operation: call.operation, bytes: call.modelBytes, root: root)] = plan
+                state.selections[choice] = plan
             }
             return Begun(sequence: state.sequence, plan: plan)
         }
@@ -181,10 +190,16 @@ public final class Communicator: Sendable {
             let signature = CallSignature(
                 operation: call.operation, algorithm: algorithm.code, dataType: call.dataType, reduceOp: call.reduceOp,
                 root: Int32(call.root), count: Int64(call.count), sequence: sequence)
-            var run = ScheduleRun(
-                schedule: schedule, input: input(schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
             let nanos = call.timeout.map(Self.nanoseconds) ?? timeoutNanos
             let deadline = start &+ nanos < start ? .max : start &+ nanos
+            if algorithm.code == NativeAlgorithm.code {
+                let output = try await runNative(call, input: input(schedule), deadline: deadline)
+                record.end = transport.now()
+                state.withLock { $0.recorder.append(record) }
+                return output
+            }
+            var run = ScheduleRun(
+                schedule: schedule, input: input(schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
             try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
             let output = try run.output(schedule)
             record.end = transport.now()
@@ -201,6 +216,20 @@ public final class Communicator: Sendable {
             if error.code != .aborted { transport.abort(context: context, because: error) }
             throw error
         }
+    }
+
+    /// Hands the call to the transport's own implementation.
+    func runNative(_ call: Call, input: [Chunk], deadline: UInt64) async throws(SkeinError) -> [Chunk] {
+        guard let native, native.supportsNative(call.operation, dataType: call.dataType) else {
+            throw SkeinError(
+                .unavailable, rank: rank,
+                native == nil
+                    ? "the native algorithm needs a transport with collectives of its own (MPI); this one has none"
+                    : "the transport has no native \(call.operation) for \(call.dataType); use one of Skein's algorithms")
+        }
+        let request = NativeCall(operation: call.operation, dataType: call.dataType, reduceOp: call.reduceOp, root: call.root, count: call.count)
+        let empty = Chunk(storage: nil, offset: 0, byteCount: 0, isWritable: false)
+        return [try await native.runNative(request, input: input.first ?? empty, deadline: deadline)]
     }
 
     static func nanoseconds(_ duration: Duration) -> UInt64 {

@@ -22,7 +22,8 @@ public class ByteStorage: @unchecked Sendable {
 
 /// Memory allocated by Skein, 64-byte aligned, returned when the last chunk over it goes.
 public final class AllocatedStorage: ByteStorage, @unchecked Sendable {
-    let base: UnsafeMutableRawPointer
+    /// The buffer's start; only its owner writes through it, and only before sharing it.
+    public let base: UnsafeMutableRawPointer
 
     public init(uninitializedByteCount byteCount: Int) {
         base = BufferPool.shared.take(byteCount: byteCount)

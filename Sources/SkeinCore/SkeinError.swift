@@ -4,7 +4,7 @@ public struct SkeinError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What kind of failure this is; new codes can be added without breaking users.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Sendable {
-            case invalidArgument, mismatch, desync, timeout, peerExited, aborted, rankFailed, internalError
+            case invalidArgument, mismatch, desync, timeout, peerExited, aborted, rankFailed, unavailable, internalError
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -23,6 +23,9 @@ public struct SkeinError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let aborted = Code(.aborted)
         /// This rank itself was made to fail (simulated failure injection).
         public static let rankFailed = Code(.rankFailed)
+        /// Something this build or transport does not have: the MPI backend not compiled in, a native
+        /// operation the library lacks for an element type.
+        public static let unavailable = Code(.unavailable)
         /// A broken invariant inside Skein: a bug to report.
         public static let internalError = Code(.internalError)
 

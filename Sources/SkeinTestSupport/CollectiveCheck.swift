@@ -7,30 +7,12 @@ import SkeinCollectives
 public func checkCollective<T: ReferenceElement>(
     _: T.Type, algorithm: any CollectiveAlgorithm, kind: TransportKind, ranks p: Int, count: Int, op: ReduceOp, seed: UInt64
 ) async -> String? {
-    var rng = SeededGenerator(seed: seed)
     let operation = algorithm.operation
-    let root = p > 1 ? Int(seed % UInt64(p)) : 0
-    let inputs: [[T]] = (0..<p).map { _ in (0..<count).map { _ in T.random(using: &rng, for: op) } }
+    let (inputs, root) = randomCase(T.self, ranks: p, count: count, op: op, seed: seed)
     let context = "\(operation)/\(algorithm.name) \(T.self) \(op) p=\(p) n=\(count) root=\(root) on \(kind), seed \(seed)"
 
     let outcomes = await runGroup(kind, size: p) { comm -> [T]? in
-        let mine = inputs[comm.rank]
-        switch operation {
-        case .broadcast: return try await comm.broadcast(mine, root: root, algorithm: algorithm as? any BroadcastAlgorithm)
-        case .reduce: return try await comm.reduce(mine, op: op, root: root, algorithm: algorithm as? any ReduceAlgorithm)
-        case .allreduce: return try await comm.allreduce(mine, op: op, algorithm: algorithm as? any AllreduceAlgorithm)
-        case .allgather: return try await comm.allgather(mine, algorithm: algorithm as? any AllgatherAlgorithm)
-        case .reduceScatter: return try await comm.reduceScatter(mine, op: op, algorithm: algorithm as? any ReduceScatterAlgorithm)
-        case .scatter:
-            return try await comm.scatter(
-                comm.rank == root ? mine : [], totalCount: count, root: root, algorithm: algorithm as? any ScatterAlgorithm)
-        case .gather: return try await comm.gather(mine, root: root, algorithm: algorithm as? any GatherAlgorithm)
-        case .allToAll: return try await comm.allToAll(mine, algorithm: algorithm as? any AllToAllAlgorithm)
-        case .barrier:
-            try await comm.barrier(algorithm: algorithm as? any BarrierAlgorithm)
-            return []
-        case .pointToPoint: return nil
-        }
+        try await runCollective(operation, algorithm: algorithm, on: comm, input: inputs[comm.rank], count: count, op: op, root: root)
     }
     var results: [[T]?] = []
     for (rank, outcome) in outcomes.enumerated() {
@@ -40,28 +22,9 @@ public func checkCollective<T: ReferenceElement>(
         }
     }
 
-    let tolerance = T.tolerance(ranks: p)
     for rank in 0..<p {
-        let want: [T]?
-        var tol = 0.0
-        switch operation {
-        case .broadcast: want = inputs[root]
-        case .reduce: want = rank == root ? Reference.reduce(inputs, op) : nil; tol = tolerance
-        case .allreduce: want = Reference.reduce(inputs, op); tol = tolerance
-        case .allgather: want = inputs.flatMap { $0 }
-        case .reduceScatter: want = Reference.block(Reference.reduce(inputs, op), index: rank, parts: p); tol = tolerance
-        case .scatter: want = Reference.block(inputs[root], index: rank, parts: p)
-        case .gather: want = rank == root ? inputs.flatMap { $0 } : nil
-        case .allToAll: want = (0..<p).flatMap { Reference.block(inputs[$0], index: rank, parts: p) }
-        case .barrier, .pointToPoint: want = []
-        }
-        switch (results[rank], want) {
-        case (nil, nil): continue
-        case (let got?, let want?):
-            if let difference = Reference.firstDifference(got, want, tolerance: tol) {
-                return "\(context): rank \(rank) \(difference)"
-            }
-        default: return "\(context): rank \(rank) returned \(results[rank].map { "\($0.count) elements" } ?? "nil"), expected \(want.map { "\($0.count) elements" } ?? "nil")"
+        if let difference = checkRank(rank, result: results[rank], operation: operation, inputs: inputs, op: op, root: root) {
+            return "\(context): \(difference)"
         }
     }
     if operation == .allreduce, let first = results[0] {
@@ -70,6 +33,65 @@ public func checkCollective<T: ReferenceElement>(
         }
     }
     return nil
+}
+
+/// Every rank's random input and the root for one case, the same on every process that asks.
+public func randomCase<T: ReferenceElement>(_: T.Type, ranks p: Int, count: Int, op: ReduceOp, seed: UInt64) -> (inputs: [[T]], root: Int) {
+    var rng = SeededGenerator(seed: seed)
+    let inputs: [[T]] = (0..<p).map { _ in (0..<count).map { _ in T.random(using: &rng, for: op) } }
+    return (inputs, p > 1 ? Int(seed % UInt64(p)) : 0)
+}
+
+/// Runs one call of `algorithm`'s operation with this rank's `input` (the root's buffer for scatter).
+/// With `algorithm` nil the communicator chooses.
+public func runCollective<T: ReferenceElement>(
+    _ operation: CollectiveOperation, algorithm: (any CollectiveAlgorithm)?, on comm: Communicator, input mine: [T], count: Int,
+    op: ReduceOp, root: Int
+) async throws(SkeinError) -> [T]? {
+    switch operation {
+    case .broadcast: return try await comm.broadcast(mine, root: root, algorithm: algorithm as? any BroadcastAlgorithm)
+    case .reduce: return try await comm.reduce(mine, op: op, root: root, algorithm: algorithm as? any ReduceAlgorithm)
+    case .allreduce: return try await comm.allreduce(mine, op: op, algorithm: algorithm as? any AllreduceAlgorithm)
+    case .allgather: return try await comm.allgather(mine, algorithm: algorithm as? any AllgatherAlgorithm)
+    case .reduceScatter: return try await comm.reduceScatter(mine, op: op, algorithm: algorithm as? any ReduceScatterAlgorithm)
+    case .scatter:
+        return try await comm.scatter(comm.rank == root ? mine : [], totalCount: count, root: root, algorithm: algorithm as? any ScatterAlgorithm)
+    case .gather: return try await comm.gather(mine, root: root, algorithm: algorithm as? any GatherAlgorithm)
+    case .allToAll: return try await comm.allToAll(mine, algorithm: algorithm as? any AllToAllAlgorithm)
+    case .barrier:
+        try await comm.barrier(algorithm: algorithm as? any BarrierAlgorithm)
+        return []
+    case .pointToPoint: return nil
+    }
+}
+
+/// Compares rank `rank`'s result of `operation` with the naive reference over every rank's `inputs`;
+/// returns the first disagreement, or nil.
+public func checkRank<T: ReferenceElement>(
+    _ rank: Int, result: [T]?, operation: CollectiveOperation, inputs: [[T]], op: ReduceOp, root: Int
+) -> String? {
+    let p = inputs.count
+    let tolerance = T.tolerance(ranks: p)
+    let want: [T]?
+    var tol = 0.0
+    switch operation {
+    case .broadcast: want = inputs[root]
+    case .reduce: want = rank == root ? Reference.reduce(inputs, op) : nil; tol = tolerance
+    case .allreduce: want = Reference.reduce(inputs, op); tol = tolerance
+    case .allgather: want = inputs.flatMap { $0 }
+    case .reduceScatter: want = Reference.block(Reference.reduce(inputs, op), index: rank, parts: p); tol = tolerance
+    case .scatter: want = Reference.block(inputs[root], index: rank, parts: p)
+    case .gather: want = rank == root ? inputs.flatMap { $0 } : nil
+    case .allToAll: want = (0..<p).flatMap { Reference.block(inputs[$0], index: rank, parts: p) }
+    case .barrier, .pointToPoint: want = []
+    }
+    switch (result, want) {
+    case (nil, nil): return nil
+    case (let got?, let want?):
+        return Reference.firstDifference(got, want, tolerance: tol).map { "rank \(rank) \($0)" }
+    default:
+        return "rank \(rank) returned \(result.map { "\($0.count) elements" } ?? "nil"), expected \(want.map { "\($0.count) elements" } ?? "nil")"
+    }
 }
 
 /// True when the two arrays hold the same bytes.

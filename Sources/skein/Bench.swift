@@ -208,7 +208,7 @@ struct CollectiveBenchmark {
                     let algorithms = AlgorithmRegistry.algorithms(for: operation)
                     let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
                         () async throws(SkeinError) -> Void in
-                        try await Self.invoke(operation, input: &input, output: &output, count: count, comm: comm)
+                        try await comm.exercise(operation, input: &input, output: &output, count: count)
                     }
                     for (algorithm, median) in zip(algorithms, medians) {
                         rows.append(BenchRow(
@@ -221,24 +221,6 @@ struct CollectiveBenchmark {
             return rows
         }
         return try outcomes[0].get()
-    }
-
-    static func invoke(
-        _ operation: CollectiveOperation, input: inout [Float], output: inout [Float], count: Int, comm: Communicator
-    ) async throws(SkeinError) {
-        // Results go into buffers reused across calls, as nccl-tests and OSU do.
-        switch operation {
-        case .broadcast: try await comm.broadcast(&input)
-        case .reduce: try await comm.reduce(input, into: &output)
-        case .allreduce: try await comm.allreduce(&input)  // in place, as DDP does
-        case .allgather: try await comm.allgather(input, into: &output)
-        case .reduceScatter: try await comm.reduceScatter(input, into: &output)
-        case .scatter: try await comm.scatter(input, totalCount: count, into: &output)
-        case .gather: try await comm.gather(input, into: &output)
-        case .allToAll: try await comm.allToAll(input, into: &output)
-        case .barrier: try await comm.barrier()
-        case .pointToPoint: break
-        }
     }
 
     /// For each algorithm, the median over repetitions of the slowest rank's mean time per call in

@@ -98,3 +98,62 @@ extension Communicator {
         return (alpha, sxx > 0 ? max(sxy / sxx, 0) : 0)
     }
 }
+
+extension Communicator {
+    /// Times the transport's own collectives (MPI's) at `sizes` (bytes as `CollectiveAlgorithm`
+    /// defines them) so the selector can weigh them against Skein's algorithms; a no-op on transports
+    /// without native collectives. A collective: every rank must call it. Returns the profiles kept.
+    @discardableResult
+    public func calibrateNative(
+        sizes: [Int] = [8, 4_096, 262_144, 4 << 20], repetitions: Int = 5, timeout: Duration? = nil
+    ) async throws(SkeinError) -> [NativeProfile] {
+        guard native != nil else { return [] }
+        var profiles: [NativeProfile] = []
+        for operation in CollectiveOperation.allCases where operation != .pointToPoint {
+            var points: [(bytes: Int, seconds: Double)] = []
+            for bytes in operation == .barrier ? [0] : sizes {
+                let count = CollectiveSimulator.perRankCount(operation, ranks: size, bytes: bytes, elementWidth: 4)
+                var input = [Float](repeating: 1, count: count), output: [Float] = []
+                let algorithm = NativeAlgorithm(operation)
+                try await exercise(operation, input: &input, output: &output, count: count, algorithm: algorithm, timeout: timeout)
+                var samples: [Double] = []
+                for _ in 0..<max(repetitions, 1) {
+                    let t0 = transport.now()
+                    try await exercise(operation, input: &input, output: &output, count: count, algorithm: algorithm, timeout: timeout)
+                    samples.append(Double(transport.now() &- t0) / 1e9)
+                }
+                // Every rank keeps the slowest rank's median, so all ranks select alike.
+                samples.sort()
+                let slowest = try await allreduce([samples[samples.count / 2]], op: .max, algorithm: RecursiveDoublingAllreduce(), timeout: timeout)
+                points.append((bytes, slowest[0]))
+            }
+            profiles.append(NativeProfile(operation: operation, ranks: size, points: points))
+        }
+        state.withLock { state in
+            state.cost.native = profiles
+            state.selections.removeAll()
+        }
+        return profiles
+    }
+
+    /// Runs one call of `operation` on Float buffers (reused across calls, as nccl-tests and OSU do):
+    /// `count` as `CollectiveSimulator.perRankCount` gives it; broadcast and allreduce in place.
+    public func exercise(
+        _ operation: CollectiveOperation, input: inout [Float], output: inout [Float], count: Int,
+        algorithm: (any CollectiveAlgorithm)? = nil, timeout: Duration? = nil
+    ) async throws(SkeinError) {
+        switch operation {
+        case .broadcast: try await broadcast(&input, algorithm: algorithm as? any BroadcastAlgorithm, timeout: timeout)
+        case .reduce: try await reduce(input, into: &output, algorithm: algorithm as? any ReduceAlgorithm, timeout: timeout)
+        case .allreduce: try await allreduce(&input, algorithm: algorithm as? any AllreduceAlgorithm, timeout: timeout)
+        case .allgather: try await allgather(input, into: &output, algorithm: algorithm as? any AllgatherAlgorithm, timeout: timeout)
+        case .reduceScatter:
+            try await reduceScatter(input, into: &output, algorithm: algorithm as? any ReduceScatterAlgorithm, timeout: timeout)
+        case .scatter: try await scatter(input, totalCount: count, into: &output, algorithm: algorithm as? any ScatterAlgorithm, timeout: timeout)
+        case .gather: try await gather(input, into: &output, algorithm: algorithm as? any GatherAlgorithm, timeout: timeout)
+        case .allToAll: try await allToAll(input, into: &output, algorithm: algorithm as? any AllToAllAlgorithm, timeout: timeout)
+        case .barrier: try await barrier(algorithm: algorithm as? any BarrierAlgorithm, timeout: timeout)
+        case .pointToPoint: break
+        }
+    }
+}

@@ -13,11 +13,12 @@ public enum CostModel {
         byOperation[Int(operation.rawValue)].map { ($0, $0.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)) }
     }
 
-    /// The cheapest algorithm (the first listed on a tie, so every rank picks the same one).
+    /// The cheapest algorithm, the transport's own among the candidates when `native` (the first listed on a tie, so every rank picks the same one).
     public static func select(
-        _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters
+        _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters, native: Bool = false
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
-        let candidates = byOperation[Int(operation.rawValue)]
+        // The native implementation is listed last, so on a tie Skein's own algorithm runs.
+        let candidates = native ? byOperation[Int(operation.rawValue)] + [NativeAlgorithm(operation)] : byOperation[Int(operation.rawValue)]
         var best = candidates[0]
         var bestSeconds = best.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)
         for candidate in candidates.dropFirst() {

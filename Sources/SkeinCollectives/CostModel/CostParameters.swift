@@ -1,3 +1,5 @@
+import SkeinCore
+
 /// The α-β-γ machine model: seconds per message, per byte moved, per byte reduced.
 ///
 /// β has three uses. `beta` is paid for bytes a receiver reads to reduce; `keepBeta` for bytes it
@@ -12,6 +14,8 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
     public var gamma: Double
     public var keepBeta: Double
     public var deliveryBeta: Double
+    /// Measured times of the transport's own collectives, when it has them (see `NativeAlgorithm`).
+    public var native: [NativeProfile] = []
 
     public init(alpha: Double, beta: Double, gamma: Double, keepBeta: Double? = nil, deliveryBeta: Double = 0) {
         self.alpha = alpha
@@ -83,5 +87,32 @@ enum TreeCost {
         var power = 1
         while power * 2 <= p { power *= 2 }
         return power
+    }
+}
+
+/// Measured times of a transport library's own implementation of one operation (`NativeAlgorithm`),
+/// by message size; predictions interpolate linearly in between and extend the last segment beyond.
+public struct NativeProfile: Sendable, Equatable, Codable {
+    public var operation: UInt8
+    public var ranks: Int
+    public var bytes: [Double]
+    public var seconds: [Double]
+
+    public init(operation: CollectiveOperation, ranks: Int, points: [(bytes: Int, seconds: Double)]) {
+        let sorted = points.sorted { $0.bytes < $1.bytes }
+        self.operation = operation.rawValue
+        self.ranks = ranks
+        bytes = sorted.map { Double($0.bytes) }
+        seconds = sorted.map(\.seconds)
+    }
+
+    public func seconds(bytes n: Int) -> Double {
+        guard let first = bytes.first else { return .infinity }
+        let x = Double(n)
+        if x <= first || bytes.count == 1 { return seconds[0] }
+        var upper = bytes.firstIndex { $0 >= x } ?? bytes.count - 1
+        upper = max(upper, 1)
+        let (x0, x1, y0, y1) = (bytes[upper - 1], bytes[upper], seconds[upper - 1], seconds[upper])
+        return max(y0 + (y1 - y0) * (x - x0) / max(x1 - x0, 1), 0)
     }
 }

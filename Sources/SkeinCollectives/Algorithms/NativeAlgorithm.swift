@@ -1,0 +1,23 @@
+import SkeinCore
+
+/// The transport library's own implementation of an operation (MPI's `MPI_Allreduce` and kin), as one
+/// more algorithm: pinned by a user, or chosen by the selector once `calibrateNative()` has measured
+/// it (it has no α-β-γ formula; its prediction is the measured time, interpolated between sizes).
+public struct NativeAlgorithm: BroadcastAlgorithm, ReduceAlgorithm, AllreduceAlgorithm, AllgatherAlgorithm, ReduceScatterAlgorithm,
+    ScatterAlgorithm, GatherAlgorithm, AllToAllAlgorithm, BarrierAlgorithm
+{
+    public let operation: CollectiveOperation
+    public init(_ operation: CollectiveOperation) { self.operation = operation }
+    public var name: String { "native" }
+    public static let code: UInt8 = 19
+    public var code: UInt8 { Self.code }
+
+    /// One input slot holding the whole input, one output slot; the transport does the rest.
+    public func schedule(rank: Int, size: Int, root: Int) -> Schedule {
+        .inPlace(slots: 1, [])
+    }
+
+    public func predictedSeconds(ranks: Int, bytes: Int, cost: CostParameters) -> Double {
+        cost.native.first { $0.operation == operation.rawValue && $0.ranks == ranks }?.seconds(bytes: bytes) ?? .infinity
+    }
+}

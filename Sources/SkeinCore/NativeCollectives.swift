@@ -1,0 +1,45 @@
+/// One collective call as a library with its own collectives (MPI) receives it: Skein's meaning of
+/// `count` per operation (see `CollectiveAlgorithm`), with the rank's whole input in one chunk.
+public struct NativeCall: Sendable {
+    public var operation: CollectiveOperation
+    public var dataType: DataType
+    public var reduceOp: ReduceOp
+    public var root: Int
+    /// Elements as the caller passed them: the vector (broadcast, reduce, allreduce, reduce-scatter),
+    /// each rank's part (allgather, gather), the root's whole buffer (scatter), each rank's whole
+    /// send buffer (all-to-all), 0 for barrier.
+    public var count: Int
+
+    public init(operation: CollectiveOperation, dataType: DataType, reduceOp: ReduceOp, root: Int, count: Int) {
+        self.operation = operation
+        self.dataType = dataType
+        self.reduceOp = reduceOp
+        self.root = root
+        self.count = count
+    }
+
+    /// Elements of this rank's result among `size` ranks (0 where the operation leaves it nothing).
+    public func outputCount(rank: Int, size: Int) -> Int {
+        switch operation {
+        case .broadcast, .allreduce: count
+        case .reduce: rank == root ? count : 0
+        case .allgather: count * size
+        case .gather: rank == root ? count * size : 0
+        case .reduceScatter, .scatter: BlockPartition(count: count, parts: size).range(rank).count
+        case .allToAll: BlockPartition(count: count, parts: size).range(rank).count * size
+        case .barrier, .pointToPoint: 0
+        }
+    }
+}
+
+/// A transport whose library has its own implementation of the collectives (MPI's `MPI_Allreduce`
+/// and kin), offered to the communicator as one more algorithm so that the cost model, the user and
+/// the benchmark can set Skein's algorithms beside it.
+public protocol NativeCollectives: Transport {
+    /// True when the library can run `operation` on elements of `dataType`.
+    func supportsNative(_ operation: CollectiveOperation, dataType: DataType) -> Bool
+
+    /// Runs the library's own operation on this rank's whole input; returns this rank's whole output
+    /// (`call.outputCount` elements). Throws `.timeout` or `.peerExited` as `receive` does.
+    func runNative(_ call: NativeCall, input: Chunk, deadline: UInt64) async throws(SkeinError) -> Chunk
+}

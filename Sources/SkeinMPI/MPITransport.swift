@@ -1,0 +1,609 @@
+#if MPI
+import CMPI
+import SkeinCore
+import Synchronization
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Skein's transport over MPI: one rank per process, started by `mpirun -n P` or `srun`.
+///
+/// Nothing here blocks a Swift thread. Every MPI call is non-blocking (`MPI_Isend`, `MPI_Improbe` +
+/// `MPI_Imrecv`, `MPI_Iallreduce`, …) and made under one lock, so `MPI_THREAD_SERIALIZED` suffices;
+/// `MPI_THREAD_MULTIPLE` is asked for and the level granted is reported. A waiting task drives MPI's
+/// progress itself (polling, then yielding its thread), which keeps small-message latency at MPI's
+/// own; a thread of the transport's own keeps sends moving while no task waits.
+///
+/// Wire format: a message whose payload is small travels as one MPI message (a 64-byte header, chunk
+/// sizes, then the bytes copied behind them); a large one as a header message followed by one MPI
+/// message per chunk, sent straight from the chunk's memory. MPI keeps one sender's messages in order,
+/// so the receiver pairs chunks with their header. Matching by Skein's (source, tag) happens here.
+///
+/// A peer that dies (killed, crashed) is noticed by its process id on the same host within about
+/// 10 ms of a wait on it, and otherwise when the deadline passes; the rank that notices aborts the
+/// call and tells every other rank, so all survivors name the same dead rank.
+public final class MPITransport: NativeCollectives, @unchecked Sendable {
+    // @unchecked: the MPI handles are immutable after init; all mutable state is in `engine`'s lock.
+    public let rank: Int
+    public let size: Int
+    /// The thread support level MPI granted (`MPI_THREAD_MULTIPLE` is asked for).
+    public let threadLevel: Int32
+    /// The host name MPI reports for each rank.
+    public let hosts: [String]
+    /// Each rank's process id (used to tell a dead peer on the same host from a slow one).
+    public let processIDs: [Int32]
+    /// True when more ranks share this host than it has cores: waits then yield their core.
+    public let oversubscribed: Bool
+
+    let comm: MPI_Comm?
+    let nativeComm: MPI_Comm?
+    let engine: Mutex<ProgressEngine>
+    let running = Atomic<Bool>(true)
+    /// Counts polls by waiting tasks; the progress thread keeps away while it moves.
+    let polls = Atomic<Int>(0)
+
+    public var deliversByReference: Bool { false }
+
+    private static let started = Mutex<Bool>(false)
+
+    /// Initialises MPI (once per process) and builds the transport over `MPI_COMM_WORLD`.
+    public static func start() throws(SkeinError) -> MPITransport {
+        let first = started.withLock { started -> Bool in
+            defer { started = true }
+            return !started
+        }
+        guard first else {
+            throw SkeinError(.invalidArgument, "MPITransport.start() was called twice; MPI can be initialised once per process")
+        }
+        var provided: Int32 = 0
+        var argc: Int32 = 0
+        let rc = MPI_Init_thread(&argc, nil, skein_mpi_thread_multiple(), &provided)
+        guard rc == MPI_SUCCESS else { throw SkeinError(.unavailable, "MPI_Init_thread failed: \(errorString(rc))") }
+        return try MPITransport(threadLevel: provided)
+    }
+
+    private init(threadLevel: Int32) throws(SkeinError) {
+        let world = skein_mpi_comm_world()
+        MPI_Comm_set_errhandler(world, skein_mpi_errors_return())
+        var rank: Int32 = 0, size: Int32 = 0
+        MPI_Comm_rank(world, &rank)
+        MPI_Comm_size(world, &size)
+        self.rank = Int(rank)
+        self.size = Int(size)
+        self.threadLevel = threadLevel
+        guard threadLevel >= skein_mpi_thread_serialized() else {
+            throw SkeinError(
+                .unavailable, rank: Int(rank),
+                "MPI granted thread level \(Self.threadLevelName(threadLevel)); Skein needs MPI_THREAD_SERIALIZED or better")
+        }
+        // Skein's messages and MPI's own collectives each get a communicator of their own, so neither
+        // can match the other's (or the application's) messages.
+        var p2p = skein_mpi_comm_null(), native = skein_mpi_comm_null()
+        MPI_Comm_dup(world, &p2p)
+        MPI_Comm_dup(world, &native)
+        MPI_Comm_set_errhandler(p2p, skein_mpi_errors_return())
+        MPI_Comm_set_errhandler(native, skein_mpi_errors_return())
+        comm = p2p
+        nativeComm = native
+
+        // Who runs where: host names and process ids, gathered once (blocking, at start-up only).
+        let nameWidth = Int(skein_mpi_max_processor_name())
+        var name = [CChar](repeating: 0, count: nameWidth)
+        var nameLength: Int32 = 0
+        MPI_Get_processor_name(&name, &nameLength)
+        var names = [CChar](repeating: 0, count: nameWidth * Int(size))
+        MPI_Allgather(&name, Int32(nameWidth), skein_mpi_byte(), &names, Int32(nameWidth), skein_mpi_byte(), world)
+        let hostNames = (0..<Int(size)).map { index in
+            cString(names[(index * nameWidth)..<((index + 1) * nameWidth)])
+        }
+        hosts = hostNames
+        var pid = getpid()
+        var pids = [Int32](repeating: 0, count: Int(size))
+        MPI_Allgather(&pid, 1, skein_mpi_int32(), &pids, 1, skein_mpi_int32(), world)
+        processIDs = pids
+        let local = hostNames.filter { $0 == hostNames[Int(rank)] }.count
+        oversubscribed = local > ProcessInfo.processInfo.activeProcessorCount
+        engine = Mutex(ProgressEngine(size: Int(size), rank: Int(rank), comm: p2p))
+
+        let thread = Thread { [self] in backgroundProgress() }
+        thread.name = "skein-mpi-progress"
+        thread.start()
+    }
+
+    /// The name of an MPI thread level (`MPI_THREAD_MULTIPLE` …).
+    public static func threadLevelName(_ level: Int32) -> String {
+        switch level {
+        case skein_mpi_thread_single(): "MPI_THREAD_SINGLE"
+        case skein_mpi_thread_funneled(): "MPI_THREAD_FUNNELED"
+        case skein_mpi_thread_serialized(): "MPI_THREAD_SERIALIZED"
+        case skein_mpi_thread_multiple(): "MPI_THREAD_MULTIPLE"
+        default: "thread level \(level)"
+        }
+    }
+
+    public var threadLevelName: String { Self.threadLevelName(threadLevel) }
+
+    /// The MPI library's version string (`Open MPI v4.1.4, …`).
+    public static var libraryVersion: String {
+        var buffer = [CChar](repeating: 0, count: Int(skein_mpi_max_library_version_string()) + 1)
+        var length: Int32 = 0
+        MPI_Get_library_version(&buffer, &length)
+        let text = cString(buffer[...])
+        return text.split(separator: ",").first.map(String.init) ?? text
+    }
+
+    /// Stops the progress thread, lets outstanding sends finish (for up to `grace`), and finalises MPI.
+    /// After a peer died, pass `finalize: false`: MPI_Finalize would wait for the dead rank.
+    public func shutdown(finalize: Bool = true, grace: Duration = .seconds(5)) {
+        let deadline = now() &+ UInt64(grace.components.seconds) * 1_000_000_000
+        while now() < deadline {
+            let idle = engine.withLock { engine -> Bool in
+                engine.progress()
+                return engine.sends.isEmpty
+            }
+            if idle { break }
+            usleep(50)
+        }
+        running.store(false, ordering: .releasing)
+        if finalize {
+            _ = engine.withLock { _ in MPI_Finalize() }
+        }
+    }
+
+    public func now() -> UInt64 { MonotonicClock.now() }
+
+    // MARK: messages
+
+    public func send(_ message: Message, to peer: Int, tag: Tag) throws(SkeinError) {
+        guard (0..<size).contains(peer) else {
+            throw SkeinError(.invalidArgument, rank: rank, peer: peer, "send to rank \(peer) outside 0..<\(size)")
+        }
+        let failure = engine.withLock { engine -> SkeinError? in
+            if let aborted = engine.aborted[tag.context] { return aborted }
+            return engine.post(message, to: Int32(peer), tag: tag)
+        }
+        if let failure { throw failure }
+    }
+
+    public func receive(from peer: Int, tag: Tag, deadline: UInt64) async throws(SkeinError) -> Message {
+        guard (0..<size).contains(peer) else {
+            throw SkeinError(.invalidArgument, rank: rank, peer: peer, "receive from rank \(peer) outside 0..<\(size)")
+        }
+        return try await wait(on: peer, context: tag.context, deadline: deadline, what: "a message of call \(tag)") { engine in
+            engine.take(from: peer, tag: tag)
+        }
+    }
+
+    public func abort(context: UInt32, because error: SkeinError) {
+        let culprit = error.peer ?? rank
+        let dead = deadPeers()
+        engine.withLock { engine in
+            guard engine.aborted[context] == nil else { return }
+            engine.aborted[context] = SkeinError(
+                .aborted, rank: rank, peer: culprit, "this rank aborted call context \(context): \(error.message)")
+            for peer in 0..<size where peer != rank && !dead.contains(peer) {
+                engine.postControl(context: context, culprit: Int32(culprit), reason: error.message, to: Int32(peer))
+            }
+        }
+    }
+
+    /// Polls until `ready` yields a result: drives MPI's progress, checks the deadline and whether the
+    /// awaited peer still lives, and gives the thread (and core, when oversubscribed) away between polls.
+    func wait<R>(
+        on peer: Int?, context: UInt32?, deadline: UInt64, what: String,
+        _ ready: (inout ProgressEngine) -> R?
+    ) async throws(SkeinError) -> R {
+        var polls = 0
+        var livenessAt: UInt64 = 0
+        while true {
+            var failure: SkeinError?
+            let result = engine.withLock { engine -> R? in
+                if let context, let aborted = engine.aborted[context] {
+                    failure = aborted
+                    return nil
+                }
+                if let result = ready(&engine) { return result }
+                engine.progress()
+                return ready(&engine)
+            }
+            if let result { return result }
+            if let failure { throw failure }
+            polls += 1
+            self.polls.wrappingAdd(1, ordering: .relaxed)
+            guard polls & 15 == 0 else { continue }
+            let time = now()
+            if time >= deadline || (polls >= 4096 && time >= livenessAt) {
+                livenessAt = time &+ 10_000_000
+                if let dead = deadPeers().first {
+                    throw SkeinError(
+                        .peerExited, rank: rank, peer: dead,
+                        "rank \(dead) (pid \(processIDs[dead]) on \(hosts[dead])) is gone (exited, killed or crashed) while rank \(rank) waited for \(what)"
+                            + (peer.map { " from rank \($0)" } ?? ""))
+                }
+                if time >= deadline {
+                    throw SkeinError(
+                        .timeout, rank: rank, peer: peer,
+                        "rank \(rank) waited past its deadline for \(what)" + (peer.map { " from rank \($0)" } ?? "")
+                            + "; that rank is alive but did not send (a slower or stuck rank, or mismatched calls)")
+                }
+            }
+            if oversubscribed { sched_yield() }
+            await Task.yield()
+        }
+    }
+
+    /// Ranks on this host whose process is gone (or a zombie).
+    public func deadPeers() -> [Int] {
+        (0..<size).filter { peer in
+            peer != rank && hosts[peer] == hosts[rank] && !Self.processAlive(processIDs[peer])
+        }
+    }
+
+    static func processAlive(_ pid: Int32) -> Bool {
+        #if os(Linux)
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        // The state follows the parenthesised command name: Z (zombie) and X (dead) no longer run.
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        return state != "Z" && state != "X"
+        #else
+        return kill(pid, 0) == 0 || errno != ESRCH
+        #endif
+    }
+
+    /// Keeps sends (and receives nobody is polling for) moving while no task waits.
+    private func backgroundProgress() {
+        var seen = 0
+        while running.load(ordering: .acquiring) {
+            let polls = self.polls.load(ordering: .relaxed)
+            if polls != seen {
+                seen = polls  // a task is polling: stay out of its way
+                usleep(200)
+                continue
+            }
+            let busy = engine.withLock { engine -> Bool in
+                engine.progress()
+                return engine.hasWork
+            }
+            usleep(busy ? 20 : 500)
+        }
+    }
+
+    static func errorString(_ code: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(skein_mpi_max_error_string()) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &buffer, &length)
+        return cString(buffer[...])
+    }
+}
+
+/// The text of a NUL-terminated C string held in an array.
+func cString(_ characters: ArraySlice<CChar>) -> String {
+    String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// MPI requests, the per-source queues of arriving messages, and aborted contexts: everything the
+/// transport's lock guards.
+struct ProgressEngine: @unchecked Sendable {
+    // @unchecked: MPI handles are plain pointers; the engine is only touched under its Mutex.
+    enum Kind: Int32 {
+        case small = 0, header = 1, chunk = 2, control = 3
+    }
+
+    /// Payloads up to this size are copied behind the header into one MPI message.
+    static let inlineLimit = 16 << 10
+    /// Most chunks one header message announces (the count travels in the MPI tag, ≥ 32767 by standard).
+    static let maxAnnouncedChunks = 8000
+
+    struct PendingSend {
+        var request: MPI_Request?
+        var keep: Message?
+        var buffer: AllocatedStorage?
+    }
+
+    /// One MPI receive in flight: which arriving message it belongs to and which part it is.
+    struct PendingReceive {
+        var request: MPI_Request?
+        var incoming: Incoming
+        /// -1 for the header (or the whole of a small message), else the chunk's index.
+        var part: Int
+        var storage: AllocatedStorage
+        var kind: Kind
+        var source: Int
+    }
+
+    let rank: Int
+    let comm: MPI_Comm?
+    var sends: [PendingSend] = []
+    var receives: [PendingReceive] = []
+    /// Arriving messages per source, in the order the source sent them.
+    var queues: [[Incoming]]
+    /// Per source: the header message still being paired with its chunk messages.
+    var assembling: [Incoming?]
+    var aborted: [UInt32: SkeinError] = [:]
+    /// Native calls given up on (deadline, dead peer): MPI may still touch their buffers.
+    var abandoned: [NativeRequest] = []
+
+    init(size: Int, rank: Int, comm: MPI_Comm?) {
+        self.rank = rank
+        self.comm = comm
+        queues = Array(repeating: [], count: size)
+        assembling = Array(repeating: nil, count: size)
+    }
+
+    var hasWork: Bool { !sends.isEmpty || !receives.isEmpty }
+
+    // MARK: sending
+
+    mutating func post(_ message: Message, to peer: Int32, tag: Tag) -> SkeinError? {
+        var payload = 0, real = 0
+        for chunk in message.chunks where !chunk.isPhantom {
+            payload += chunk.byteCount
+            real += 1
+        }
+        let headerBytes = WireHeader.byteCount(chunks: message.chunks.count)
+        if payload <= Self.inlineLimit || real > Self.maxAnnouncedChunks {
+            let buffer = AllocatedStorage(uninitializedByteCount: headerBytes + payload)
+            WireHeader.write(message, tag: tag, to: buffer.base)
+            var offset = headerBytes
+            for chunk in message.chunks where !chunk.isPhantom {
+                chunk.withUnsafeBytes { bytes in
+                    if let from = bytes.baseAddress, bytes.count > 0 { (buffer.base + offset).copyMemory(from: from, byteCount: bytes.count) }
+                }
+                offset += chunk.byteCount
+            }
+            return isend(buffer.base, count: buffer.byteCount, to: peer, kind: .small, keep: nil, buffer: buffer)
+        }
+        let header = AllocatedStorage(uninitializedByteCount: headerBytes)
+        WireHeader.write(message, tag: tag, to: header.base)
+        if let failure = isend(header.base, count: headerBytes, to: peer, kind: .header, announcing: real, keep: nil, buffer: header) {
+            return failure
+        }
+        for chunk in message.chunks where !chunk.isPhantom {
+            guard chunk.byteCount <= Int(Int32.max) else {
+                return SkeinError(.unavailable, rank: rank, "a chunk of \(chunk.byteCount) bytes exceeds MPI's count limit of 2^31−1")
+            }
+            let failure = chunk.withUnsafeBytes { bytes in
+                isend(bytes.baseAddress ?? UnsafeRawPointer(header.base), count: bytes.count, to: peer, kind: .chunk, keep: message, buffer: nil)
+            }
+            if let failure { return failure }
+        }
+        return nil
+    }
+
+    mutating func postControl(context: UInt32, culprit: Int32, reason: String, to peer: Int32) {
+        let text = Array(reason.utf8.prefix(400))
+        let buffer = AllocatedStorage(uninitializedByteCount: 8 + text.count)
+        buffer.base.storeBytes(of: context, toByteOffset: 0, as: UInt32.self)
+        buffer.base.storeBytes(of: culprit, toByteOffset: 4, as: Int32.self)
+        text.withUnsafeBytes { (buffer.base + 8).copyMemory(from: $0.baseAddress!, byteCount: text.count) }
+        _ = isend(buffer.base, count: buffer.byteCount, to: peer, kind: .control, keep: nil, buffer: buffer)
+    }
+
+    private mutating func isend(
+        _ pointer: UnsafeRawPointer, count: Int, to peer: Int32, kind: Kind, announcing: Int = 0, keep: Message?, buffer: AllocatedStorage?
+    ) -> SkeinError? {
+        var request: MPI_Request? = skein_mpi_request_null()
+        let mpiTag = kind.rawValue | Int32(announcing << 2)
+        let rc = MPI_Isend(pointer, Int32(count), skein_mpi_byte(), peer, mpiTag, comm, &request)
+        guard rc == MPI_SUCCESS else {
+            return SkeinError(.peerExited, rank: rank, peer: Int(peer), "MPI_Isend to rank \(peer) failed: \(MPITransport.errorString(rc))")
+        }
+        sends.append(PendingSend(request: request, keep: keep, buffer: buffer))
+        return nil
+    }
+
+    // MARK: receiving
+
+    /// The next message from `source` with `tag`, if it has arrived whole and no earlier message from
+    /// that source that might carry the same tag is still arriving.
+    mutating func take(from source: Int, tag: Tag) -> Message? {
+        for (index, incoming) in queues[source].enumerated() {
+            guard let key = incoming.tag else { return nil }
+            guard key == tag else { continue }
+            guard let message = incoming.message else { return nil }
+            queues[source].remove(at: index)
+            return message
+        }
+        return nil
+    }
+
+    /// Completes what MPI has finished, and starts receiving every newly arrived message.
+    mutating func progress() {
+        testReceives()
+        var flag: Int32 = 0
+        var status = MPI_Status()
+        var probes = 0
+        while probes < 64 {
+            var handle: MPI_Message? = skein_mpi_message_null()
+            guard MPI_Improbe(skein_mpi_any_source(), skein_mpi_any_tag(), comm, &flag, &handle, &status) == MPI_SUCCESS, flag != 0 else { break }
+            probes += 1
+            var count: Int32 = 0
+            MPI_Get_count(&status, skein_mpi_byte(), &count)
+            let source = Int(status.MPI_SOURCE)
+            guard let kind = Kind(rawValue: status.MPI_TAG & 3) else { continue }
+            let storage = AllocatedStorage(uninitializedByteCount: Int(count))
+            let incoming: Incoming
+            var part = -1
+            switch kind {
+            case .small, .control:
+                incoming = Incoming(announced: 0)
+                if kind == .small { queues[source].append(incoming) }
+            case .header:
+                incoming = Incoming(announced: Int(status.MPI_TAG >> 2))
+                queues[source].append(incoming)
+                if incoming.announced > 0 { assembling[source] = incoming }
+            case .chunk:
+                guard let open = assembling[source] else { continue }
+                incoming = open
+                part = open.nextPart
+                open.nextPart += 1
+                if open.nextPart == open.announced { assembling[source] = nil }
+            }
+            var request: MPI_Request? = skein_mpi_request_null()
+            MPI_Imrecv(storage.base, count, skein_mpi_byte(), &handle, &request)
+            receives.append(PendingReceive(request: request, incoming: incoming, part: part, storage: storage, kind: kind, source: source))
+        }
+        if probes > 0 { testReceives() }
+        testSends()
+    }
+
+    private mutating func testReceives() {
+        var index = 0
+        while index < receives.count {
+            var done: Int32 = 0
+            MPI_Test(&receives[index].request, &done, skein_mpi_status_ignore())
+            guard done != 0 else {
+                index += 1
+                continue
+            }
+            let finished = receives.remove(at: index)
+            complete(finished)
+        }
+    }
+
+    private mutating func complete(_ part: PendingReceive) {
+        let incoming = part.incoming
+        switch part.kind {
+        case .control:
+            let base = part.storage.base
+            let context = base.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+            let culprit = Int(base.loadUnaligned(fromByteOffset: 4, as: Int32.self))
+            let reason = String(decoding: UnsafeRawBufferPointer(start: base + 8, count: part.storage.byteCount - 8), as: UTF8.self)
+            if aborted[context] == nil {
+                aborted[context] = SkeinError(
+                    .aborted, rank: rank, peer: culprit, "rank \(part.source) aborted call context \(context): \(reason)")
+            }
+            return
+        case .small:
+            WireHeader.read(part.storage, into: incoming, inline: true)
+        case .header:
+            WireHeader.read(part.storage, into: incoming, inline: false)
+        case .chunk:
+            incoming.parts[part.part] = Chunk(storage: part.storage, offset: 0, byteCount: part.storage.byteCount, isWritable: true)
+        }
+        incoming.remaining -= 1
+        if incoming.remaining == 0 { incoming.finish() }
+    }
+
+    private mutating func testSends() {
+        var index = 0
+        while index < sends.count {
+            var done: Int32 = 0
+            MPI_Test(&sends[index].request, &done, skein_mpi_status_ignore())
+            if done != 0 {
+                sends.swapAt(index, sends.count - 1)
+                sends.removeLast()
+            } else {
+                index += 1
+            }
+        }
+    }
+}
+
+/// A message on its way in: its header once read, its chunks as they complete.
+final class Incoming: @unchecked Sendable {
+    // @unchecked: only touched under the engine's lock.
+    var tag: Tag?
+    var signature: CallSignature?
+    var skew: ArrivalSkew?
+    /// Chunks in order; a large message's real chunks are filled in as their MPI receives complete.
+    var chunks: [Chunk] = []
+    /// Indexes into `chunks` of the chunks that travel as MPI messages of their own.
+    var separate: [Int] = []
+    var parts: [Chunk?]
+    /// How many chunk messages follow the header.
+    let announced: Int
+    /// MPI receives (header included) still to complete.
+    var remaining: Int
+    /// The next chunk message from the source fills this part.
+    var nextPart = 0
+    var message: Message?
+
+    init(announced: Int) {
+        self.announced = announced
+        remaining = 1 + announced
+        parts = Array(repeating: nil, count: announced)
+    }
+
+    func finish() {
+        for (position, index) in separate.enumerated() {
+            if let chunk = parts[position] { chunks[index] = chunk }
+        }
+        guard let signature, let skew else { return }
+        message = Message(signature: signature, skew: skew, chunks: ChunkList(chunks))
+    }
+}
+
+/// The 64-byte header every Skein message carries over MPI, then one size per chunk
+/// (the top bit marks a phantom chunk).
+enum WireHeader {
+    static let fixed = 64
+    static let phantomBit: UInt64 = 1 << 63
+
+    static func byteCount(chunks: Int) -> Int { fixed + 8 * chunks }
+
+    static func write(_ message: Message, tag: Tag, to base: UnsafeMutableRawPointer) {
+        let s = message.signature, k = message.skew
+        base.storeBytes(of: tag.context, toByteOffset: 0, as: UInt32.self)
+        base.storeBytes(of: UInt32(message.chunks.count), toByteOffset: 4, as: UInt32.self)
+        base.storeBytes(of: tag.sequence, toByteOffset: 8, as: UInt64.self)
+        base.storeBytes(of: s.operation.rawValue, toByteOffset: 16, as: UInt8.self)
+        base.storeBytes(of: s.algorithm, toByteOffset: 17, as: UInt8.self)
+        base.storeBytes(of: s.dataType.rawValue, toByteOffset: 18, as: UInt8.self)
+        base.storeBytes(of: s.reduceOp.rawValue, toByteOffset: 19, as: UInt8.self)
+        base.storeBytes(of: s.root, toByteOffset: 20, as: Int32.self)
+        base.storeBytes(of: s.count, toByteOffset: 24, as: Int64.self)
+        base.storeBytes(of: s.sequence, toByteOffset: 32, as: UInt64.self)
+        base.storeBytes(of: k.earliestEntry, toByteOffset: 40, as: UInt64.self)
+        base.storeBytes(of: k.latestEntry, toByteOffset: 48, as: UInt64.self)
+        base.storeBytes(of: k.earliestRank, toByteOffset: 56, as: Int32.self)
+        base.storeBytes(of: k.latestRank, toByteOffset: 60, as: Int32.self)
+        for (index, chunk) in message.chunks.enumerated() {
+            let size = UInt64(chunk.byteCount) | (chunk.isPhantom ? phantomBit : 0)
+            base.storeBytes(of: size, toByteOffset: fixed + 8 * index, as: UInt64.self)
+        }
+    }
+
+    /// Fills `incoming` from a header; with `inline`, the chunks' bytes follow the header in `storage`.
+    static func read(_ storage: AllocatedStorage, into incoming: Incoming, inline: Bool) {
+        let base = UnsafeRawPointer(storage.base)
+        let count = Int(base.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        incoming.tag = Tag(
+            context: base.loadUnaligned(fromByteOffset: 0, as: UInt32.self),
+            sequence: base.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        incoming.signature = CallSignature(
+            operation: CollectiveOperation(rawValue: base.loadUnaligned(fromByteOffset: 16, as: UInt8.self)) ?? .pointToPoint,
+            algorithm: base.loadUnaligned(fromByteOffset: 17, as: UInt8.self),
+            dataType: DataType(rawValue: base.loadUnaligned(fromByteOffset: 18, as: UInt8.self)) ?? .float32,
+            reduceOp: ReduceOp(rawValue: base.loadUnaligned(fromByteOffset: 19, as: UInt8.self)) ?? .sum,
+            root: base.loadUnaligned(fromByteOffset: 20, as: Int32.self),
+            count: base.loadUnaligned(fromByteOffset: 24, as: Int64.self),
+            sequence: base.loadUnaligned(fromByteOffset: 32, as: UInt64.self))
+        var skew = ArrivalSkew(rank: 0, entry: 0)
+        skew.earliestEntry = base.loadUnaligned(fromByteOffset: 40, as: UInt64.self)
+        skew.latestEntry = base.loadUnaligned(fromByteOffset: 48, as: UInt64.self)
+        skew.earliestRank = base.loadUnaligned(fromByteOffset: 56, as: Int32.self)
+        skew.latestRank = base.loadUnaligned(fromByteOffset: 60, as: Int32.self)
+        incoming.skew = skew
+        var chunks: [Chunk] = []
+        chunks.reserveCapacity(count)
+        var offset = byteCount(chunks: count)
+        for index in 0..<count {
+            let word = base.loadUnaligned(fromByteOffset: fixed + 8 * index, as: UInt64.self)
+            let size = Int(word & ~phantomBit)
+            if word & phantomBit != 0 {
+                chunks.append(.phantom(byteCount: size))
+            } else if inline {
+                chunks.append(Chunk(storage: storage, offset: offset, byteCount: size, isWritable: true))
+                offset += size
+            } else {
+                incoming.separate.append(index)
+                chunks.append(.phantom(byteCount: size))  // replaced when its MPI message completes
+            }
+        }
+        incoming.chunks = chunks
+    }
+}
+#endif

@@ -1,0 +1,223 @@
+// Checks Skein over MPI: run under `mpirun -n P skein-mpi-check [check|dead-rank SEED]`.
+// `check`: every operation × algorithm (Skein's and MPI's native) × sizes against the naive
+// reference, more element types and ops, and out-of-order tags. `dead-rank SEED`: one rank kills
+// itself with SIGKILL at a random point inside a collective; every survivor must report Skein's
+// error naming it, then shrink and run a correct allreduce. Exit status 0 only when all agree.
+import SkeinCore
+import SkeinCollectives
+import SkeinMPI
+import SkeinTestSupport
+import Foundation
+
+#if MPI
+let arguments = Array(CommandLine.arguments.dropFirst())
+let transport: MPITransport
+do {
+    transport = try MPITransport.start()
+} catch {
+    print("skein-mpi-check: \(error)")
+    exit(2)
+}
+let comm = Communicator(transport: transport, timeout: .seconds(30))
+let (rank, p) = (comm.rank, comm.size)
+
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+/// Checks one case on this rank; returns a failure description or nil.
+func check<T: ReferenceElement>(
+    _: T.Type, _ algorithm: (any CollectiveAlgorithm)?, operation: CollectiveOperation, count: Int, op: ReduceOp, seed: UInt64
+) async -> String? {
+    let (inputs, root) = randomCase(T.self, ranks: p, count: count, op: op, seed: seed)
+    let context = "\(operation)/\(algorithm?.name ?? "auto") \(T.self) \(op) p=\(p) n=\(count) root=\(root) over MPI, seed \(seed)"
+    do {
+        let result = try await runCollective(operation, algorithm: algorithm, on: comm, input: inputs[rank], count: count, op: op, root: root)
+        if let difference = checkRank(rank, result: result, operation: operation, inputs: inputs, op: op, root: root) {
+            return "\(context): \(difference)"
+        }
+        if operation == .allreduce, let result {
+            // Bit-identical on every rank: compare a hash of the bytes.
+            var hash: Int64 = -3_750_763_034_362_895_579
+            result.withUnsafeBytes { for byte in $0 { hash = (hash ^ Int64(byte)) &* 1_099_511_628_211 } }
+            let hashes = try await comm.allgather([hash], algorithm: RingAllgather())
+            if Set(hashes).count != 1 { return "\(context): results differ between ranks (hashes \(hashes))" }
+        }
+        return nil
+    } catch {
+        return "\(context): threw \(error)"
+    }
+}
+
+func runChecks() async -> Int {
+    var failures: [String] = []
+    var cases = 0
+    let counts = [0, 1, p + 1, 3001, 70_001]
+    for operation in CollectiveOperation.allCases where operation != .pointToPoint {
+        let algorithms = AlgorithmRegistry.algorithms(for: operation) + [NativeAlgorithm(operation)]
+        for algorithm in algorithms {
+            for (index, count) in (operation == .barrier ? [0] : counts).enumerated() {
+                cases += 1
+                let op = ReduceOp.allCases[index % ReduceOp.allCases.count]
+                let seed = UInt64(cases) &* 7919 &+ UInt64(p)
+                if let failure = await check(Float.self, algorithm, operation: operation, count: count, op: op, seed: seed) {
+                    failures.append(failure)
+                }
+            }
+        }
+    }
+    // Every element type and reduction, Skein's choice and MPI's own.
+    for op in ReduceOp.allCases {
+        for native in [false, true] {
+            let algorithm: (any CollectiveAlgorithm)? = native ? NativeAlgorithm(.allreduce) : nil
+            cases += 4
+            let seed = UInt64(cases) &* 104_729
+            if let f = await check(Double.self, algorithm, operation: .allreduce, count: 5000, op: op, seed: seed) { failures.append(f) }
+            if let f = await check(Int32.self, algorithm, operation: .allreduce, count: 5000, op: op, seed: seed + 1) { failures.append(f) }
+            if let f = await check(Int64.self, native ? NativeAlgorithm(.reduce) : nil, operation: .reduce, count: 5000, op: op, seed: seed + 2) { failures.append(f) }
+            if algorithm == nil, let f = await check(Float16.self, nil, operation: .allreduce, count: 5000, op: op, seed: seed + 3) {
+                failures.append(f)
+            }
+        }
+    }
+    // MPI has no Float16: the native algorithm must say so on every rank, not misbehave.
+    cases += 1
+    do {
+        _ = try await comm.allreduce([Float16](repeating: 1, count: 8), algorithm: NativeAlgorithm(.allreduce))
+        failures.append("native Float16 allreduce succeeded; expected .unavailable")
+    } catch {
+        if error.code != .unavailable { failures.append("native Float16 allreduce threw \(error); expected .unavailable") }
+    }
+    // The failed call broke `comm` (as any failed call does); go on with a fresh one below.
+    let fresh = Communicator(transport: transport, context: 7, timeout: .seconds(30))
+    cases += 1
+    if let failure = await outOfOrderTags(fresh) { failures.append(failure) }
+    // Calibrated automatic selection, with MPI's own collectives among the candidates.
+    do {
+        let cost = try await fresh.calibrate()
+        let profiles = try await fresh.calibrateNative()
+        if rank == 0 { say("calibrated over MPI: \(cost); native profiles for \(profiles.count) operations") }
+        for (index, bytes) in [8, 4096, 1 << 20].enumerated() {
+            cases += 1
+            let (inputs, _) = randomCase(Float.self, ranks: p, count: bytes / 4, op: .sum, seed: UInt64(900 + index))
+            let got = try await fresh.allreduce(inputs[rank])
+            if let difference = checkRank(rank, result: got, operation: .allreduce, inputs: inputs, op: .sum, root: 0) {
+                failures.append("calibrated auto allreduce of \(bytes) B: \(difference)")
+            }
+        }
+        if rank == 0 {
+            for record in fresh.flightRecord(last: 3) { say("  auto pick: \(record.algorithm) for \(record.bytes) B") }
+        }
+    } catch {
+        failures.append("calibration over MPI threw \(error)")
+    }
+    for failure in failures { say("FAIL rank \(rank): \(failure)") }
+    let worst = (try? await fresh.allreduce([Int64(failures.count)], op: .max, algorithm: RecursiveDoublingAllreduce())[0]) ?? 1
+    if rank == 0 {
+        say("skein-mpi-check p=\(p): \(cases) cases on each rank, \(worst == 0 ? "all passed" : "FAILURES (see above)")")
+    }
+    return Int(worst)
+}
+
+/// Rank 0 sends two streams (one small, one large) and rank 1 reads them in the opposite order.
+func outOfOrderTags(_ comm: Communicator) async -> String? {
+    guard p >= 2, rank < 2 else { return nil }
+    let signature = CallSignature(operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: 0)
+    let first = Tag(context: 99, sequence: 1), second = Tag(context: 99, sequence: 2)
+    let small = [Float](repeating: 1.5, count: 10), large = (0..<100_000).map(Float.init)
+    do {
+        if rank == 0 {
+            let skew = ArrivalSkew(rank: 0, entry: 0)
+            try transport.send(Message(signature: signature, skew: skew, chunks: Chunk.partition(large, into: 3)), to: 1, tag: first)
+            try transport.send(Message(signature: signature, skew: skew, chunks: Chunk.partition(small, into: 1)), to: 1, tag: second)
+            try transport.send(Message(signature: signature, skew: skew, chunks: Chunk.partition(small, into: 2)), to: 1, tag: first)
+            return nil
+        }
+        let deadline = transport.now() + 10_000_000_000
+        let b = try await transport.receive(from: 0, tag: second, deadline: deadline)
+        let a1 = try await transport.receive(from: 0, tag: first, deadline: deadline)
+        let a2 = try await transport.receive(from: 0, tag: first, deadline: deadline)
+        func floats(_ m: Message) -> [Float] {
+            m.chunks.flatMap { chunk in chunk.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } }
+        }
+        guard floats(b) == small, floats(a1) == large, floats(a2) == small, a1.chunks.count == 3 else {
+            return "out-of-order tags: messages arrived wrong (\(floats(b).count), \(floats(a1).count), \(floats(a2).count) floats)"
+        }
+        return nil
+    } catch {
+        return "out-of-order tags threw \(error)"
+    }
+}
+
+/// One rank dies with SIGKILL inside a collective; the survivors must name it and recover.
+func deadRank(seed: UInt64) async -> Int32 {
+    var rng = SeededGenerator(seed: seed)
+    let victim = 1 + Int(rng.next() % UInt64(max(p - 1, 1)))
+    let operations = CollectiveOperation.allCases.filter { $0 != .pointToPoint }
+    let operation = operations[Int(rng.next() % UInt64(operations.count))]
+    let bytes = [8, 65_536, 4 << 20][Int(rng.next() % 3)]
+    let delayMicros = Int(rng.next() % 20_000)
+    let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
+    let timeout = Duration.seconds(3)
+    let deadlineSlack = 1.0
+    if rank == 0 { say("dead-rank seed \(seed): rank \(victim) dies \(delayMicros) µs into a loop of \(operation) of \(bytes) B") }
+    _ = try? await comm.barrier()
+    if rank == victim {
+        DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(delayMicros)) { kill(getpid(), SIGKILL) }
+    }
+    var input = [Float](repeating: 1, count: count), output: [Float] = []
+    var calls = 0
+    while true {
+        let t0 = transport.now()
+        do {
+            try await comm.exercise(operation, input: &input, output: &output, count: count, timeout: timeout)
+            calls += 1
+        } catch {
+            let seconds = Double(transport.now() - t0) / 1e9
+            let named = error.peer == victim
+            let inTime = seconds <= 3 + deadlineSlack
+            say("DEADRANK \(named && inTime ? "OK" : "BAD") rank \(rank) after \(calls) calls: \(error.code) naming rank \(error.peer.map(String.init) ?? "none") in \(String(format: "%.3f", seconds)) s: \(error.message)")
+            guard named && inTime else { return 1 }
+            // Recover: the survivors go on without the dead rank.
+            do {
+                let survivors = try comm.shrink(excluding: [victim])
+                let (inputs, _) = randomCase(Float.self, ranks: survivors.size, count: 1000, op: .sum, seed: seed)
+                let sum = try await survivors.allreduce(inputs[survivors.rank])
+                if let difference = checkRank(survivors.rank, result: sum, operation: .allreduce, inputs: inputs, op: .sum, root: 0) {
+                    say("DEADRANK BAD rank \(rank): allreduce after shrink: \(difference)")
+                    return 1
+                }
+            } catch {
+                say("DEADRANK BAD rank \(rank): after shrink: \(error)")
+                return 1
+            }
+            return 0
+        }
+        if rank != victim && calls > 100_000 {
+            say("DEADRANK BAD rank \(rank): \(calls) calls and no failure")
+            return 1
+        }
+    }
+}
+
+switch arguments.first ?? "check" {
+case "check":
+    if rank == 0 {
+        say("\(MPITransport.libraryVersion), \(p) processes, thread level \(transport.threadLevelName), hosts \(Set(transport.hosts).sorted())")
+    }
+    let failures = await runChecks()
+    transport.shutdown()
+    exit(failures == 0 ? 0 : 1)
+case "dead-rank":
+    let seed = arguments.dropFirst().first.flatMap { UInt64($0) } ?? 1
+    let status = await deadRank(seed: seed)
+    transport.shutdown(finalize: false, grace: .milliseconds(200))
+    exit(status)
+default:
+    say("usage: mpirun -n P skein-mpi-check [check | dead-rank SEED]")
+    exit(2)
+}
+#else
+print("skein-mpi-check: \(MPIBackend.buildHint)")
+exit(2)
+#endif
