@@ -35,6 +35,8 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
     public let processIDs: [Int32]
     /// True when more ranks share this host than it has cores: waits then yield their core.
     public let oversubscribed: Bool
+    /// Per rank: whether it runs on this host (its process can be watched).
+    let sameHost: [Bool]
 
     let comm: MPI_Comm?
     let nativeComm: MPI_Comm?
@@ -98,13 +100,14 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
             cString(names[(index * nameWidth)..<((index + 1) * nameWidth)])
         }
         hosts = hostNames
+        sameHost = hostNames.map { $0 == hostNames[Int(rank)] }
         var pid = getpid()
         var pids = [Int32](repeating: 0, count: Int(size))
         MPI_Allgather(&pid, 1, skein_mpi_int32(), &pids, 1, skein_mpi_int32(), world)
         processIDs = pids
         let local = hostNames.filter { $0 == hostNames[Int(rank)] }.count
         oversubscribed = local > ProcessInfo.processInfo.activeProcessorCount
-        engine = Mutex(ProgressEngine(size: Int(size), rank: Int(rank), comm: p2p))
+        engine = Mutex(ProgressEngine(size: Int(size), rank: Int(rank), comm: p2p, localPeers: local - 1))
 
         let thread = Thread { [self] in backgroundProgress() }
         thread.name = "skein-mpi-progress"
@@ -140,7 +143,7 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
         while now() < deadline {
             let idle = engine.withLock { engine -> Bool in
                 engine.progress()
-                return engine.sends.isEmpty
+                return !engine.hasWork && engine.marks.allSatisfy { $0 == nil }
             }
             if idle { break }
             usleep(50)
@@ -161,6 +164,29 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
         }
         let failure = engine.withLock { engine -> SkeinError? in
             if let aborted = engine.aborted[tag.context] { return aborted }
+            // Sends to a dead rank would each hold one of MPI's shared-memory fragments for good (512 by
+            // default), and once they run out nothing moves to any rank: so look before sending, at
+            // most every 50 µs per peer (one kill(pid, 0), a fraction of a microsecond).
+            if sameHost[peer] {
+                let time = now()
+                if time &- engine.checkedAt[peer] > 50_000 {
+                    engine.checkedAt[peer] = time
+                    if kill(processIDs[peer], 0) != 0 && errno == ESRCH { engine.gone[peer] = true }
+                }
+                if engine.gone[peer] {
+                    return SkeinError(
+                        .peerExited, rank: rank, peer: peer,
+                        "rank \(peer) (pid \(processIDs[peer]) on \(hosts[peer])) is gone (exited, killed or crashed); rank \(rank) could not send call \(tag) to it")
+                }
+            }
+            // A rank that only sends (a scatter root, a gather leaf) must still hear of aborts and free
+            // finished requests: progress every 32 sends.
+            engine.sendsSinceProgress += 1
+            if engine.sendsSinceProgress >= 32 {
+                engine.sendsSinceProgress = 0
+                engine.progress()
+                if let aborted = engine.aborted[tag.context] { return aborted }
+            }
             return engine.post(message, to: Int32(peer), tag: tag)
         }
         if let failure { throw failure }
@@ -182,6 +208,7 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
             guard engine.aborted[context] == nil else { return }
             engine.aborted[context] = SkeinError(
                 .aborted, rank: rank, peer: culprit, "this rank aborted call context \(context): \(error.message)")
+            engine.discard(context: context)
             for peer in 0..<size where peer != rank && !dead.contains(peer) {
                 engine.postControl(context: context, culprit: Int32(culprit), reason: error.message, to: Int32(peer))
             }
@@ -195,7 +222,8 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
         _ ready: (inout ProgressEngine) -> R?
     ) async throws(SkeinError) -> R {
         var polls = 0
-        var livenessAt: UInt64 = 0
+        // The first look at the peer's process after 1 ms of waiting, then every 10 ms.
+        var livenessAt = now() &+ 1_000_000
         while true {
             var failure: SkeinError?
             let result = engine.withLock { engine -> R? in
@@ -213,9 +241,18 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
             self.polls.wrappingAdd(1, ordering: .relaxed)
             guard polls & 15 == 0 else { continue }
             let time = now()
-            if time >= deadline || (polls >= 4096 && time >= livenessAt) {
+            if time >= deadline || time >= livenessAt {
                 livenessAt = time &+ 10_000_000
-                if let dead = deadPeers().first {
+                // Only the awaited peer (all peers for a native call, which involves every rank): a rank
+                // that died earlier and was shrunk away must not fail later calls.
+                if let dead = peer.map({ [$0] })?.filter({ !isAlive($0) }).first ?? (peer == nil ? deadPeers().first : nil) {
+                    // What the peer sent before it went may still be on its way in: take one more look.
+                    if let result = engine.withLock({ engine -> R? in
+                        engine.progress()
+                        return ready(&engine)
+                    }) {
+                        return result
+                    }
                     throw SkeinError(
                         .peerExited, rank: rank, peer: dead,
                         "rank \(dead) (pid \(processIDs[dead]) on \(hosts[dead])) is gone (exited, killed or crashed) while rank \(rank) waited for \(what)"
@@ -235,9 +272,13 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
 
     /// Ranks on this host whose process is gone (or a zombie).
     public func deadPeers() -> [Int] {
-        (0..<size).filter { peer in
-            peer != rank && hosts[peer] == hosts[rank] && !Self.processAlive(processIDs[peer])
-        }
+        (0..<size).filter { $0 != rank && !isAlive($0) }
+    }
+
+    /// False when `peer` runs on this host and its process is gone; true otherwise (a peer on another
+    /// host is taken to live until a deadline says otherwise).
+    public func isAlive(_ peer: Int) -> Bool {
+        peer == rank || hosts[peer] != hosts[rank] || Self.processAlive(processIDs[peer])
     }
 
     static func processAlive(_ pid: Int32) -> Bool {
@@ -322,21 +363,87 @@ struct ProgressEngine: @unchecked Sendable {
     /// Per source: the header message still being paired with its chunk messages.
     var assembling: [Incoming?]
     var aborted: [UInt32: SkeinError] = [:]
+    /// Per peer: when its process was last looked at before a send, and whether it was gone.
+    var checkedAt: [UInt64]
+    var gone: [Bool]
+    /// Flow control per peer (see `post`): the outstanding synchronous send, messages since it, and
+    /// messages waiting for credit.
+    var marks: [PendingSend?]
+    var sinceMark: [Int]
+    var backlog: [Backlog]
+    var sendsSinceProgress = 0
+    let window: Int
     /// Native calls given up on (deadline, dead peer): MPI may still touch their buffers.
     var abandoned: [NativeRequest] = []
 
-    init(size: Int, rank: Int, comm: MPI_Comm?) {
+    init(size: Int, rank: Int, comm: MPI_Comm?, localPeers: Int) {
         self.rank = rank
         self.comm = comm
         queues = Array(repeating: [], count: size)
         assembling = Array(repeating: nil, count: size)
+        checkedAt = Array(repeating: 0, count: size)
+        gone = Array(repeating: false, count: size)
+        marks = Array(repeating: nil, count: size)
+        sinceMark = Array(repeating: 0, count: size)
+        backlog = Array(repeating: Backlog(), count: size)
+        // Up to 2 × window messages per peer await matching: keep the sum well under 512 fragments.
+        window = max(4, min(64, 200 / max(localPeers, 1)))
     }
 
-    var hasWork: Bool { !sends.isEmpty || !receives.isEmpty }
+    var hasWork: Bool { !sends.isEmpty || !receives.isEmpty || backlog.contains { !$0.isEmpty } }
 
     // MARK: sending
 
+    /// Sends `message`, or queues it behind earlier ones while the peer's credit is spent.
+    ///
+    /// Flow control: every `window`-th message to a peer goes out as a synchronous send (`MPI_Issend`,
+    /// complete once the peer has matched it), and at most `window` more may follow before it completes.
+    /// Without it a rank that only sends (a scatter root) runs arbitrarily far ahead, and each message
+    /// a slow or dead peer has not taken holds one of MPI's shared-memory fragments (512 per process by
+    /// default): once they run out, nothing moves to any rank.
     mutating func post(_ message: Message, to peer: Int32, tag: Tag) -> SkeinError? {
+        let index = Int(peer)
+        if !backlog[index].isEmpty || (marks[index] != nil && sinceMark[index] >= window) {
+            backlog[index].items.append((message, tag))
+            return nil
+        }
+        sinceMark[index] += 1
+        let synchronous = sinceMark[index] >= window && marks[index] == nil
+        if synchronous { sinceMark[index] = 0 }
+        return transmit(message, to: peer, tag: tag, synchronous: synchronous)
+    }
+
+    /// Posts what queued messages the peers' credit allows.
+    mutating func drainBacklog() {
+        for index in marks.indices where marks[index] != nil {
+            var done: Int32 = 0
+            MPI_Test(&marks[index]!.request, &done, skein_mpi_status_ignore())
+            if done != 0 { marks[index] = nil }
+        }
+        for index in backlog.indices where !backlog[index].isEmpty {
+            while !backlog[index].isEmpty && !(marks[index] != nil && sinceMark[index] >= window) {
+                let (message, tag) = backlog[index].items[backlog[index].head]
+                backlog[index].head += 1
+                sinceMark[index] += 1
+                let synchronous = sinceMark[index] >= window && marks[index] == nil
+                if synchronous { sinceMark[index] = 0 }
+                _ = transmit(message, to: Int32(index), tag: tag, synchronous: synchronous)
+            }
+            backlog[index].compact()
+        }
+    }
+
+    /// Forgets everything of an aborted call: queued sends nobody will receive (they would hold up
+    /// the survivors' next calls behind them) and arrived messages nobody will take.
+    mutating func discard(context: UInt32) {
+        for index in backlog.indices {
+            backlog[index].items.removeAll { $0.1.context == context }
+            backlog[index].head = 0
+            queues[index].removeAll { $0.tag?.context == context && $0.message != nil }
+        }
+    }
+
+    private mutating func transmit(_ message: Message, to peer: Int32, tag: Tag, synchronous: Bool) -> SkeinError? {
         var payload = 0, real = 0
         for chunk in message.chunks where !chunk.isPhantom {
             payload += chunk.byteCount
@@ -353,11 +460,13 @@ struct ProgressEngine: @unchecked Sendable {
                 }
                 offset += chunk.byteCount
             }
-            return isend(buffer.base, count: buffer.byteCount, to: peer, kind: .small, keep: nil, buffer: buffer)
+            return isend(buffer.base, count: buffer.byteCount, to: peer, kind: .small, keep: nil, buffer: buffer, synchronous: synchronous)
         }
         let header = AllocatedStorage(uninitializedByteCount: headerBytes)
         WireHeader.write(message, tag: tag, to: header.base)
-        if let failure = isend(header.base, count: headerBytes, to: peer, kind: .header, announcing: real, keep: nil, buffer: header) {
+        if let failure = isend(
+            header.base, count: headerBytes, to: peer, kind: .header, announcing: real, keep: nil, buffer: header, synchronous: synchronous)
+        {
             return failure
         }
         for chunk in message.chunks where !chunk.isPhantom {
@@ -382,15 +491,22 @@ struct ProgressEngine: @unchecked Sendable {
     }
 
     private mutating func isend(
-        _ pointer: UnsafeRawPointer, count: Int, to peer: Int32, kind: Kind, announcing: Int = 0, keep: Message?, buffer: AllocatedStorage?
+        _ pointer: UnsafeRawPointer, count: Int, to peer: Int32, kind: Kind, announcing: Int = 0, keep: Message?, buffer: AllocatedStorage?,
+        synchronous: Bool = false
     ) -> SkeinError? {
         var request: MPI_Request? = skein_mpi_request_null()
         let mpiTag = kind.rawValue | Int32(announcing << 2)
-        let rc = MPI_Isend(pointer, Int32(count), skein_mpi_byte(), peer, mpiTag, comm, &request)
+        let rc = synchronous
+            ? MPI_Issend(pointer, Int32(count), skein_mpi_byte(), peer, mpiTag, comm, &request)
+            : MPI_Isend(pointer, Int32(count), skein_mpi_byte(), peer, mpiTag, comm, &request)
         guard rc == MPI_SUCCESS else {
             return SkeinError(.peerExited, rank: rank, peer: Int(peer), "MPI_Isend to rank \(peer) failed: \(MPITransport.errorString(rc))")
         }
-        sends.append(PendingSend(request: request, keep: keep, buffer: buffer))
+        if synchronous {
+            marks[Int(peer)] = PendingSend(request: request, keep: keep, buffer: buffer)
+        } else {
+            sends.append(PendingSend(request: request, keep: keep, buffer: buffer))
+        }
         return nil
     }
 
@@ -447,6 +563,7 @@ struct ProgressEngine: @unchecked Sendable {
         }
         if probes > 0 { testReceives() }
         testSends()
+        drainBacklog()
     }
 
     private mutating func testReceives() {
@@ -474,6 +591,7 @@ struct ProgressEngine: @unchecked Sendable {
             if aborted[context] == nil {
                 aborted[context] = SkeinError(
                     .aborted, rank: rank, peer: culprit, "rank \(part.source) aborted call context \(context): \(reason)")
+                discard(context: context)
             }
             return
         case .small:
@@ -498,6 +616,24 @@ struct ProgressEngine: @unchecked Sendable {
             } else {
                 index += 1
             }
+        }
+    }
+}
+
+/// Messages waiting for a peer's credit, oldest first.
+struct Backlog {
+    var items: [(Message, Tag)] = []
+    var head = 0
+
+    var isEmpty: Bool { head == items.count }
+
+    mutating func compact() {
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
         }
     }
 }

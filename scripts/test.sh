@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite: Skein's own tests (embedded and simulated), then the MPI backend, built with
+# its trait, under mpirun with 1, 2, 3 and 4 processes, and the dead-rank check (kill -9 mid-collective).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+swift test -c release
+
+if ! command -v mpirun >/dev/null || ! pkg-config --exists ompi-c 2>/dev/null; then
+    echo "== installing Open MPI (openmpi-bin, libopenmpi-dev)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends openmpi-bin libopenmpi-dev pkg-config
+fi
+echo "== building the MPI backend (swift build --traits MPI)"
+swift build -c release --traits MPI --build-path .build-mpi --product skein-mpi-check
+check=.build-mpi/release/skein-mpi-check
+
+# More processes than cores is the point here; as root (containers) Open MPI wants --allow-run-as-root.
+mpirun=(mpirun --oversubscribe)
+[ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
+
+for n in 1 2 3 4; do
+    echo "== every operation and algorithm over MPI, $n processes"
+    timeout 300 "${mpirun[@]}" -n "$n" "$check" check
+done
+
+# A killed rank must not take the job down: --enable-recovery keeps the survivors running, and each
+# must name the dead rank, shrink, and finish a correct allreduce.
+echo "== dead rank: kill -9 inside a collective"
+bad=0
+for n in 4 3; do
+    for seed in 1 2 3 4 5 6 7 8; do
+        out=$(timeout 60 "${mpirun[@]}" --enable-recovery -n "$n" "$check" dead-rank "$seed" 2>&1 || true)
+        ok=$(grep -c "DEADRANK OK" <<<"$out" || true)
+        if [ "$ok" -ne $((n - 1)) ] || grep -q "DEADRANK BAD" <<<"$out"; then
+            echo "FAIL: $n processes, seed $seed: $ok of $((n - 1)) survivors named the dead rank"
+            grep -E "DEADRANK|dead-rank" <<<"$out" || echo "$out" | tail -20
+            bad=1
+        fi
+    done
+done
+[ "$bad" = 0 ] && echo "dead rank: every survivor named the dead rank and recovered (16 launches)"
+exit "$bad"
