@@ -58,6 +58,9 @@ public final class Communicator: Sendable {
         var root: Int
     }
 
+    /// True when the transport has collectives of its own (MPI), which `NativeAlgorithm` runs.
+    public var hasNativeCollectives: Bool { native != nil }
+
     public var rank: Int { transport.rank }
     public var size: Int { transport.size }
 

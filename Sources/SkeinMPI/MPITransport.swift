@@ -156,6 +156,19 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
 
     public func now() -> UInt64 { MonotonicClock.now() }
 
+    /// A barrier that sleeps between looks (1 ms) instead of spinning: for ranks that wait while one
+    /// rank works alone and should have the cores to itself.
+    public func sleepUntilAll() async {
+        var request: MPI_Request? = skein_mpi_request_null()
+        engine.withLock { _ in _ = MPI_Ibarrier(nativeComm, &request) }
+        while true {
+            var done: Int32 = 0
+            engine.withLock { _ in _ = MPI_Test(&request, &done, skein_mpi_status_ignore()) }
+            if done != 0 { return }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
     // MARK: messages
 
     public func send(_ message: Message, to peer: Int, tag: Tag) throws(SkeinError) {

@@ -143,6 +143,9 @@ struct BenchCollectives: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per row instead of the table.") var json = false
     @Flag(help: "Keep every core busy with a spinning thread while measuring.") var busy = false
     @Flag(help: "Fewer repetitions.") var quick = false
+    @Option(help: "inprocess, mpi, or auto (mpi when started by mpirun or srun).") var transport = TransportChoice.auto
+    @Flag(help: "Under MPI: also time Skein's embedded default (in-process ranks) on rank 0 and compare it with MPI's own calls.")
+    var compareEmbedded = false
 
     func run() async throws {
         let rankCounts = ranks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -158,6 +161,10 @@ struct BenchCollectives: AsyncParsableCommand {
         while size <= maxBytes.bytes { sizes.append(size); size *= max(step, 2) }
         if let last = sizes.last, last < maxBytes.bytes { sizes.append(maxBytes.bytes) }
 
+        if let session = try MPISession.start(transport) {
+            try await runOverMPI(session, operations: operations, sizes: sizes)
+            return
+        }
         let roofline = Roofline()
         if !json {
             let big = roofline.rates(bytes: 64 << 20)
@@ -186,6 +193,37 @@ struct BenchCollectives: AsyncParsableCommand {
     }
 }
 
+extension BenchCollectives {
+    /// One rank per MPI process: Skein's algorithms and MPI's own, side by side; rank 0 prints.
+    func runOverMPI(_ session: MPISession, operations: [CollectiveOperation], sizes: [Int]) async throws {
+        let comm = Communicator(transport: session.transport, timeout: .seconds(600))
+        let lead = comm.rank == 0
+        if lead && !json { print(session.banner) }
+        let rows = try await CollectiveBenchmark.measureAll(
+            comm: comm, operations: operations, sizes: sizes, quick: quick, progress: lead && !json ? { print($0) } : nil)
+        if lead {
+            if json { rows.forEach { print($0.json) } } else {
+                BenchReport.printTable(rows, ranksLabel: "MPI processes")
+                BenchReport.printNativeComparison(rows)
+                BenchReport.printSelectionQuality(rows)
+            }
+            try BenchReport.write(rows, to: output, ranksLabel: "MPI processes")
+        }
+        if compareEmbedded {
+            if lead {
+                // The other processes sleep meanwhile, so the embedded ranks have the cores to themselves.
+                if CoreBinding.isBound {
+                    print("warning: this process is bound to a core (mpirun's default), so in-process ranks share it; run mpirun with --bind-to none")
+                }
+                let embedded = try await CollectiveBenchmark(ranks: comm.size, operations: operations, sizes: sizes, quick: quick).run()
+                BenchReport.printEmbeddedComparison(mpi: rows, embedded: embedded)
+            }
+            await session.sleepUntilAll()
+        }
+        session.finish()
+    }
+}
+
 /// Runs the measurements inside one group of in-process ranks.
 struct CollectiveBenchmark {
     let ranks: Int
@@ -197,30 +235,42 @@ struct CollectiveBenchmark {
         let (p, operations, sizes, quick) = (ranks, operations, sizes, quick)
         let outcomes = await InProcessGroup.run(size: p) { transport -> [BenchRow] in
             let comm = Communicator(transport: transport, timeout: .seconds(600))
-            let cost = try await comm.calibrate()
-            var rows: [BenchRow] = []
-            for operation in operations {
-                for bytes in sizes {
-                    let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
-                    var input = [Float](repeating: Float(comm.rank + 1), count: count)
-                    var output: [Float] = []
-                    let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost).algorithm
-                    let algorithms = AlgorithmRegistry.algorithms(for: operation)
-                    let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
-                        () async throws(SkeinError) -> Void in
-                        try await comm.exercise(operation, input: &input, output: &output, count: count)
-                    }
-                    for (algorithm, median) in zip(algorithms, medians) {
-                        rows.append(BenchRow(
-                            operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
-                            predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
-                            selected: algorithm.name == pick.name, lowerBound: 0))
-                    }
-                }
-            }
-            return rows
+            return try await Self.measureAll(comm: comm, operations: operations, sizes: sizes, quick: quick)
         }
         return try outcomes[0].get()
+    }
+
+    /// Every algorithm (and the transport's native one, if it has one) of every operation and size,
+    /// on `comm`'s ranks after calibrating the model; every rank returns the same rows.
+    static func measureAll(
+        comm: Communicator, operations: [CollectiveOperation], sizes: [Int], quick: Bool, progress: ((String) -> Void)? = nil
+    ) async throws(SkeinError) -> [BenchRow] {
+        let p = comm.size
+        try await comm.calibrate()
+        try await comm.calibrateNative()
+        let cost = comm.cost
+        var rows: [BenchRow] = []
+        for operation in operations {
+            progress?("measuring \(operation) on \(p) ranks…")
+            for bytes in sizes {
+                let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
+                var input = [Float](repeating: Float(comm.rank + 1), count: count)
+                var output: [Float] = []
+                let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost, native: comm.hasNativeCollectives).algorithm
+                let algorithms = AlgorithmRegistry.algorithms(for: operation) + (comm.hasNativeCollectives ? [NativeAlgorithm(operation)] : [])
+                let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
+                    () async throws(SkeinError) -> Void in
+                    try await comm.exercise(operation, input: &input, output: &output, count: count)
+                }
+                for (algorithm, median) in zip(algorithms, medians) {
+                    rows.append(BenchRow(
+                        operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
+                        predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
+                        selected: algorithm.name == pick.name, lowerBound: 0))
+                }
+            }
+        }
+        return rows
     }
 
     /// For each algorithm, the median over repetitions of the slowest rank's mean time per call in

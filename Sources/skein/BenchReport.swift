@@ -4,12 +4,12 @@ import SkeinCollectives
 
 /// Tables, CSV and SVG for benchmark rows.
 enum BenchReport {
-    static func printTable(_ rows: [BenchRow]) {
+    static func printTable(_ rows: [BenchRow], ranksLabel: String = "in-process ranks") {
         var lastOperation: CollectiveOperation?
         for row in rows {
             if row.operation != lastOperation {
                 lastOperation = row.operation
-                print("\n\(row.operation), \(row.ranks) in-process ranks")
+                print("\n\(row.operation), \(row.ranks) \(ranksLabel)")
                 print("bytes".leftPad(10) + "  " + "algorithm".padding(toLength: 20, withPad: " ", startingAt: 0)
                     + "measured".leftPad(11) + "predicted".leftPad(11) + "algbw GB/s".leftPad(12) + "busbw GB/s".leftPad(12)
                     + "bound".leftPad(11) + "×bound".leftPad(8))
@@ -41,7 +41,41 @@ enum BenchReport {
         }
     }
 
-    static func write(_ rows: [BenchRow], to folder: String) throws {
+    /// Per operation and size: the fastest Skein algorithm against the transport's own call (MPI_*).
+    static func printNativeComparison(_ rows: [BenchRow]) {
+        let natives = rows.filter { $0.algorithm == "native" }
+        guard !natives.isEmpty else { return }
+        print("\nSkein over MPI against MPI's own call (ratio < 1: Skein faster)")
+        print("operation".padding(toLength: 16, withPad: " ", startingAt: 0) + "bytes".leftPad(10) + "  "
+            + "best Skein".padding(toLength: 20, withPad: " ", startingAt: 0) + "Skein".leftPad(11) + "MPI_*".leftPad(11) + "Skein/MPI".leftPad(11))
+        for native in natives {
+            let skein = rows.filter { $0.operation == native.operation && $0.ranks == native.ranks && $0.bytes == native.bytes && $0.algorithm != "native" }
+            guard let best = skein.min(by: { $0.median < $1.median }) else { continue }
+            print("\(native.operation)".padding(toLength: 16, withPad: " ", startingAt: 0) + formatBytes(native.bytes).leftPad(10) + "  "
+                + best.algorithm.padding(toLength: 20, withPad: " ", startingAt: 0) + formatSeconds(best.median).leftPad(11)
+                + formatSeconds(native.median).leftPad(11) + String(format: "%.2f", best.median / native.median).leftPad(11))
+        }
+    }
+
+    /// Per operation and size: Skein's embedded default (its automatic choice on in-process ranks)
+    /// against MPI's own call between processes.
+    static func printEmbeddedComparison(mpi: [BenchRow], embedded: [BenchRow]) {
+        print("\nSkein embedded (in-process ranks, automatic choice) against MPI's own call between processes (speedup > 1: embedded faster)")
+        print("operation".padding(toLength: 16, withPad: " ", startingAt: 0) + "bytes".leftPad(10) + "  "
+            + "embedded pick".padding(toLength: 20, withPad: " ", startingAt: 0) + "embedded".leftPad(11) + "MPI_*".leftPad(11) + "speedup".leftPad(9))
+        var slower = 0, total = 0
+        for native in mpi where native.algorithm == "native" {
+            guard let pick = embedded.first(where: { $0.operation == native.operation && $0.bytes == native.bytes && $0.selected }) else { continue }
+            total += 1
+            if pick.median > native.median { slower += 1 }
+            print("\(native.operation)".padding(toLength: 16, withPad: " ", startingAt: 0) + formatBytes(native.bytes).leftPad(10) + "  "
+                + pick.algorithm.padding(toLength: 20, withPad: " ", startingAt: 0) + formatSeconds(pick.median).leftPad(11)
+                + formatSeconds(native.median).leftPad(11) + String(format: "%.2f×", native.median / pick.median).leftPad(9))
+        }
+        print("embedded slower than MPI at \(slower) of \(total) points")
+    }
+
+    static func write(_ rows: [BenchRow], to folder: String, ranksLabel: String = "in-process ranks") throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let csv = "operation,algorithm,ranks,bytes,measured_seconds,predicted_seconds,selected,lower_bound_seconds,algbw,busbw\n"
             + rows.map(\.csv).joined(separator: "\n") + "\n"
@@ -52,7 +86,7 @@ enum BenchReport {
             }.sorted { $0.name < $1.name }
             series.append(SVGPlot.Series(
                 name: "memory bound", points: group.filter { $0.lowerBound > 0 }.map { (Double($0.bytes), $0.lowerBound) }.uniqued(), dashed: true))
-            let svg = SVGPlot.logLog(title: "\(group[0].operation), \(group[0].ranks) in-process ranks", xLabel: "bytes", yLabel: "seconds", series: series)
+            let svg = SVGPlot.logLog(title: "\(group[0].operation), \(group[0].ranks) \(ranksLabel)", xLabel: "bytes", yLabel: "seconds", series: series)
             try svg.write(toFile: "\(folder)/\(key.replacingOccurrences(of: " ", with: "-")).svg", atomically: true, encoding: .utf8)
         }
     }
