@@ -196,7 +196,8 @@ public final class Communicator: Sendable {
             let nanos = call.timeout.map(Self.nanoseconds) ?? timeoutNanos
             let deadline = start &+ nanos < start ? .max : start &+ nanos
             if algorithm.code == NativeAlgorithm.code {
-                let output = try await runNative(call, input: input(schedule), deadline: deadline)
+                let blocking = (algorithm as? NativeAlgorithm)?.blocking ?? false
+                let output = try await runNative(call, input: input(schedule), deadline: deadline, blocking: blocking)
                 record.end = transport.now()
                 state.withLock { $0.recorder.append(record) }
                 return output
@@ -222,7 +223,7 @@ public final class Communicator: Sendable {
     }
 
     /// Hands the call to the transport's own implementation.
-    func runNative(_ call: Call, input: [Chunk], deadline: UInt64) async throws(SkeinError) -> [Chunk] {
+    func runNative(_ call: Call, input: [Chunk], deadline: UInt64, blocking: Bool) async throws(SkeinError) -> [Chunk] {
         guard let native, native.supportsNative(call.operation, dataType: call.dataType) else {
             throw SkeinError(
                 .unavailable, rank: rank,
@@ -230,7 +231,8 @@ public final class Communicator: Sendable {
                     ? "the native algorithm needs a transport with collectives of its own (MPI); this one has none"
                     : "the transport has no native \(call.operation) for \(call.dataType); use one of Skein's algorithms")
         }
-        let request = NativeCall(operation: call.operation, dataType: call.dataType, reduceOp: call.reduceOp, root: call.root, count: call.count)
+        let request = NativeCall(
+            operation: call.operation, dataType: call.dataType, reduceOp: call.reduceOp, root: call.root, count: call.count, blocking: blocking)
         let empty = Chunk(storage: nil, offset: 0, byteCount: 0, isWritable: false)
         return [try await native.runNative(request, input: input.first ?? empty, deadline: deadline)]
     }

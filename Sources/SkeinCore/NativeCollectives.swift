@@ -9,8 +9,12 @@ public struct NativeCall: Sendable {
     /// each rank's part (allgather, gather), the root's whole buffer (scatter), each rank's whole
     /// send buffer (all-to-all), 0 for barrier.
     public var count: Int
+    /// Make the library's blocking call on the calling thread (`MPI_Allreduce`, not `MPI_Iallreduce`):
+    /// what a C program would call, for benchmarks; it holds the thread until done and has no deadline.
+    public var blocking: Bool
 
-    public init(operation: CollectiveOperation, dataType: DataType, reduceOp: ReduceOp, root: Int, count: Int) {
+    public init(operation: CollectiveOperation, dataType: DataType, reduceOp: ReduceOp, root: Int, count: Int, blocking: Bool = false) {
+        self.blocking = blocking
         self.operation = operation
         self.dataType = dataType
         self.reduceOp = reduceOp

@@ -43,6 +43,17 @@ extension MPITransport {
         }
         let output = AllocatedStorage(uninitializedByteCount: outputCount * width)
         let request = NativeRequest(input: input, output: output, size: size)
+        if call.blocking {
+            // MPI_THREAD_MULTIPLE lets the progress thread go on beside the blocking call; with less,
+            // hold the lock through it.
+            let rc = threadLevel >= skein_mpi_thread_multiple()
+                ? post(call, request: request, type: type, op: op, width: width)
+                : engine.withLock { _ in post(call, request: request, type: type, op: op, width: width) }
+            guard rc == MPI_SUCCESS else {
+                throw SkeinError(.peerExited, rank: rank, "blocking MPI \(call.operation) failed: \(Self.errorString(rc))")
+            }
+            return Chunk(storage: output, offset: 0, byteCount: output.byteCount, isWritable: true)
+        }
         let rc = engine.withLock { _ in
             post(call, request: request, type: type, op: op, width: width)
         }
@@ -69,29 +80,37 @@ extension MPITransport {
         let send = request.sendPointer
         let receive = UnsafeMutableRawPointer(request.output.base)
         let blocks = BlockPartition(count: call.count, parts: size)
+        let b = call.blocking, comm = nativeComm
         switch call.operation {
         case .broadcast:
             if rank == call.root { receive.copyMemory(from: send, byteCount: call.count * width) }
-            return MPI_Ibcast(receive, count, type, root, nativeComm, &request.request)
+            return b ? MPI_Bcast(receive, count, type, root, comm) : MPI_Ibcast(receive, count, type, root, comm, &request.request)
         case .reduce:
-            return MPI_Ireduce(send, receive, count, type, op, root, nativeComm, &request.request)
+            return b ? MPI_Reduce(send, receive, count, type, op, root, comm) : MPI_Ireduce(send, receive, count, type, op, root, comm, &request.request)
         case .allreduce:
-            return MPI_Iallreduce(send, receive, count, type, op, nativeComm, &request.request)
+            return b ? MPI_Allreduce(send, receive, count, type, op, comm) : MPI_Iallreduce(send, receive, count, type, op, comm, &request.request)
         case .allgather:
-            return MPI_Iallgather(send, count, type, receive, count, type, nativeComm, &request.request)
+            return b
+                ? MPI_Allgather(send, count, type, receive, count, type, comm)
+                : MPI_Iallgather(send, count, type, receive, count, type, comm, &request.request)
         case .gather:
-            return MPI_Igather(send, count, type, receive, count, type, root, nativeComm, &request.request)
+            return b
+                ? MPI_Gather(send, count, type, receive, count, type, root, comm)
+                : MPI_Igather(send, count, type, receive, count, type, root, comm, &request.request)
         case .reduceScatter:
             for peer in 0..<size { request.counts[peer] = Int32(blocks.range(peer).count) }
-            return MPI_Ireduce_scatter(send, receive, request.counts, type, op, nativeComm, &request.request)
+            return b
+                ? MPI_Reduce_scatter(send, receive, request.counts, type, op, comm)
+                : MPI_Ireduce_scatter(send, receive, request.counts, type, op, comm, &request.request)
         case .scatter:
             for peer in 0..<size {
                 request.counts[peer] = Int32(blocks.range(peer).count)
                 request.displacements[peer] = Int32(blocks.range(peer).lowerBound)
             }
-            return MPI_Iscatterv(
-                send, request.counts, request.displacements, type, receive, Int32(blocks.range(rank).count), type, root, nativeComm,
-                &request.request)
+            let mine = Int32(blocks.range(rank).count)
+            return b
+                ? MPI_Scatterv(send, request.counts, request.displacements, type, receive, mine, type, root, comm)
+                : MPI_Iscatterv(send, request.counts, request.displacements, type, receive, mine, type, root, comm, &request.request)
         case .allToAll:
             let mine = Int32(blocks.range(rank).count)
             for peer in 0..<size {
@@ -100,11 +119,14 @@ extension MPITransport {
                 request.receiveCounts[peer] = mine
                 request.receiveDisplacements[peer] = mine * Int32(peer)
             }
-            return MPI_Ialltoallv(
-                send, request.counts, request.displacements, type, receive, request.receiveCounts, request.receiveDisplacements, type,
-                nativeComm, &request.request)
+            return b
+                ? MPI_Alltoallv(
+                    send, request.counts, request.displacements, type, receive, request.receiveCounts, request.receiveDisplacements, type, comm)
+                : MPI_Ialltoallv(
+                    send, request.counts, request.displacements, type, receive, request.receiveCounts, request.receiveDisplacements, type,
+                    comm, &request.request)
         case .barrier:
-            return MPI_Ibarrier(nativeComm, &request.request)
+            return b ? MPI_Barrier(comm) : MPI_Ibarrier(comm, &request.request)
         case .pointToPoint:
             return MPI_ERR_OP
         }

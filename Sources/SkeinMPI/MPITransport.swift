@@ -156,6 +156,27 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
 
     public func now() -> UInt64 { MonotonicClock.now() }
 
+    /// Seconds one way of an 8-byte blocking MPI_Send/MPI_Recv ping-pong between ranks 0 and 1 (the
+    /// peer's figure for `skein-mpi-check pingpong`); blocks the calling thread.
+    public func rawPingPong(rounds: Int) -> Double {
+        var value = 0.0
+        var best = Double.infinity
+        for _ in 0..<2 {
+            let t0 = now()
+            for _ in 0..<rounds {
+                if rank == 0 {
+                    MPI_Send(&value, 8, skein_mpi_byte(), 1, 9, nativeComm)
+                    MPI_Recv(&value, 8, skein_mpi_byte(), 1, 9, nativeComm, skein_mpi_status_ignore())
+                } else if rank == 1 {
+                    MPI_Recv(&value, 8, skein_mpi_byte(), 0, 9, nativeComm, skein_mpi_status_ignore())
+                    MPI_Send(&value, 8, skein_mpi_byte(), 0, 9, nativeComm)
+                }
+            }
+            best = min(best, Double(now() - t0) / 1e9 / Double(rounds) / 2)
+        }
+        return best
+    }
+
     /// A barrier that sleeps between looks (1 ms) instead of spinning: for ranks that wait while one
     /// rank works alone and should have the cores to itself.
     public func sleepUntilAll() async {
@@ -235,6 +256,9 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
         _ ready: (inout ProgressEngine) -> R?
     ) async throws(SkeinError) -> R {
         var polls = 0
+        // Checks and Task.yield every 16 polls when ranks share cores, every 256 otherwise (a yield
+        // costs a trip through the executor, more than a short wait lasts).
+        let yieldMask = oversubscribed ? 15 : 255
         // The first look at the peer's process after 1 ms of waiting, then every 10 ms.
         var livenessAt = now() &+ 1_000_000
         while true {
@@ -252,7 +276,10 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
             if let failure { throw failure }
             polls += 1
             self.polls.wrappingAdd(1, ordering: .relaxed)
-            guard polls & 15 == 0 else { continue }
+            // With more ranks than cores the peer we wait for may need this core: give it at every
+            // poll, as Open MPI does when oversubscribed (mpi_yield_when_idle).
+            if oversubscribed { sched_yield() }
+            guard polls & yieldMask == 0 else { continue }
             let time = now()
             if time >= deadline || time >= livenessAt {
                 livenessAt = time &+ 10_000_000
@@ -278,7 +305,6 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
                             + "; that rank is alive but did not send (a slower or stuck rank, or mismatched calls)")
                 }
             }
-            if oversubscribed { sched_yield() }
             await Task.yield()
         }
     }
@@ -385,6 +411,10 @@ struct ProgressEngine: @unchecked Sendable {
     var sinceMark: [Int]
     var backlog: [Backlog]
     var sendsSinceProgress = 0
+    var progressPasses = 0
+    /// Request arrays handed to `MPI_Testsome`, kept to allocate nothing per poll.
+    var scratch: [MPI_Request?] = []
+    var indexes: [Int32] = []
     let window: Int
     /// Native calls given up on (deadline, dead peer): MPI may still touch their buffers.
     var abandoned: [NativeRequest] = []
@@ -575,22 +605,51 @@ struct ProgressEngine: @unchecked Sendable {
             receives.append(PendingReceive(request: request, incoming: incoming, part: part, storage: storage, kind: kind, source: source))
         }
         if probes > 0 { testReceives() }
-        testSends()
-        drainBacklog()
+        // Finished sends only free buffers and credit: look every 8th pass (each test of an unfinished
+        // request is another pass of MPI's progress engine), at once when they pile up or are owed.
+        progressPasses &+= 1
+        if progressPasses & 7 == 0 || sends.count > 64 || backlog.contains(where: { !$0.isEmpty }) {
+            testSends()
+            drainBacklog()
+        }
     }
 
+    /// Completes finished receives. One `MPI_Testsome` over all of them: each `MPI_Test` of an
+    /// unfinished request runs a whole pass of MPI's progress engine.
     private mutating func testReceives() {
-        var index = 0
-        while index < receives.count {
+        guard !receives.isEmpty else { return }
+        if receives.count == 1 {
             var done: Int32 = 0
-            MPI_Test(&receives[index].request, &done, skein_mpi_status_ignore())
-            guard done != 0 else {
-                index += 1
-                continue
-            }
-            let finished = receives.remove(at: index)
-            complete(finished)
+            MPI_Test(&receives[0].request, &done, skein_mpi_status_ignore())
+            if done != 0 { complete(receives.removeLast()) }
+            return
         }
+        scratch.removeAll(keepingCapacity: true)
+        for pending in receives { scratch.append(pending.request) }
+        guard let finished = testSome() else { return }
+        var kept: [PendingReceive] = []
+        kept.reserveCapacity(receives.count - finished.count)
+        var done: [PendingReceive] = []
+        for index in receives.indices {
+            if finished.contains(index) {
+                done.append(receives[index])
+            } else {
+                var pending = receives[index]
+                pending.request = scratch[index]
+                kept.append(pending)
+            }
+        }
+        receives = kept
+        for part in done { complete(part) }
+    }
+
+    /// `MPI_Testsome` over `scratch`: the indexes of the requests that finished, or nil if none did.
+    private mutating func testSome() -> Set<Int>? {
+        if indexes.count < scratch.count { indexes = [Int32](repeating: 0, count: scratch.count * 2) }
+        var finishedCount: Int32 = 0
+        MPI_Testsome(Int32(scratch.count), &scratch, &finishedCount, &indexes, skein_mpi_statuses_ignore())
+        guard finishedCount > 0, finishedCount != skein_mpi_undefined() else { return nil }
+        return Set(indexes[0..<Int(finishedCount)].map(Int.init))
     }
 
     private mutating func complete(_ part: PendingReceive) {
@@ -619,17 +678,24 @@ struct ProgressEngine: @unchecked Sendable {
     }
 
     private mutating func testSends() {
-        var index = 0
-        while index < sends.count {
+        guard !sends.isEmpty else { return }
+        if sends.count == 1 {
             var done: Int32 = 0
-            MPI_Test(&sends[index].request, &done, skein_mpi_status_ignore())
-            if done != 0 {
-                sends.swapAt(index, sends.count - 1)
-                sends.removeLast()
-            } else {
-                index += 1
-            }
+            MPI_Test(&sends[0].request, &done, skein_mpi_status_ignore())
+            if done != 0 { sends.removeLast() }
+            return
         }
+        scratch.removeAll(keepingCapacity: true)
+        for pending in sends { scratch.append(pending.request) }
+        guard let finished = testSome() else { return }
+        var kept: [PendingSend] = []
+        kept.reserveCapacity(sends.count - finished.count)
+        for index in sends.indices where !finished.contains(index) {
+            var pending = sends[index]
+            pending.request = scratch[index]
+            kept.append(pending)
+        }
+        sends = kept
     }
 }
 

@@ -54,7 +54,7 @@ func runChecks() async -> Int {
     var cases = 0
     let counts = [0, 1, p + 1, 3001, 70_001]
     for operation in CollectiveOperation.allCases where operation != .pointToPoint {
-        let algorithms = AlgorithmRegistry.algorithms(for: operation) + [NativeAlgorithm(operation)]
+        let algorithms = AlgorithmRegistry.algorithms(for: operation) + [NativeAlgorithm(operation), NativeAlgorithm(operation, blocking: true)]
         for algorithm in algorithms {
             for (index, count) in (operation == .barrier ? [0] : counts).enumerated() {
                 cases += 1
@@ -207,7 +207,45 @@ func deadRank(seed: UInt64) async -> Int32 {
     }
 }
 
+/// One-way latency of an 8-byte message between ranks 0 and 1: Skein's transport against MPI's own
+/// blocking send and receive, measured in the same run.
+func pingPong() async -> Int32 {
+    guard p >= 2 else { return 0 }
+    let rounds = 20_000
+    let signature = CallSignature(operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: 0)
+    let message = Message(signature: signature, skew: ArrivalSkew(rank: rank, entry: 0), chunks: Chunk.partition([Double(1)], into: 1))
+    var skein = 0.0
+    do {
+        for repetition in 0..<2 {
+            let t0 = transport.now()
+            for round in 0..<rounds where rank < 2 {
+                let tag = Tag(context: 50 + UInt32(repetition), sequence: UInt64(round))
+                if rank == 0 {
+                    try transport.send(message, to: 1, tag: tag)
+                    _ = try await transport.receive(from: 1, tag: tag, deadline: .max)
+                } else {
+                    _ = try await transport.receive(from: 0, tag: tag, deadline: .max)
+                    try transport.send(message, to: 0, tag: tag)
+                }
+            }
+            skein = Double(transport.now() - t0) / 1e9 / Double(rounds) / 2
+        }
+    } catch {
+        say("ping-pong failed: \(error)")
+        return 1
+    }
+    let native = rank < 2 ? transport.rawPingPong(rounds: rounds) : 0
+    if rank == 0 {
+        say(String(format: "one-way 8 B: Skein over MPI %.2f µs, MPI_Send/MPI_Recv %.2f µs, ratio %.2f", skein * 1e6, native * 1e6, skein / native))
+    }
+    return 0
+}
+
 switch arguments.first ?? "check" {
+case "pingpong":
+    let status = await pingPong()
+    transport.shutdown()
+    exit(status)
 case "check":
     if rank == 0 {
         say("\(MPITransport.libraryVersion), \(p) processes, thread level \(transport.threadLevelName), hosts \(Set(transport.hosts).sorted())")

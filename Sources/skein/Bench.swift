@@ -257,7 +257,8 @@ struct CollectiveBenchmark {
                 var input = [Float](repeating: Float(comm.rank + 1), count: count)
                 var output: [Float] = []
                 let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost, native: comm.hasNativeCollectives).algorithm
-                let algorithms = AlgorithmRegistry.algorithms(for: operation) + (comm.hasNativeCollectives ? [NativeAlgorithm(operation)] : [])
+                let natives: [any CollectiveAlgorithm] = [NativeAlgorithm(operation), NativeAlgorithm(operation, blocking: true)]
+                let algorithms = AlgorithmRegistry.algorithms(for: operation) + (comm.hasNativeCollectives ? natives : [])
                 let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
                     () async throws(SkeinError) -> Void in
                     try await comm.exercise(operation, input: &input, output: &output, count: count)

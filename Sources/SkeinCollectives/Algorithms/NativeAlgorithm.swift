@@ -7,8 +7,18 @@ public struct NativeAlgorithm: BroadcastAlgorithm, ReduceAlgorithm, AllreduceAlg
     ScatterAlgorithm, GatherAlgorithm, AllToAllAlgorithm, BarrierAlgorithm
 {
     public let operation: CollectiveOperation
-    public init(_ operation: CollectiveOperation) { self.operation = operation }
-    public var name: String { "native" }
+    /// Call the blocking form (`MPI_Allreduce`) on the calling thread instead of polling the
+    /// non-blocking one: what a C program calls, for benchmarks. It holds a thread of Swift's pool
+    /// and ignores deadlines, so the selector never picks it.
+    public let blocking: Bool
+
+    public init(_ operation: CollectiveOperation, blocking: Bool = false) {
+        self.operation = operation
+        self.blocking = blocking
+    }
+
+    public var name: String { blocking ? "native-blocking" : "native" }
+    public var variant: Int { blocking ? 1 : 0 }
     public static let code: UInt8 = 19
     public var code: UInt8 { Self.code }
 
@@ -18,6 +28,7 @@ public struct NativeAlgorithm: BroadcastAlgorithm, ReduceAlgorithm, AllreduceAlg
     }
 
     public func predictedSeconds(ranks: Int, bytes: Int, cost: CostParameters) -> Double {
-        cost.native.first { $0.operation == operation.rawValue && $0.ranks == ranks }?.seconds(bytes: bytes) ?? .infinity
+        guard !blocking else { return .infinity }
+        return cost.native.first { $0.operation == operation.rawValue && $0.ranks == ranks }?.seconds(bytes: bytes) ?? .infinity
     }
 }
