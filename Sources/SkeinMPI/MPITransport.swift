@@ -335,6 +335,7 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
     /// Keeps sends (and receives nobody is polling for) moving while no task waits.
     private func backgroundProgress() {
         var seen = 0
+        var idleRounds = 6
         while running.load(ordering: .acquiring) {
             let polls = self.polls.load(ordering: .relaxed)
             if polls != seen {
@@ -342,11 +343,15 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
                 usleep(200)
                 continue
             }
-            let busy = engine.withLock { engine -> Bool in
+            // Every wake-up of this thread preempts a rank that may be spinning on the core: look often
+            // only while something moves, and back off to 1 ms while nothing does.
+            let moved = engine.withLock { engine -> Bool in
+                let before = engine.completions
                 engine.progress()
-                return engine.hasWork
+                return engine.completions != before
             }
-            usleep(busy ? 20 : 500)
+            idleRounds = moved ? 0 : min(idleRounds + 1, 6)
+            usleep(UInt32(20 << idleRounds))
         }
     }
 
@@ -411,6 +416,8 @@ struct ProgressEngine: @unchecked Sendable {
     var sinceMark: [Int]
     var backlog: [Backlog]
     var sendsSinceProgress = 0
+    /// Counts finished MPI requests and arrivals: the progress thread backs off while it stands still.
+    var completions = 0
     var progressPasses = 0
     /// Request arrays handed to `MPI_Testsome`, kept to allocate nothing per poll.
     var scratch: [MPI_Request?] = []
@@ -461,7 +468,10 @@ struct ProgressEngine: @unchecked Sendable {
         for index in marks.indices where marks[index] != nil {
             var done: Int32 = 0
             MPI_Test(&marks[index]!.request, &done, skein_mpi_status_ignore())
-            if done != 0 { marks[index] = nil }
+            if done != 0 {
+                marks[index] = nil
+                completions &+= 1
+            }
         }
         for index in backlog.indices where !backlog[index].isEmpty {
             while !backlog[index].isEmpty && !(marks[index] != nil && sinceMark[index] >= window) {
@@ -653,6 +663,7 @@ struct ProgressEngine: @unchecked Sendable {
     }
 
     private mutating func complete(_ part: PendingReceive) {
+        completions &+= 1
         let incoming = part.incoming
         switch part.kind {
         case .control:
@@ -682,12 +693,16 @@ struct ProgressEngine: @unchecked Sendable {
         if sends.count == 1 {
             var done: Int32 = 0
             MPI_Test(&sends[0].request, &done, skein_mpi_status_ignore())
-            if done != 0 { sends.removeLast() }
+            if done != 0 {
+                sends.removeLast()
+                completions &+= 1
+            }
             return
         }
         scratch.removeAll(keepingCapacity: true)
         for pending in sends { scratch.append(pending.request) }
         guard let finished = testSome() else { return }
+        completions &+= finished.count
         var kept: [PendingSend] = []
         kept.reserveCapacity(sends.count - finished.count)
         for index in sends.indices where !finished.contains(index) {

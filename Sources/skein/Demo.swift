@@ -28,37 +28,20 @@ struct Demo: AsyncParsableCommand {
         }
     }
 
+    @Option(help: "inprocess, mpi, or auto (mpi when started by mpirun or srun: one rank per process).")
+    var transport = TransportChoice.auto
+
     func run() async throws {
-        let (ranks, elements, repetitions) = (self.ranks, self.elements, self.repetitions)
+        let (elements, repetitions) = (self.elements, self.repetitions)
+        if let session = try MPISession.start(transport) {
+            try await runOverMPI(session)
+            return
+        }
+        let ranks = self.ranks
         print("Skein demo: gradient synchronisation of data-parallel SGD on \(ranks) in-process ranks")
         print("each rank holds a gradient of \(elements) Float (\(formatBytes(elements * 4))); allreduce sums them\n")
         let outcomes = await InProcessGroup.run(size: ranks) { transport -> ([Float], [Double], String?) in
-            let comm = Communicator(transport: transport)
-            let cost = try await comm.calibrate()
-            let gradient = Self.gradient(rank: comm.rank, count: elements)
-            var summary: String?
-            if comm.rank == 0 {
-                let bytes = elements * 4
-                let choice = CostModel.select(.allreduce, ranks: ranks, bytes: bytes, cost: cost)
-                var lines = ["calibrated on this machine: \(cost)", "predicted time of each allreduce algorithm:"]
-                for (algorithm, seconds) in CostModel.predictions(.allreduce, ranks: ranks, bytes: bytes, cost: cost) {
-                    let mark = algorithm.name == choice.algorithm.name ? "  ← chosen" : ""
-                    lines.append("  \(algorithm.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(formatSeconds(seconds))\(mark)")
-                }
-                summary = lines.joined(separator: "\n")
-            }
-            var sum = try await comm.allreduce(gradient)
-            var times: [Double] = []
-            for _ in 0..<repetitions {
-                try await comm.barrier()
-                let t0 = MonotonicClock.now()
-                sum = try await comm.allreduce(gradient)
-                times.append(Double(MonotonicClock.now() - t0) / 1e9)
-            }
-            if let last = comm.flightRecord(last: 1).first, comm.rank == 0 {
-                summary! += "\nthe communicator ran allreduce/\(last.algorithm); its last call: \(last)"
-            }
-            return (sum, times, summary)
+            try await Self.synchronise(comm: Communicator(transport: transport), elements: elements, repetitions: repetitions)
         }
         var results: [([Float], [Double], String?)] = []
         for (rank, outcome) in outcomes.enumerated() {
@@ -67,18 +50,80 @@ struct Demo: AsyncParsableCommand {
             }
         }
         if let summary = results[0].2 { print(summary) }
+        let sum = results[0].0
+        let identical = results.allSatisfy { $0.0.withUnsafeBytes { a in sum.withUnsafeBytes { b in a.elementsEqual(b) } } }
+        let perRep = (0..<repetitions).map { i in results.map { $0.1[i] }.max()! }
+        try Self.report(sum: sum, slowestPerRun: perRep, identical: identical, ranks: ranks, elements: elements)
+    }
 
+    /// One rank's part: calibrate, sum the gradients `repetitions` times; returns the sum, this
+    /// rank's time per run, and (on rank 0) the model's predictions.
+    static func synchronise(comm: Communicator, elements: Int, repetitions: Int) async throws(SkeinError) -> ([Float], [Double], String?) {
+        let ranks = comm.size
+        let cost = try await comm.calibrate()
+        try await comm.calibrateNative()
+        let gradient = Self.gradient(rank: comm.rank, count: elements)
+        var summary: String?
+        if comm.rank == 0 {
+            let bytes = elements * 4
+            let choice = CostModel.select(.allreduce, ranks: ranks, bytes: bytes, cost: comm.cost, native: comm.hasNativeCollectives)
+            var lines = ["calibrated on this machine: \(cost)", "predicted time of each allreduce algorithm:"]
+            var predictions = CostModel.predictions(.allreduce, ranks: ranks, bytes: bytes, cost: comm.cost)
+            if comm.hasNativeCollectives {
+                let native = NativeAlgorithm(.allreduce)
+                predictions.append((native, native.predictedSeconds(ranks: ranks, bytes: bytes, cost: comm.cost)))
+            }
+            for (algorithm, seconds) in predictions {
+                let mark = algorithm.name == choice.algorithm.name ? "  ← chosen" : ""
+                let label = algorithm.name == "native" ? "native (MPI's own, measured)" : algorithm.name
+                lines.append("  \(label.padding(toLength: 28, withPad: " ", startingAt: 0)) \(formatSeconds(seconds))\(mark)")
+            }
+            summary = lines.joined(separator: "\n")
+        }
+        var sum = try await comm.allreduce(gradient)
+        var times: [Double] = []
+        for _ in 0..<repetitions {
+            try await comm.barrier()
+            let t0 = MonotonicClock.now()
+            sum = try await comm.allreduce(gradient)
+            times.append(Double(MonotonicClock.now() - t0) / 1e9)
+        }
+        if let last = comm.flightRecord(last: 1).first, comm.rank == 0 {
+            summary! += "\nthe communicator ran allreduce/\(last.algorithm); its last call: \(last)"
+        }
+        return (sum, times, summary)
+    }
+
+    /// One rank per MPI process; rank 0 prints and checks.
+    func runOverMPI(_ session: MPISession) async throws {
+        let comm = Communicator(transport: session.transport)
+        let lead = comm.rank == 0
+        if lead {
+            print("Skein demo: gradient synchronisation of data-parallel SGD on \(session.banner)")
+            print("each rank holds a gradient of \(elements) Float (\(formatBytes(elements * 4))); allreduce sums them\n")
+        }
+        let (sum, times, summary) = try await Self.synchronise(comm: comm, elements: elements, repetitions: repetitions)
+        let slowest = try await comm.allreduce(times, op: .max)
+        var hash: Int64 = -3_750_763_034_362_895_579
+        sum.withUnsafeBytes { for byte in $0 { hash = (hash ^ Int64(byte)) &* 1_099_511_628_211 } }
+        let hashes = try await comm.allgather([hash])
+        session.finish()
+        guard lead else { return }
+        if let summary { print(summary) }
+        try Self.report(sum: sum, slowestPerRun: slowest, identical: Set(hashes).count == 1, ranks: comm.size, elements: elements)
+    }
+
+    /// Prints the timing and the two checks (same sum everywhere; equal to a naive sum); fails if either fails.
+    static func report(sum: [Float], slowestPerRun: [Double], identical: Bool, ranks: Int, elements: Int) throws {
         // Reference: the same gradients summed by a plain loop in rank order, in Double.
         var reference = [Double](repeating: 0, count: elements)
         for rank in 0..<ranks {
             for (i, g) in Self.gradient(rank: rank, count: elements).enumerated() { reference[i] += Double(g) }
         }
-        let sum = results[0].0
         let maxError = zip(sum, reference).reduce(0.0) { max($0, abs(Double($1.0) - $1.1)) }
-        let identical = results.allSatisfy { $0.0.withUnsafeBytes { a in sum.withUnsafeBytes { b in a.elementsEqual(b) } } }
-        let perRep = (0..<repetitions).map { i in results.map { $0.1[i] }.max()! }.sorted()
+        let perRep = slowestPerRun.sorted()
         let median = perRep[perRep.count / 2]
-        print("\nmeasured allreduce: median \(formatSeconds(median)) over \(repetitions) runs (slowest rank each run)")
+        print("\nmeasured allreduce: median \(formatSeconds(median)) over \(perRep.count) runs (slowest rank each run)")
         let tolerance = Double(ranks) * 1.2e-7 * Double(ranks)
         print("check: every rank holds the same sum — \(identical ? "yes, bit-identical on all \(ranks) ranks" : "NO")")
         print(String(format: "check: max |sum − naive Double sum| = %.2e (tolerance %.1e) — %@", maxError, tolerance,

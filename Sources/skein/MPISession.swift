@@ -8,6 +8,12 @@ enum TransportChoice: String, ExpressibleByArgument, CaseIterable {
     case auto, inprocess, mpi
 }
 
+/// A transport this build lacks: printed as the error, without the usage text a ValidationError adds.
+struct UnavailableTransport: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
 /// This process's rank of an MPI job, when the command runs under mpirun or srun.
 struct MPISession {
     let transport: any Transport
@@ -33,7 +39,7 @@ struct MPISession {
             FileHandle.standardError.write(Data("skein: started by an MPI launcher, but \(MPIBackend.buildHint); running on in-process ranks\n".utf8))
             return nil
         }
-        throw ValidationError("--transport mpi: \(MPIBackend.buildHint)")
+        throw UnavailableTransport(message: "--transport mpi: \(MPIBackend.buildHint)")
         #endif
     }
 
