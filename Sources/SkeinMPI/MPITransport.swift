@@ -378,6 +378,9 @@ struct ProgressEngine: @unchecked Sendable {
 
     /// Payloads up to this size are copied behind the header into one MPI message.
     static let inlineLimit = 16 << 10
+    /// Messages up to this size arrive whole with their envelope on every transport MPI uses (the
+    /// smallest eager limit, shared memory's, is 4 KiB), so a matched receive of one cannot block.
+    static let surelyEager = 1024
     /// Most chunks one header message announces (the count travels in the MPI tag, ≥ 32767 by standard).
     static let maxAnnouncedChunks = 8000
 
@@ -611,6 +614,13 @@ struct ProgressEngine: @unchecked Sendable {
                 if open.nextPart == open.announced { assembling[source] = nil }
             }
             var request: MPI_Request? = skein_mpi_request_null()
+            if count <= Self.surelyEager && kind != .chunk {
+                // Far below every BTL's eager limit, so its bytes are here already and the matched
+                // receive returns at once: no request to track.
+                MPI_Mrecv(storage.base, count, skein_mpi_byte(), &handle, skein_mpi_status_ignore())
+                complete(PendingReceive(request: request, incoming: incoming, part: part, storage: storage, kind: kind, source: source))
+                continue
+            }
             MPI_Imrecv(storage.base, count, skein_mpi_byte(), &handle, &request)
             receives.append(PendingReceive(request: request, incoming: incoming, part: part, storage: storage, kind: kind, source: source))
         }
@@ -662,7 +672,7 @@ struct ProgressEngine: @unchecked Sendable {
         return Set(indexes[0..<Int(finishedCount)].map(Int.init))
     }
 
-    private mutating func complete(_ part: PendingReceive) {
+    mutating func complete(_ part: PendingReceive) {
         completions &+= 1
         let incoming = part.incoming
         switch part.kind {
