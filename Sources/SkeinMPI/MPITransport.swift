@@ -340,7 +340,7 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
             let polls = self.polls.load(ordering: .relaxed)
             if polls != seen {
                 seen = polls  // a task is polling: stay out of its way
-                usleep(200)
+                usleep(oversubscribed ? 2000 : 200)
                 continue
             }
             // Every wake-up of this thread preempts a rank that may be spinning on the core: look often
