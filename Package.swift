@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SkeinTransports", targets: ["SkeinTransports"]),
         .library(name: "SkeinCollectives", targets: ["SkeinCollectives"]),
         .library(name: "SkeinMPI", targets: ["SkeinMPI"]),
+        .library(name: "SkeinRuntime", targets: ["SkeinRuntime"]),
         .executable(name: "skein", targets: ["skein"]),
     ],
     traits: [
@@ -39,6 +40,7 @@ let package = Package(
             dependencies: ["SkeinCore", .target(name: "CMPI", condition: .when(traits: ["MPI"]))],
             swiftSettings: swiftSettings
         ),
+        .target(name: "SkeinRuntime", dependencies: ["SkeinCore"], swiftSettings: swiftSettings),
         .target(
             name: "SkeinTestSupport",
             dependencies: ["SkeinCore", "SkeinTransports", "SkeinCollectives"],
@@ -47,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "skein",
             dependencies: [
-                "SkeinCore", "SkeinTransports", "SkeinCollectives", "SkeinMPI",
+                "SkeinCore", "SkeinTransports", "SkeinCollectives", "SkeinMPI", "SkeinRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -61,6 +63,11 @@ let package = Package(
         .testTarget(
             name: "SkeinTransportsTests",
             dependencies: ["SkeinCore", "SkeinTransports", "SkeinTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SkeinRuntimeTests",
+            dependencies: ["SkeinRuntime", "SkeinTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

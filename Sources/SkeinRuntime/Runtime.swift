@@ -1,0 +1,244 @@
+import Foundation
+import Synchronization
+import SkeinCore
+
+/// A function registered on a runtime by name, with typed arguments and result.
+public struct RemoteFunction<each A: Sendable, R: Sendable>: Sendable {
+    public let name: String
+    let body: @Sendable (repeat each A) async throws -> R
+}
+
+/// Skein's task runtime (its Ray Core), embedded: workers are slots on Swift's thread pool in this
+/// process, objects are never copied or encoded, and a ref's object is freed when no ref remains.
+///
+/// ```swift
+/// let runtime = Runtime(workers: 4)
+/// let square = runtime.register("square") { (x: Int) in x * x }
+/// let add = runtime.register("add") { (a: Int, b: Int) in a + b }
+/// let a = try runtime.submit(square, 3), b = try runtime.submit(square, 4)
+/// let sum = try await runtime.get(try runtime.submit(add, .ref(a), .ref(b)))   // 25
+/// ```
+public final class Runtime: Sendable {
+    let core: RuntimeCore
+    private let registry = Mutex<[String: ErasedFunction]>([:])
+
+    struct ErasedFunction: Sendable {
+        let arity: Int
+        let signature: String
+        let call: @Sendable ([any Sendable]) async throws -> any Sendable
+    }
+
+    /// A runtime with `workers` worker slots (one per core by default). Past `memoryLimit` bytes the
+    /// store moves the least recently used arrays to `spillDirectory` and reads them back on demand.
+    public init(workers: Int = ProcessInfo.processInfo.activeProcessorCount, memoryLimit: Int = Int.max, spillDirectory: URL? = nil) {
+        let directory = spillDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("skein-spill-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        core = RuntimeCore(workers: max(workers, 1), memoryLimit: memoryLimit, spillDirectory: directory)
+    }
+
+    /// Worker slots.
+    public var workers: Int { core.workers }
+
+    /// Stops accepting work; tasks already running finish.
+    public func shutdown() {
+        core.shutdown()
+        try? FileManager.default.removeItem(at: core.spillDirectory)
+    }
+
+    // MARK: functions and tasks
+
+    /// Registers `body` under `name` (on every process, as in SPMD, the same name must mean the same
+    /// function); returns the typed handle `submit` takes.
+    @discardableResult
+    public func register<each A: Sendable, R: Sendable>(
+        _ name: String, _ body: @escaping @Sendable (repeat each A) async throws -> R
+    ) -> RemoteFunction<repeat each A, R> {
+        let function = RemoteFunction<repeat each A, R>(name: name, body: body)
+        var arity = 0
+        var types: [String] = []
+        for type in repeat (each A).self {
+            arity += 1
+            types.append("\(type)")
+        }
+        let signature = "(\(types.joined(separator: ", "))) -> \(R.self)"
+        let erased = ErasedFunction(arity: arity, signature: signature) { arguments in
+            var index = 0
+            func next<T>(_: T.Type) throws(RuntimeError) -> T {
+                defer { index += 1 }
+                guard let value = arguments[index] as? T else {
+                    throw RuntimeError(
+                        .wrongArgumentType, task: name,
+                        "argument \(index + 1) of \(name)\(signature) is a \(type(of: arguments[index])), not a \(T.self)")
+                }
+                return value
+            }
+            return try await body(repeat try next((each A).self))
+        }
+        registry.withLock { $0[name] = erased }
+        return function
+    }
+
+    /// Runs `function` on `args` (values, or refs whose objects it receives once ready); returns a
+    /// ref to its result at once.
+    public func submit<each A: Sendable, R: Sendable>(
+        _ function: RemoteFunction<repeat each A, R>, _ args: repeat Arg<each A>, options: TaskOptions = TaskOptions()
+    ) throws(RuntimeError) -> ObjectRef<R> {
+        var deps: [UInt64] = []
+        for arg in repeat each args {
+            if case .ref(let ref) = arg {
+                guard ref.core === core else {
+                    throw RuntimeError(.foreignReference, task: function.name, "an argument of \(function.name) is \(ref) from another runtime")
+                }
+                deps.append(ref.id)
+            }
+        }
+        let captured = (repeat each args)
+        let core = self.core
+        let body: @Sendable () async throws -> any Sendable = {
+            try await function.body(repeat try core.argument(each captured))
+        }
+        let id = try core.submit(name: options.name ?? function.name, options: options, deps: deps, actor: nil, body: body)
+        return ObjectRef(id: id, core: core, retained: true)
+    }
+
+    /// Runs the function registered as `name` on `args` (plain values, `ObjectRef`s or `AnyObjectRef`s);
+    /// argument types are checked when it runs (a mismatch fails the task with `.wrongArgumentType`).
+    public func submit(named name: String, _ args: [any Sendable], options: TaskOptions = TaskOptions()) throws(RuntimeError) -> AnyObjectRef {
+        guard let function = registry.withLock({ $0[name] }) else {
+            let known = registry.withLock { $0.keys.sorted() }
+            throw RuntimeError(
+                .unregisteredFunction, task: name,
+                "no function is registered as \"\(name)\"" + (known.isEmpty ? "" : "; registered: \(known.joined(separator: ", "))"))
+        }
+        guard args.count == function.arity else {
+            throw RuntimeError(.wrongArgumentType, task: name, "\(name)\(function.signature) takes \(function.arity) arguments, not \(args.count)")
+        }
+        var deps: [UInt64] = []
+        for arg in args {
+            if let ref = arg as? AnyObjectRef {
+                guard ref.core === core else { throw RuntimeError(.foreignReference, task: name, "an argument of \(name) is \(ref) from another runtime") }
+                deps.append(ref.id)
+            } else if let ref = arg as? any ErasedRef {
+                guard ref.core === core else { throw RuntimeError(.foreignReference, task: name, "an argument of \(name) is \(ref) from another runtime") }
+                deps.append(ref.id)
+            }
+        }
+        let core = self.core
+        let body: @Sendable () async throws -> any Sendable = {
+            var values: [any Sendable] = []
+            for arg in args {
+                if let ref = arg as? AnyObjectRef {
+                    values.append(try core.readyValue(ref.id))
+                } else if let ref = arg as? any ErasedRef {
+                    values.append(try core.readyValue(ref.id))
+                } else {
+                    values.append(arg)
+                }
+            }
+            return try await function.call(values)
+        }
+        let id = try core.submit(name: options.name ?? name, options: options, deps: deps, actor: nil, body: body)
+        return AnyObjectRef(adopting: id, core: core)
+    }
+
+    // MARK: objects
+
+    /// Stores `value` and returns a ref to it (in embedded mode the value is kept, not copied).
+    public func put<T: Sendable>(_ value: T) -> ObjectRef<T> {
+        ObjectRef(id: core.put(value), core: core, retained: true)
+    }
+
+    /// The object's value, waiting until its task finishes (or `timeout` passes). A task that threw
+    /// makes this throw its error, with its name. Called inside a task, it gives the task's worker
+    /// back while it waits.
+    public func get<T: Sendable>(_ ref: ObjectRef<T>, timeout: Duration? = nil) async throws(RuntimeError) -> T {
+        guard ref.core === core else { throw RuntimeError(.foreignReference, "\(ref) belongs to another runtime") }
+        let value = try await core.value(ref.id, timeout: timeout)
+        guard let typed = value as? T else {
+            throw RuntimeError(.wrongArgumentType, "object #\(ref.id) holds a \(type(of: value)), not a \(T.self)")
+        }
+        return typed
+    }
+
+    /// The values of `refs`, in order.
+    public func get<T: Sendable>(_ refs: [ObjectRef<T>], timeout: Duration? = nil) async throws(RuntimeError) -> [T] {
+        var values: [T] = []
+        values.reserveCapacity(refs.count)
+        for ref in refs { values.append(try await get(ref, timeout: timeout)) }
+        return values
+    }
+
+    /// The untyped object's value.
+    public func get(_ ref: AnyObjectRef, timeout: Duration? = nil) async throws(RuntimeError) -> any Sendable {
+        guard ref.core === core else { throw RuntimeError(.foreignReference, "\(ref) belongs to another runtime") }
+        return try await core.value(ref.id, timeout: timeout)
+    }
+
+    /// Waits until `count` of `refs` are ready (finished or failed), or `timeout` passes; returns
+    /// the ready ones and the rest, each in the order given.
+    public func wait<T: Sendable>(
+        _ refs: [ObjectRef<T>], count: Int? = nil, timeout: Duration? = nil
+    ) async -> (ready: [ObjectRef<T>], pending: [ObjectRef<T>]) {
+        let wanted = min(count ?? refs.count, refs.count)
+        let deadline = timeout.map { MonotonicClock.now() &+ UInt64(max($0.components.seconds, 0)) &* 1_000_000_000 &+ UInt64(max($0.components.attoseconds, 0) / 1_000_000_000) }
+        while true {
+            let readiness = refs.map { core.isFinished($0.id) }
+            let done = readiness.filter { $0 }.count
+            if done >= wanted || (deadline.map { MonotonicClock.now() >= $0 } ?? false) {
+                return (zip(refs, readiness).filter { $0.1 }.map(\.0), zip(refs, readiness).filter { !$0.1 }.map(\.0))
+            }
+            // Sleep on the first unfinished one (with the deadline); any completion is re-checked.
+            if let first = zip(refs, readiness).first(where: { !$0.1 })?.0 {
+                await core.waitForChange(of: first.id, deadline: deadline ?? MonotonicClock.now() &+ 1_000_000)
+            }
+        }
+    }
+
+    /// Objects held, their bytes in memory, and bytes spilled to disk.
+    public var store: (objects: Int, bytes: Int, spilledBytes: Int) { core.accounting }
+
+    /// Simulates losing worker `worker`: its objects are gone (rebuilt from lineage when needed)
+    /// and its running task loses its result (run again if it has retries).
+    public func simulateWorkerFailure(_ worker: Int) { core.loseWorker(worker) }
+}
+
+/// Typed refs seen through `any`, for `submit(named:)`.
+protocol ErasedRef: Sendable {
+    var id: UInt64 { get }
+    var core: RuntimeCore { get }
+}
+
+extension ObjectRef: ErasedRef {}
+
+extension AnyObjectRef {
+    /// Takes over a count already taken for the caller.
+    convenience init(adopting id: UInt64, core: RuntimeCore) {
+        self.init(id: id, core: core)
+        core.release(id)
+    }
+}
+
+extension RuntimeCore {
+    /// A task's argument, resolved when the task runs.
+    func argument<T: Sendable>(_ arg: Arg<T>) throws -> T {
+        switch arg {
+        case .value(let value): return value
+        case .ref(let ref):
+            let value = try readyValue(ref.id)
+            guard let typed = value as? T else {
+                throw RuntimeError(.wrongArgumentType, "object #\(ref.id) holds a \(type(of: value)), not a \(T.self)")
+            }
+            return typed
+        }
+    }
+
+    /// True when the object is ready, spilled or failed (a `wait` counts failures as finished).
+    func isFinished(_ id: UInt64) -> Bool {
+        state.withLock { state in
+            switch state.objects[id]?.status {
+            case .ready, .spilled, .failed, .none: true
+            case .pending, .lost: false
+            }
+        }
+    }
+}

@@ -1,0 +1,716 @@
+import Foundation
+import Synchronization
+import SkeinCore
+
+/// Per-task options: the CPUs it needs, how often it is run again after failing, and its name.
+public struct TaskOptions: Sendable {
+    /// Worker slots (one per CPU) the task occupies while it runs.
+    public var cpus: Int
+    /// How many times the task is run again after it fails (a lost worker always counts).
+    public var retries: Int
+    /// Whether an error the task throws is retried too (otherwise only lost workers are).
+    public var retryErrors: Bool
+    /// The name on the timeline and in errors (the function's name when nil).
+    public var name: String?
+
+    public init(cpus: Int = 1, retries: Int = 0, retryErrors: Bool = false, name: String? = nil) {
+        self.cpus = cpus
+        self.retries = retries
+        self.retryErrors = retryErrors
+        self.name = name
+    }
+}
+
+/// What a running task or actor call knows about itself (a task-local): the lanes it holds and,
+/// for an actor call, the actor and its place in the actor's order.
+final class ExecutionContext: Sendable {
+    let task: TaskRecord
+    let lease: LaneLease?
+
+    init(task: TaskRecord, lease: LaneLease?) {
+        self.task = task
+        self.lease = lease
+    }
+
+    @TaskLocal static var current: ExecutionContext?
+}
+
+/// The worker slots a running task holds; given back early when the task blocks in `get`, so a
+/// graph whose tasks wait on other tasks never runs out of workers.
+final class LaneLease: Sendable {
+    let lanes: [Int]
+    let released = Atomic<Bool>(false)
+    init(lanes: [Int]) { self.lanes = lanes }
+}
+
+/// A task (or actor call) in the graph: its function, inputs and output, and lineage for rebuilding
+/// a lost output. Guarded by the runtime's lock.
+final class TaskRecord: @unchecked Sendable {
+    // @unchecked: the mutable fields are touched only under RuntimeCore's lock.
+    let id: UInt64
+    let name: String
+    let options: TaskOptions
+    let output: UInt64
+    let deps: [UInt64]
+    /// Runs the function on its resolved arguments (it holds the argument refs: lineage pins them).
+    let body: @Sendable () async throws -> any Sendable
+    let actor: ActorState?
+    let actorSequence: Int
+    var attempts = 0
+    var unresolved = 0
+    /// Set when the worker running it was lost: its result is discarded.
+    var lostWhileRunning = false
+    var failedDependency: RuntimeError?
+
+    init(
+        id: UInt64, name: String, options: TaskOptions, output: UInt64, deps: [UInt64], actor: ActorState?, actorSequence: Int,
+        body: @escaping @Sendable () async throws -> any Sendable
+    ) {
+        self.id = id
+        self.name = name
+        self.options = options
+        self.output = output
+        self.deps = deps
+        self.actor = actor
+        self.actorSequence = actorSequence
+        self.body = body
+    }
+}
+
+/// An actor's queue: its calls run one at a time in submission order.
+final class ActorState: @unchecked Sendable {
+    // @unchecked: `queue` and `running` are touched only under RuntimeCore's lock; the state object is
+    // touched only by the one call running at a time.
+    let id: UInt64
+    let name: String
+    var queue: [TaskRecord] = []
+    var running = false
+    var nextSequence = 0
+    var lost = false
+
+    init(id: UInt64, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+/// The store, the task graph and the scheduler of one runtime, behind one lock.
+final class RuntimeCore: Sendable {
+    enum Status {
+        case pending
+        case ready(any Sendable)
+        case failed(RuntimeError)
+        case lost
+        case spilled(SpilledObject)
+    }
+
+    struct Entry {
+        var status: Status = .pending
+        var refs = 0
+        var bytes = 0
+        var producer: TaskRecord?
+        /// The worker lane that holds the bytes (-1: the driver, for `put`).
+        var holder = -1
+        var dependents: [TaskRecord] = []
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var lastUse: UInt64 = 0
+    }
+
+    struct Event: Sendable {
+        var name: String
+        var row: String
+        var start: UInt64
+        var end: UInt64
+        var task: UInt64
+        var deps: [UInt64]
+        var ok: Bool
+    }
+
+    struct State {
+        var objects: [UInt64: Entry] = [:]
+        var nextID: UInt64 = 1
+        var ready: [TaskRecord?] = []
+        var readyHead = 0
+        var freeLanes: [Bool]
+        var storedBytes = 0
+        var spilledBytes = 0
+        var events: [Event] = []
+        var running = 0
+        var peakRunning = 0
+        var shutDown = false
+        /// Output id → the task that made it, for the critical path.
+        var producedBy: [UInt64: UInt64] = [:]
+        var laneOfTask: [UInt64: [Int]] = [:]
+        /// Entries removed under the lock: dropped after it, since a value may hold refs whose
+        /// release takes the lock again.
+        var graveyard: [Entry] = []
+    }
+
+    let workers: Int
+    let memoryLimit: Int
+    let spillDirectory: URL
+    let started = MonotonicClock.now()
+    let state: Mutex<State>
+
+    init(workers: Int, memoryLimit: Int, spillDirectory: URL) {
+        self.workers = workers
+        self.memoryLimit = memoryLimit
+        self.spillDirectory = spillDirectory
+        state = Mutex(State(freeLanes: Array(repeating: true, count: workers)))
+    }
+
+    // MARK: reference counting
+
+    func retain(_ id: UInt64) {
+        state.withLock { state in state.objects[id]?.refs += 1 }
+    }
+
+    func release(_ id: UInt64) {
+        // The freed entry (and the task record holding its lineage, with its argument refs) is
+        // dropped outside the lock: its deinit releases more refs.
+        let dropped = state.withLock { state -> Entry? in
+            guard var entry = state.objects[id] else { return nil }
+            entry.refs -= 1
+            guard entry.refs <= 0, entry.dependents.isEmpty, entry.waiters.isEmpty else {
+                state.objects[id] = entry
+                return nil
+            }
+            if case .pending = entry.status, entry.producer != nil {
+                state.objects[id] = entry  // still being made: freed when it finishes with no refs
+                return nil
+            }
+            state.objects[id] = nil
+            account(&state, removing: entry)
+            return entry
+        }
+        if let dropped, case .spilled(let spilled) = dropped.status { try? FileManager.default.removeItem(at: spilled.url) }
+    }
+
+    private func account(_ state: inout State, removing entry: Entry) {
+        switch entry.status {
+        case .ready: state.storedBytes -= entry.bytes
+        case .spilled: state.spilledBytes -= entry.bytes
+        default: break
+        }
+    }
+
+    /// Objects held and their bytes in memory and on disk.
+    var accounting: (objects: Int, bytes: Int, spilledBytes: Int) {
+        state.withLock { ($0.objects.count, $0.storedBytes, $0.spilledBytes) }
+    }
+
+    // MARK: objects
+
+    func newObject(_ state: inout State) -> UInt64 {
+        let id = state.nextID
+        state.nextID += 1
+        state.objects[id] = Entry()
+        return id
+    }
+
+    func put(_ value: any Sendable) -> UInt64 {
+        let bytes = byteCount(of: value)
+        let id = state.withLock { state -> UInt64 in
+            let id = newObject(&state)
+            state.objects[id]!.status = .ready(value)
+            state.objects[id]!.bytes = bytes
+            state.storedBytes += bytes
+            state.objects[id]!.refs = 1  // the ref the caller gets
+            return id
+        }
+        spillIfOver()
+        return id
+    }
+
+    /// The value of a ready object, for a task about to run (its dependencies are ready by then).
+    func readyValue(_ id: UInt64) throws(RuntimeError) -> any Sendable {
+        let status = state.withLock { state -> Status? in
+            state.objects[id]?.lastUse = MonotonicClock.now()
+            return state.objects[id]?.status
+        }
+        switch status {
+        case .ready(let value): return value
+        case .spilled(let spilled): return try restore(id, spilled)
+        case .failed(let error): throw error
+        case .none: throw RuntimeError(.freedObject, "object #\(id) was freed before the task that reads it ran")
+        case .pending, .lost: throw RuntimeError(.freedObject, "object #\(id) was not ready when its task ran (a scheduler bug)")
+        }
+    }
+
+    /// Waits until object `id` is ready (or failed), rebuilding it from its lineage if it was lost.
+    func value(_ id: UInt64, timeout: Duration?) async throws(RuntimeError) -> any Sendable {
+        let deadline = timeout.map { MonotonicClock.now() &+ UInt64($0.components.seconds) &* 1_000_000_000 &+ UInt64($0.components.attoseconds / 1_000_000_000) }
+        var releasedLanes = false
+        while true {
+            let status = state.withLock { state -> Status? in
+                guard let entry = state.objects[id] else { return nil }
+                if case .lost = entry.status { reconstruct(id, &state) }
+                state.objects[id]!.lastUse = MonotonicClock.now()
+                return state.objects[id]!.status
+            }
+            switch status {
+            case .ready(let value): return value
+            case .spilled(let spilled): return try restore(id, spilled)
+            case .failed(let error): throw error
+            case .none: throw RuntimeError(.freedObject, "object #\(id) was freed: no ref to it remained")
+            case .pending, .lost: break
+            }
+            if let context = ExecutionContext.current {
+                if let cycle = cycle(awaiting: id, from: context.task) { throw cycle }
+                // A task blocked in get gives its workers back, so the tasks it waits for can run.
+                if !releasedLanes, let lease = context.lease {
+                    releasedLanes = true
+                    releaseLanes(lease)
+                }
+            }
+            if let deadline, MonotonicClock.now() >= deadline {
+                throw RuntimeError(.timeout, "object #\(id) was not ready within the timeout")
+            }
+            await waitForChange(of: id, deadline: deadline)
+        }
+    }
+
+    /// Suspends until object `id` changes state or `deadline` passes.
+    func waitForChange(of id: UInt64, deadline: UInt64?) async {
+        let waiter = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let registered = state.withLock { state -> Bool in
+                guard state.objects[id] != nil else { return false }
+                if case .pending = state.objects[id]!.status {
+                    state.objects[id]!.waiters[waiter] = continuation
+                    return true
+                }
+                return false
+            }
+            if !registered {
+                continuation.resume()
+            } else if let deadline {
+                // Whoever removes the waiter resumes it: the object's completion or this timer.
+                Task {
+                    let now = MonotonicClock.now()
+                    if deadline > now { try? await Task.sleep(nanoseconds: deadline - now) }
+                    let expired = self.state.withLock { state in state.objects[id]?.waiters.removeValue(forKey: waiter) }
+                    expired?.resume()
+                }
+            }
+        }
+    }
+
+    /// Wakes whoever waits on `id` (under the lock: the continuations are resumed after it).
+    func takeWaiters(_ id: UInt64, _ state: inout State) -> [CheckedContinuation<Void, Never>] {
+        guard let waiters = state.objects[id]?.waiters, !waiters.isEmpty else { return [] }
+        state.objects[id]!.waiters = [:]
+        return Array(waiters.values)
+    }
+
+    func restore(_ id: UInt64, _ spilled: SpilledObject) throws(RuntimeError) -> any Sendable {
+        let start = MonotonicClock.now()
+        let value: any Sendable
+        do {
+            value = try spilled.restore(spilled.url)
+        } catch {
+            // Another reader may have restored it (and removed the file) first.
+            let now = state.withLock { state -> (any Sendable)? in
+                if case .ready(let value) = state.objects[id]?.status { return value }
+                return nil
+            }
+            if let now { return now }
+            throw RuntimeError(.freedObject, "object #\(id) spilled to \(spilled.url.path) could not be read back: \(error)")
+        }
+        state.withLock { state in
+            guard var entry = state.objects[id], case .spilled = entry.status else { return }
+            entry.status = .ready(value)
+            state.spilledBytes -= entry.bytes
+            state.storedBytes += entry.bytes
+            state.objects[id] = entry
+            state.events.append(Event(name: "restore #\(id)", row: "object store", start: start, end: MonotonicClock.now(), task: 0, deps: [], ok: true))
+        }
+        try? FileManager.default.removeItem(at: spilled.url)
+        spillIfOver(keeping: id)
+        return value
+    }
+
+    /// Moves the least recently used spillable objects to disk while the store is over its limit.
+    /// Objects that cannot be spilled stay: the limit never blocks a producer, so a full store
+    /// cannot deadlock the graph.
+    func spillIfOver(keeping kept: UInt64? = nil) {
+        while true {
+            let candidate = state.withLock { state -> (UInt64, any Sendable, Int)? in
+                guard state.storedBytes > memoryLimit else { return nil }
+                var best: (UInt64, any Sendable, Int, UInt64)?
+                for (id, entry) in state.objects where id != kept {
+                    guard case .ready(let value) = entry.status, entry.bytes >= 4096, value is any Spillable else { continue }
+                    if best == nil || entry.lastUse < best!.3 { best = (id, value, entry.bytes, entry.lastUse) }
+                }
+                return best.map { ($0.0, $0.1, $0.2) }
+            }
+            guard let (id, value, bytes) = candidate else { return }
+            let start = MonotonicClock.now()
+            // A fresh name per spill: a restore of an earlier spill of this object removes its own file.
+            let serial = state.withLock { state -> UInt64 in
+                state.nextID += 1
+                return state.nextID
+            }
+            let url = spillDirectory.appendingPathComponent("object-\(id)-\(serial).bin")
+            guard let spilled = try? spill(value, to: url) else { return }
+            state.withLock { state in
+                guard var entry = state.objects[id], case .ready = entry.status else {
+                    try? FileManager.default.removeItem(at: url)
+                    return
+                }
+                entry.status = .spilled(spilled)
+                state.storedBytes -= bytes
+                state.spilledBytes += bytes
+                state.objects[id] = entry
+                state.events.append(Event(name: "spill #\(id)", row: "object store", start: start, end: MonotonicClock.now(), task: 0, deps: [], ok: true))
+            }
+        }
+    }
+
+    // MARK: tasks
+
+    /// Adds a task (or actor call) whose output is a new object; returns the output id (with one ref
+    /// taken for the caller's `ObjectRef`).
+    func submit(
+        name: String, options: TaskOptions, deps: [UInt64], actor: ActorState?, body: @escaping @Sendable () async throws -> any Sendable
+    ) throws(RuntimeError) -> UInt64 {
+        guard options.cpus >= 0, options.cpus <= workers else {
+            throw RuntimeError(.wrongArgumentType, task: name, "task \(name) needs \(options.cpus) CPUs; this runtime has \(workers) workers")
+        }
+        var wake: [CheckedContinuation<Void, Never>] = []
+        let output = try state.withLock { state throws(RuntimeError) -> UInt64 in
+            if state.shutDown { throw RuntimeError(.shutDown, task: name, "the runtime was shut down") }
+            for dep in deps where state.objects[dep] == nil {
+                throw RuntimeError(.freedObject, task: name, "an argument of \(name) (object #\(dep)) was freed")
+            }
+            let output = newObject(&state)
+            let sequence = actor.map { actor -> Int in
+                actor.nextSequence += 1
+                return actor.nextSequence
+            } ?? 0
+            let task = TaskRecord(
+                id: output, name: name, options: options, output: output, deps: deps, actor: actor, actorSequence: sequence, body: body)
+            state.objects[output]!.producer = task
+            state.objects[output]!.refs = 1
+            if let actor { actor.queue.append(task) }
+            resolve(task, &state, wake: &wake)
+            return output
+        }
+        for continuation in wake { continuation.resume() }
+        return output
+    }
+
+    /// Counts the task's unfinished dependencies, rebuilding lost ones; queues it when none remain.
+    private func resolve(_ task: TaskRecord, _ state: inout State, wake: inout [CheckedContinuation<Void, Never>]) {
+        task.unresolved = 0
+        task.failedDependency = nil
+        for dep in task.deps {
+            guard let entry = state.objects[dep] else { continue }
+            switch entry.status {
+            case .ready, .spilled: continue
+            case .failed(let error): task.failedDependency = error
+            case .lost:
+                reconstruct(dep, &state)
+                state.objects[dep]!.dependents.append(task)
+                task.unresolved += 1
+            case .pending:
+                state.objects[dep]!.dependents.append(task)
+                task.unresolved += 1
+            }
+        }
+        if task.unresolved == 0 { becomeReady(task, &state, wake: &wake) }
+    }
+
+    private func becomeReady(_ task: TaskRecord, _ state: inout State, wake: inout [CheckedContinuation<Void, Never>]) {
+        if let error = task.failedDependency {
+            // An input failed: so does this task, with the original error and task name.
+            complete(task, with: .failure(error), lanes: [], start: MonotonicClock.now(), &state, wake: &wake)
+            return
+        }
+        if let actor = task.actor {
+            pumpActor(actor, &state)
+        } else {
+            state.ready.append(task)
+            dispatch(&state)
+        }
+    }
+
+    /// Starts ready tasks on free lanes, each on the free lane that holds most of its input bytes.
+    private func dispatch(_ state: inout State) {
+        while state.readyHead < state.ready.count {
+            let task = state.ready[state.readyHead]!
+            let free = state.freeLanes.indices.filter { state.freeLanes[$0] }
+            let needed = max(task.options.cpus, 1)
+            guard free.count >= needed || (task.options.cpus == 0 && !free.isEmpty) else { break }
+            state.ready[state.readyHead] = nil  // a dequeued record must not pin its arguments
+            state.readyHead += 1
+            var lanes = preferredLanes(for: task, among: free, count: task.options.cpus == 0 ? 1 : needed, state)
+            lanes.sort()
+            for lane in lanes { state.freeLanes[lane] = false }
+            start(task, lanes: lanes, &state)
+        }
+        if state.readyHead == state.ready.count {
+            state.ready.removeAll(keepingCapacity: true)
+            state.readyHead = 0
+        } else if state.readyHead > 256 && state.readyHead * 2 > state.ready.count {
+            state.ready.removeFirst(state.readyHead)
+            state.readyHead = 0
+        }
+    }
+
+    private func preferredLanes(for task: TaskRecord, among free: [Int], count: Int, _ state: State) -> [Int] {
+        guard free.count > count, !task.deps.isEmpty else { return Array(free.prefix(count)) }
+        var held = [Int: Int]()
+        for dep in task.deps {
+            if let entry = state.objects[dep], entry.holder >= 0 { held[entry.holder, default: 0] += entry.bytes }
+        }
+        return Array(free.sorted { (held[$0] ?? 0, -$0) > (held[$1] ?? 0, -$1) }.prefix(count))
+    }
+
+    private func start(_ task: TaskRecord, lanes: [Int], _ state: inout State) {
+        task.attempts += 1
+        state.running += 1
+        state.peakRunning = max(state.peakRunning, state.running)
+        state.laneOfTask[task.id] = lanes
+        let lease = LaneLease(lanes: lanes)
+        Task { await self.run(task, lease: lease) }
+    }
+
+    /// Runs a task, then, while its lanes are still its own, the next ready task on them.
+    private func run(_ first: TaskRecord, lease: LaneLease) async {
+        var task = first
+        var lease = lease
+        while true {
+            let start = MonotonicClock.now()
+            let context = ExecutionContext(task: task, lease: lease)
+            let result: Result<any Sendable, any Error>
+            do {
+                let value = try await ExecutionContext.$current.withValue(context) { try await task.body() }
+                result = .success(value)
+            } catch {
+                result = .failure(error)
+            }
+            var wake: [CheckedContinuation<Void, Never>] = []
+            let next = state.withLock { state -> (TaskRecord, LaneLease)? in
+                state.running -= 1
+                complete(task, with: result, lanes: lease.lanes, start: start, &state, wake: &wake)
+                guard !lease.released.load(ordering: .acquiring) else { return nil }
+                // Keep the lanes and take the next ready task that fits them, if any.
+                if state.readyHead < state.ready.count, max(state.ready[state.readyHead]!.options.cpus, 1) == lease.lanes.count {
+                    let next = state.ready[state.readyHead]!
+                    state.ready[state.readyHead] = nil
+                    state.readyHead += 1
+                    next.attempts += 1
+                    state.running += 1
+                    state.peakRunning = max(state.peakRunning, state.running)
+                    state.laneOfTask[next.id] = lease.lanes
+                    return (next, LaneLease(lanes: lease.lanes))
+                }
+                for lane in lease.lanes { state.freeLanes[lane] = true }
+                dispatch(&state)
+                return nil
+            }
+            for continuation in wake { continuation.resume() }
+            emptyGraveyard()
+            guard let (nextTask, nextLease) = next else { return }
+            task = nextTask
+            lease = nextLease
+        }
+    }
+
+    func emptyGraveyard() {
+        let dead = state.withLock { state -> [Entry] in
+            defer { state.graveyard = [] }
+            return state.graveyard
+        }
+        _ = dead  // released here, outside the lock
+    }
+
+    func releaseLanes(_ lease: LaneLease) {
+        guard !lease.released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        state.withLock { state in
+            for lane in lease.lanes { state.freeLanes[lane] = true }
+            dispatch(&state)
+        }
+    }
+
+    /// Records a finished task: stores its output or error, retries it, and releases its dependents.
+    private func complete(
+        _ task: TaskRecord, with result: Result<any Sendable, any Error>, lanes: [Int], start: UInt64, _ state: inout State,
+        wake: inout [CheckedContinuation<Void, Never>]
+    ) {
+        let end = MonotonicClock.now()
+        if start != end || !lanes.isEmpty || task.actor != nil {
+            let row = task.actor.map { "actor \($0.name)" } ?? "worker \(lanes.first ?? 0)"
+            var ok = true
+            if case .failure = result { ok = false }
+            state.events.append(Event(name: task.name, row: row, start: start, end: end, task: task.id, deps: task.deps, ok: ok))
+        }
+        state.producedBy[task.output] = task.id
+        let lost = task.lostWhileRunning
+        task.lostWhileRunning = false
+        var outcome = result
+        if lost {
+            outcome = .failure(RuntimeError(.workerLost, task: task.name, "the worker running \(task.name) was lost"))
+        }
+        if case .failure(let error) = outcome, task.failedDependency == nil {
+            let retryable = lost || task.options.retryErrors
+            if retryable && task.attempts <= task.options.retries {
+                if let actor = task.actor {
+                    actor.running = false
+                    pumpActor(actor, &state)
+                } else {
+                    state.ready.append(task)
+                    dispatch(&state)
+                }
+                _ = error
+                return
+            }
+        }
+        guard state.objects[task.output] != nil else { return }
+        switch outcome {
+        case .success(let value):
+            let bytes = byteCount(of: value)
+            state.objects[task.output]!.status = .ready(value)
+            state.objects[task.output]!.bytes = bytes
+            state.objects[task.output]!.holder = lanes.first ?? -1
+            state.objects[task.output]!.lastUse = end
+            state.storedBytes += bytes
+        case .failure(let error):
+            let failure: RuntimeError
+            if let runtimeError = error as? RuntimeError {
+                failure = runtimeError  // keeps the original task's name and error
+            } else {
+                failure = RuntimeError(
+                    .taskFailed, task: task.name, underlying: error,
+                    "task \(task.name) threw \(error)" + (task.attempts > 1 ? " (after \(task.attempts) attempts)" : ""))
+            }
+            state.objects[task.output]!.status = .failed(failure)
+        }
+        wake += takeWaiters(task.output, &state)
+        let dependents = state.objects[task.output]!.dependents
+        state.objects[task.output]!.dependents = []
+        if let actor = task.actor, actor.queue.first === task {
+            actor.queue.removeFirst()
+        }
+        for dependent in dependents {
+            if case .failure = outcome, dependent.failedDependency == nil, case .failed(let error) = state.objects[task.output]!.status {
+                dependent.failedDependency = error
+            }
+            dependent.unresolved -= 1
+            if dependent.unresolved == 0 { becomeReady(dependent, &state, wake: &wake) }
+        }
+        // Freed already by every ref? Drop it now.
+        if state.objects[task.output]!.refs <= 0 && state.objects[task.output]!.waiters.isEmpty {
+            let entry = state.objects.removeValue(forKey: task.output)!
+            account(&state, removing: entry)
+            state.graveyard.append(entry)
+        }
+        state.laneOfTask[task.id] = nil
+    }
+
+    /// Runs a lost object's producer again (and, through its dependencies, theirs).
+    func reconstruct(_ id: UInt64, _ state: inout State) {
+        guard let entry = state.objects[id], case .lost = entry.status else { return }
+        guard let producer = entry.producer else {
+            state.objects[id]!.status = .failed(RuntimeError(.workerLost, "object #\(id) was put by the driver and its holder was lost; it has no lineage"))
+            return
+        }
+        state.objects[id]!.status = .pending
+        var wake: [CheckedContinuation<Void, Never>] = []
+        if let actor = producer.actor {
+            // An actor's state died with its worker: its results cannot be made again.
+            state.objects[id]!.status = .failed(RuntimeError(.workerLost, task: producer.name, "actor \(actor.name)'s result was lost with its worker"))
+            return
+        }
+        resolve(producer, &state, wake: &wake)
+        for continuation in wake { continuation.resume() }
+    }
+
+    // MARK: actors
+
+    private func pumpActor(_ actor: ActorState, _ state: inout State) {
+        guard !actor.running, let head = actor.queue.first, head.unresolved == 0 else { return }
+        actor.running = true
+        head.attempts += 1
+        Task { await self.runActor(actor, head) }
+    }
+
+    private func runActor(_ actor: ActorState, _ first: TaskRecord) async {
+        var call = first
+        while true {
+            let start = MonotonicClock.now()
+            let context = ExecutionContext(task: call, lease: nil)
+            let result: Result<any Sendable, any Error>
+            do {
+                let value = try await ExecutionContext.$current.withValue(context) { try await call.body() }
+                result = .success(value)
+            } catch {
+                result = .failure(error)
+            }
+            var wake: [CheckedContinuation<Void, Never>] = []
+            let next = state.withLock { state -> TaskRecord? in
+                let retried = call.attempts <= call.options.retries && call.options.retryErrors
+                complete(call, with: result, lanes: [], start: start, &state, wake: &wake)
+                if case .failure = result, retried { return nil }  // complete() re-pumped it
+                guard let head = actor.queue.first, head.unresolved == 0 else {
+                    actor.running = false
+                    return nil
+                }
+                head.attempts += 1
+                return head
+            }
+            for continuation in wake { continuation.resume() }
+            emptyGraveyard()
+            guard let next else { return }
+            call = next
+        }
+    }
+
+    /// The error to throw if a call waiting on `id` can never be served: the object is made by a call
+    /// of the same actor queued behind the waiting call (directly or through what that call needs).
+    private func cycle(awaiting id: UInt64, from waiter: TaskRecord) -> RuntimeError? {
+        guard let actor = waiter.actor else { return nil }
+        return state.withLock { state -> RuntimeError? in
+            var pending = [id]
+            var seen = Set<UInt64>()
+            while let next = pending.popLast() {
+                guard seen.insert(next).inserted, let entry = state.objects[next], case .pending = entry.status,
+                    let producer = entry.producer
+                else { continue }
+                if producer.actor === actor && producer.actorSequence > waiter.actorSequence {
+                    return RuntimeError(
+                        .dependencyCycle, task: waiter.name,
+                        "actor \(actor.name)'s call \(waiter.name) waits for object #\(id), which needs \(producer.name), a later call to the same actor; it can only run after this one ends")
+                }
+                pending += producer.deps
+            }
+            return nil
+        }
+    }
+
+    // MARK: failure injection
+
+    /// Simulates losing worker `lane`: objects it holds are dropped (rebuilt from lineage on demand),
+    /// and a task running on it loses its result (it is run again if it has retries left).
+    func loseWorker(_ lane: Int) {
+        state.withLock { state in
+            for (id, entry) in state.objects where entry.holder == lane {
+                if case .ready = entry.status {
+                    state.storedBytes -= entry.bytes
+                    state.objects[id]!.status = .lost
+                }
+            }
+            for (taskID, lanes) in state.laneOfTask where lanes.contains(lane) {
+                if let entry = state.objects[taskID], case .pending = entry.status { entry.producer?.lostWhileRunning = true }
+            }
+        }
+    }
+
+    func shutdown() {
+        state.withLock { $0.shutDown = true }
+    }
+}

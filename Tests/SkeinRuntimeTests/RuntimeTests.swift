@@ -1,0 +1,315 @@
+import Testing
+import Foundation
+import Synchronization
+import SkeinRuntime
+import SkeinTestSupport
+
+/// A counter tasks can bump from any thread.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    @discardableResult func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+    var count: Int { value.withLock { $0 } }
+}
+
+struct InjectedFailure: Error, CustomStringConvertible {
+    let attempt: Int
+    var description: String { "injected failure on attempt \(attempt)" }
+}
+
+/// Node `i` of a random DAG: a pure function of its index and its inputs' values.
+func nodeValue(_ index: Int, _ inputs: [Int]) -> Int {
+    inputs.reduce(index &* 1_000_003) { ($0 &* 31) &+ $1 } & 0x7FFF_FFFF
+}
+
+@Suite("Task runtime: tasks, refs, actors, failures, the store", .timeLimit(.minutes(5)))
+struct RuntimeTests {
+    @Test("Random DAGs give what running the same functions one by one gives", arguments: [1, 2, 3, 4, 5, 6])
+    func randomDAGs(seed: UInt64) async throws {
+        var rng = SeededGenerator(seed: seed)
+        let count = 60 + Int(rng.next() % 100)
+        let workers = 1 + Int(rng.next() % 4)
+        let runtime = Runtime(workers: workers)
+        defer { runtime.shutdown() }
+        // Functions of 0 to 3 inputs; each sleeps a random few microseconds first.
+        let f0 = runtime.register("node0") { (i: Int, micros: Int) -> Int in
+            if micros > 0 { try await Task.sleep(for: .microseconds(micros)) }
+            return nodeValue(i, [])
+        }
+        let f1 = runtime.register("node1") { (i: Int, micros: Int, a: Int) -> Int in
+            if micros > 0 { try await Task.sleep(for: .microseconds(micros)) }
+            return nodeValue(i, [a])
+        }
+        let f2 = runtime.register("node2") { (i: Int, micros: Int, a: Int, b: Int) -> Int in
+            if micros > 0 { try await Task.sleep(for: .microseconds(micros)) }
+            return nodeValue(i, [a, b])
+        }
+        let f3 = runtime.register("node3") { (i: Int, micros: Int, a: Int, b: Int, c: Int) -> Int in
+            if micros > 0 { try await Task.sleep(for: .microseconds(micros)) }
+            return nodeValue(i, [a, b, c])
+        }
+        var refs: [ObjectRef<Int>] = []
+        var expected: [Int] = []
+        for index in 0..<count {
+            let fanIn = index == 0 ? 0 : Int(rng.next() % UInt64(min(index, 3) + 1))
+            let inputs = (0..<fanIn).map { _ in Int(rng.next() % UInt64(index)) }
+            let micros = Int(rng.next() % 200)
+            expected.append(nodeValue(index, inputs.map { expected[$0] }))
+            let i = Arg.value(index), m = Arg.value(micros)
+            switch inputs.count {
+            case 0: refs.append(try runtime.submit(f0, i, m))
+            case 1: refs.append(try runtime.submit(f1, i, m, .ref(refs[inputs[0]])))
+            case 2: refs.append(try runtime.submit(f2, i, m, .ref(refs[inputs[0]]), .ref(refs[inputs[1]])))
+            default: refs.append(try runtime.submit(f3, i, m, .ref(refs[inputs[0]]), .ref(refs[inputs[1]]), .ref(refs[inputs[2]])))
+            }
+        }
+        let got = try await runtime.get(refs, timeout: .seconds(60))
+        #expect(got == expected, "seed \(seed): \(count) nodes on \(workers) workers")
+        let summary = runtime.summary()
+        #expect(summary.tasks == count, "seed \(seed)")
+        #expect(summary.peakParallelism <= workers + count, "seed \(seed)")
+        refs.removeAll()
+        #expect(runtime.store.objects == 0 && runtime.store.bytes == 0, "seed \(seed): the store still holds \(runtime.store)")
+    }
+
+    @Test("Actor calls run one at a time in submission order, even when their inputs arrive out of order")
+    func actorOrder() async throws {
+        final class Log { var entries: [Int] = []; var active = 0; var overlapped = false }
+        let runtime = Runtime(workers: 2)
+        defer { runtime.shutdown() }
+        let slow = runtime.register("slow") { (value: Int, micros: Int) -> Int in
+            try await Task.sleep(for: .microseconds(micros))
+            return value
+        }
+        let log = runtime.makeActor("log") { Log() }
+        var rng = SeededGenerator(seed: 11)
+        var results: [ObjectRef<Int>] = []
+        for index in 0..<200 {
+            let input = try runtime.submit(slow, .value(index), .value(Int(rng.next() % 300)))
+            results.append(try log.call("append", { (log: Log, value: Int) -> Int in
+                log.active += 1
+                if log.active > 1 { log.overlapped = true }
+                await Task.yield()
+                log.entries.append(value)
+                log.active -= 1
+                return log.entries.count
+            }, .ref(input)))
+        }
+        let counts = try await runtime.get(results)
+        #expect(counts == Array(1...200))
+        let entries = try await runtime.get(try log.call("read", { (log: Log) in log.entries }))
+        #expect(entries == Array(0..<200))
+        #expect(try await runtime.get(try log.call("overlapped", { (log: Log) in log.overlapped })) == false)
+    }
+
+    @Test("Retries recover injected failures; without enough retries the task's error and name come back")
+    func retries() async throws {
+        let runtime = Runtime(workers: 2)
+        defer { runtime.shutdown() }
+        let attempts = Counter()
+        let flaky = runtime.register("flaky") { (failures: Int) -> Int in
+            let attempt = attempts.increment()
+            if attempt <= failures { throw InjectedFailure(attempt: attempt) }
+            return attempt
+        }
+        #expect(try await runtime.get(try runtime.submit(flaky, 2, options: TaskOptions(retries: 2, retryErrors: true))) == 3)
+
+        let again = Counter()
+        let failing = runtime.register("failing") { (_: Int) -> Int in throw InjectedFailure(attempt: again.increment()) }
+        let double = runtime.register("double") { (x: Int) in 2 * x }
+        let failed = try runtime.submit(failing, 1, options: TaskOptions(retries: 1, retryErrors: true, name: "failing-task"))
+        let dependent = try runtime.submit(double, .ref(failed))
+        for ref in [failed, dependent] {
+            do {
+                _ = try await runtime.get(ref)
+                Issue.record("get of a failed task's result returned")
+            } catch {
+                #expect(error.code == .taskFailed)
+                #expect(error.task == "failing-task")
+                #expect((error.underlying as? InjectedFailure)?.attempt == 2)
+            }
+        }
+        // Thrown errors are not retried unless asked.
+        let once = Counter()
+        let thrower = runtime.register("thrower") { (_: Int) -> Int in throw InjectedFailure(attempt: once.increment()) }
+        _ = try? await runtime.get(try runtime.submit(thrower, 0, options: TaskOptions(retries: 3)))
+        #expect(once.count == 1)
+    }
+
+    @Test("A lost worker's objects are rebuilt from their lineage")
+    func lineage() async throws {
+        let runtime = Runtime(workers: 2)
+        defer { runtime.shutdown() }
+        let runs = Counter()
+        let make = runtime.register("make") { (n: Int) -> [Double] in
+            runs.increment()
+            return (0..<n).map(Double.init)
+        }
+        let scale = runtime.register("scale") { (values: [Double], factor: Double) -> [Double] in
+            runs.increment()
+            return values.map { $0 * factor }
+        }
+        let base = try runtime.submit(make, 1000)
+        let scaled = try runtime.submit(scale, .ref(base), .value(2.0))
+        let first = try await runtime.get(scaled)
+        #expect(runs.count == 2)
+        for worker in 0..<runtime.workers { runtime.simulateWorkerFailure(worker) }
+        let rebuilt = try await runtime.get(scaled)
+        #expect(rebuilt == first)
+        #expect(runs.count == 4, "both tasks of the lineage ran again")
+        // A put object has no lineage but lives with the driver: a worker's loss does not touch it.
+        let kept = runtime.put([1, 2, 3])
+        runtime.simulateWorkerFailure(0)
+        #expect(try await runtime.get(kept) == [1, 2, 3])
+    }
+
+    @Test("The store frees what no ref reaches; accounting returns to zero")
+    func freeing() async throws {
+        let runtime = Runtime(workers: 2)
+        defer { runtime.shutdown() }
+        var refs: [ObjectRef<[Float]>] = []
+        for index in 0..<1000 { refs.append(runtime.put([Float](repeating: Float(index), count: 256))) }
+        #expect(runtime.store.objects == 1000 && runtime.store.bytes == 1000 * 256 * 4)
+        let sum = runtime.register("sum") { (values: [Float]) in values.reduce(0, +) }
+        var sums: [ObjectRef<Float>] = []
+        for ref in refs.prefix(100) { sums.append(try runtime.submit(sum, .ref(ref))) }
+        refs.removeAll()  // the 100 still needed by tasks (or lineage of their results) stay
+        let values = try await runtime.get(sums)
+        #expect(values == (0..<100).map { Float($0 * 256) })
+        #expect(runtime.store.objects == 200)  // 100 sums + the 100 inputs their lineage pins
+        sums.removeAll()
+        #expect(runtime.store.objects == 0 && runtime.store.bytes == 0, "left: \(runtime.store)")
+        // A freed object cannot be read through a stale id: refs are the only way in, so it is the
+        // untyped name lookup that reports it.
+        do {
+            _ = try runtime.submit(named: "sum", [Float(1)])
+        } catch {
+            Issue.record("submit(named:) threw \(error)")
+        }
+    }
+
+    @Test("Past its memory limit the store spills arrays to disk and reads them back")
+    func spilling() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("skein-spill-test-\(UInt32.random(in: 0...UInt32.max))")
+        let runtime = Runtime(workers: 2, memoryLimit: 1 << 20, spillDirectory: directory)
+        defer { runtime.shutdown() }
+        var refs: [ObjectRef<[Int64]>] = []
+        for index in 0..<8 { refs.append(runtime.put([Int64](repeating: Int64(index), count: 64 << 10))) }  // 512 KiB each
+        #expect(runtime.store.bytes <= 1 << 20)
+        #expect(runtime.store.spilledBytes >= 6 * (512 << 10))
+        let total = runtime.register("total") { (values: [Int64]) in values.reduce(0, +) }
+        let totals = try refs.map { ref throws(RuntimeError) in try runtime.submit(total, .ref(ref)) }
+        #expect(try await runtime.get(totals) == (0..<8).map { Int64($0) * Int64(64 << 10) })
+        #expect(try await runtime.get(refs[0]) == [Int64](repeating: 0, count: 64 << 10))
+        refs.removeAll()
+        _ = totals
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(left.isEmpty, "spill files left: \(left)")
+    }
+
+    @Test("Tasks may submit tasks and wait for them, even on one worker")
+    func nested() async throws {
+        let runtime = Runtime(workers: 1)
+        defer { runtime.shutdown() }
+        let leaf = runtime.register("leaf") { (x: Int) in x * x }
+        let parent = runtime.register("parent") { (n: Int) -> Int in
+            var refs: [ObjectRef<Int>] = []
+            for i in 0..<n { refs.append(try runtime.submit(leaf, .value(i))) }
+            return try await runtime.get(refs).reduce(0, +)
+        }
+        #expect(try await runtime.get(try runtime.submit(parent, 10), timeout: .seconds(30)) == 285)
+    }
+
+    @Test("wait returns the first k ready, and a timeout")
+    func waiting() async throws {
+        let runtime = Runtime(workers: 2)
+        defer { runtime.shutdown() }
+        let nap = runtime.register("nap") { (millis: Int) -> Int in
+            try await Task.sleep(for: .milliseconds(millis))
+            return millis
+        }
+        let refs = try [1, 2, 3, 2000].map { millis throws(RuntimeError) in try runtime.submit(nap, .value(millis)) }
+        let (ready, pending) = await runtime.wait(refs, count: 2, timeout: .seconds(10))
+        #expect(ready.count >= 2 && ready.count + pending.count == 4)
+        let (none, all) = await runtime.wait([refs[3]], count: 1, timeout: .milliseconds(20))
+        #expect(none.isEmpty && all.count == 1)
+        do {
+            _ = try await runtime.get(refs[3], timeout: .milliseconds(20))
+            Issue.record("get returned before the task ended")
+        } catch {
+            #expect(error.code == .timeout)
+        }
+    }
+
+    @Test("Bad input gives typed errors that say what and where")
+    func badInput() async throws {
+        let runtime = Runtime(workers: 2)
+        let other = Runtime(workers: 1)
+        defer { runtime.shutdown(); other.shutdown() }
+        let double = runtime.register("double") { (x: Int) in 2 * x }
+        #expect(throws: RuntimeError.self) { _ = try runtime.submit(named: "tripple", [3]) }
+        do { _ = try runtime.submit(named: "tripple", [3]) } catch {
+            #expect(error.code == .unregisteredFunction && error.message.contains("double"))
+        }
+        // Wrong argument type through the untyped path: the task fails saying which argument.
+        let wrong = try runtime.submit(named: "double", ["three"])
+        do {
+            _ = try await runtime.get(wrong)
+            Issue.record("a String passed for an Int ran")
+        } catch {
+            #expect(error.code == .wrongArgumentType && error.message.contains("argument 1"))
+        }
+        // A ref from another runtime.
+        let foreign = other.put(5)
+        do {
+            _ = try runtime.submit(double, .ref(foreign))
+            Issue.record("a foreign ref was accepted")
+        } catch {
+            #expect(error.code == .foreignReference)
+        }
+        // An actor call waiting for a later call of the same actor can never be served.
+        final class Box {}
+        let actor = runtime.makeActor("cyclic") { Box() }
+        let outer = try actor.call("outer", { (_: Box) -> Int in
+            let inner = try actor.call("inner", { (_: Box) in 1 })
+            return try await runtime.get(inner, timeout: .seconds(10))
+        })
+        do {
+            _ = try await runtime.get(outer, timeout: .seconds(10))
+            Issue.record("the cyclic call returned")
+        } catch {
+            #expect(error.code == .dependencyCycle, "\(error)")
+        }
+        // Too many CPUs.
+        do {
+            _ = try runtime.submit(double, 1, options: TaskOptions(cpus: 3))
+            Issue.record("a 3-CPU task was accepted by a 2-worker runtime")
+        } catch {
+            #expect(error.message.contains("3 CPUs"))
+        }
+    }
+
+    @Test("The timeline is Chrome trace JSON with a slice per task; the summary sees the critical path")
+    func timeline() async throws {
+        let runtime = Runtime(workers: 2)
+        defer { runtime.shutdown() }
+        let work = runtime.register("work") { (millis: Int, previous: Int) -> Int in
+            try await Task.sleep(for: .milliseconds(millis))
+            return previous + 1
+        }
+        var chain = try runtime.submit(work, 5, 0)
+        for _ in 0..<3 {
+            let next: ObjectRef<Int> = try runtime.submit(work, Arg.value(5), Arg.ref(chain))
+            chain = next
+        }
+        let side = try (0..<4).map { _ throws(RuntimeError) in try runtime.submit(work, .value(1), .value(0)) }
+        #expect(try await runtime.get(chain) == 4)
+        _ = try await runtime.get(side)
+        let json = try JSONSerialization.jsonObject(with: Data(runtime.timelineJSON().utf8)) as? [String: Any]
+        let events = (json?["traceEvents"] as? [[String: Any]]) ?? []
+        #expect(events.filter { $0["ph"] as? String == "X" }.count == 8)
+        let summary = runtime.summary()
+        #expect(summary.tasks == 8)
+        #expect(summary.criticalPath >= 0.020, "four 5 ms tasks in a chain: \(summary)")
+        #expect(summary.criticalPath <= summary.makespan + 1e-6)
+    }
+}
