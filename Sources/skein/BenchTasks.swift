@@ -1,0 +1,213 @@
+import ArgumentParser
+import Foundation
+import SkeinCore
+import SkeinRuntime
+
+/// The cases of Ray's `ray microbenchmark`, on Skein's embedded runtime, plus scaling runs.
+struct BenchTasks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tasks",
+        abstract: "Task-runtime microbenchmarks (the cases of `ray microbenchmark`), strong and weak scaling.",
+        discussion: """
+            Ray's own figures come from scripts/ray-microbenchmark.sh (Ray in a virtual environment).
+            Targets on a 2-core machine: ≥ 100,000 no-op tasks/s, ≤ 50 µs per dependent task, a
+            1 → 998 → 1 diamond ≤ 15 ms, ≥ 200,000 pipelined and ≥ 25,000 synchronous actor calls/s,
+            start to first result ≤ 150 ms, get of a 100 MiB array O(1).
+            """)
+
+    @Option(help: "Worker slots (default: one per core).") var workers = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: "Keep every core busy with a spinning thread while measuring.") var busy = false
+    @Flag(help: "Print one JSON object per case.") var json = false
+    @Option(help: "Folder for the scaling SVG.") var output = "bench-out"
+
+    struct Case {
+        var name: String
+        var value: Double
+        var unit: String
+        var target: String
+    }
+
+    func run() async throws {
+        let stopBusy = busy ? BusyCores.start(count: ProcessInfo.processInfo.activeProcessorCount) : nil
+        defer { stopBusy?() }
+        var cases: [Case] = []
+        func report(_ c: Case) {
+            cases.append(c)
+            if json {
+                print(#"{"case":"\#(c.name)","value":\#(c.value),"unit":"\#(c.unit)","target":"\#(c.target)","busy":\#(busy)}"#)
+            } else {
+                print(c.name.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%14.1f", c.value) + "  " + c.unit.padding(toLength: 10, withPad: " ", startingAt: 0) + c.target)
+            }
+        }
+        if !json { print("Skein task runtime, embedded, \(workers) workers\(busy ? ", every core kept busy" : "")\n") }
+
+        // Start to first result: a fresh runtime, one task, its result.
+        let t0 = MonotonicClock.now()
+        let first = Runtime(workers: workers)
+        let hello = first.register("hello") { () in 1 }
+        _ = try await first.get(try first.submit(hello))
+        report(Case(name: "start to first task result", value: Double(MonotonicClock.now() - t0) / 1e6, unit: "ms", target: "target ≤ 150 ms; Ray 2,300 ms"))
+        first.shutdown()
+
+        let runtime = Runtime(workers: workers)
+        defer { runtime.shutdown() }
+        let noop = runtime.register("noop") { () in 0 }
+        let inc = runtime.register("inc") { (x: Int) in x + 1 }
+        let join = runtime.register("join") { (values: [Int]) in values.count }
+
+        report(Case(name: "single client tasks sync", value: try await rate(2_000) { _ in _ = try await runtime.get(try runtime.submit(noop)) }, unit: "tasks/s", target: "Ray ~900/s"))
+        report(Case(name: "single client tasks async (10,000 then gather)", value: try await batchRate(10_000) { n in
+            let refs = try (0..<n).map { _ throws(RuntimeError) in try runtime.submit(noop) }
+            _ = try await runtime.get(refs)
+        }, unit: "tasks/s", target: "target ≥ 100,000; Ray 1,427"))
+
+        // A chain of dependent tasks.
+        let chainLength = 1000
+        let chainStart = MonotonicClock.now()
+        var chain = try runtime.submit(inc, .value(0))
+        for _ in 1..<chainLength {
+            let next = try runtime.submit(inc, .ref(chain))
+            chain = next
+        }
+        _ = try await runtime.get(chain)
+        report(Case(name: "chain of 1,000 dependent tasks, per task", value: Double(MonotonicClock.now() - chainStart) / 1e3 / Double(chainLength), unit: "µs", target: "target ≤ 50 µs; Ray ~1,900 µs"))
+
+        // 1 → 998 → 1 diamond.
+        var diamonds: [Double] = []
+        for _ in 0..<5 {
+            let start = MonotonicClock.now()
+            let root = try runtime.submit(noop)
+            let middle = try (0..<998).map { _ throws(RuntimeError) in try runtime.submit(inc, .ref(root)) }
+            let gather = runtime.register("gather") { (_: Int) in 0 }
+            _ = gather
+            var all: [Int] = []
+            for ref in middle { all.append(try await runtime.get(ref)) }
+            _ = try await runtime.get(try runtime.submit(join, .value(all)))
+            diamonds.append(Double(MonotonicClock.now() - start) / 1e6)
+        }
+        report(Case(name: "1 → 998 → 1 diamond", value: diamonds.sorted()[2], unit: "ms", target: "target ≤ 15 ms"))
+
+        // Actors.
+        final class Counter { var value = 0 }
+        let actor = runtime.makeActor("counter") { Counter() }
+        let bump: @Sendable (Counter) -> Int = { counter in
+            counter.value += 1
+            return counter.value
+        }
+        report(Case(name: "1:1 actor calls sync", value: try await rate(5_000) { _ in _ = try await runtime.get(try actor.call("bump", bump)) }, unit: "calls/s", target: "target ≥ 25,000; Ray 891"))
+        report(Case(name: "1:1 actor calls async (pipelined)", value: try await batchRate(20_000) { n in
+            let refs = try (0..<n).map { _ throws(RuntimeError) in try actor.call("bump", bump) }
+            _ = try await runtime.get(refs)
+        }, unit: "calls/s", target: "target ≥ 200,000; Ray 5,165"))
+        let actors = (0..<8).map { index in runtime.makeActor("counter-\(index)") { Counter() } }
+        report(Case(name: "1:n actor calls async (8 actors)", value: try await batchRate(20_000) { n in
+            let refs = try (0..<n).map { i throws(RuntimeError) in try actors[i % actors.count].call("bump", bump) }
+            _ = try await runtime.get(refs)
+        }, unit: "calls/s", target: ""))
+
+        // Objects.
+        report(Case(name: "put + get of small objects", value: try await rate(100_000) { i in _ = try await runtime.get(runtime.put(i)) }, unit: "ops/s", target: ""))
+        let big = [UInt8](repeating: 7, count: 100 << 20)
+        var putGet = Double.infinity
+        for _ in 0..<5 {
+            let start = MonotonicClock.now()
+            let ref = runtime.put(big)
+            let back = try await runtime.get(ref)
+            putGet = min(putGet, Double(MonotonicClock.now() - start) / 1e9)
+            precondition(back.count == big.count)
+        }
+        let memcpy = Self.memcpySeconds(bytes: 100 << 20)
+        report(Case(name: "put + get of a 100 MiB array", value: Double(100 << 20) / putGet / 1e9, unit: "GB/s",
+                    target: String(format: "memcpy %.1f GB/s here: %.0f× memcpy (no copy); Ray 10%% of memcpy", Double(100 << 20) / memcpy / 1e9, memcpy / putGet)))
+
+        // 10⁶ puts and gets leave nothing behind (a fresh runtime, so nothing else is held).
+        let fresh = Runtime(workers: workers)
+        for i in 0..<1_000_000 { _ = try await fresh.get(fresh.put(i)) }
+        let store = fresh.store
+        fresh.shutdown()
+        report(Case(name: "store after 10⁶ puts and gets: objects, bytes", value: Double(store.objects + store.bytes), unit: "left", target: "target 0"))
+
+        try await scaling(cases: &cases)
+    }
+
+    /// Operations per second of `body` run `count` times one after another.
+    func rate(_ count: Int, _ body: (Int) async throws -> Void) async throws -> Double {
+        for i in 0..<min(count / 10, 1000) { try await body(i) }
+        let start = MonotonicClock.now()
+        for i in 0..<count { try await body(i) }
+        return Double(count) / (Double(MonotonicClock.now() - start) / 1e9)
+    }
+
+    /// Operations per second of `body(n)`, best of three.
+    func batchRate(_ n: Int, _ body: (Int) async throws -> Void) async throws -> Double {
+        var best = 0.0
+        for _ in 0..<3 {
+            let start = MonotonicClock.now()
+            try await body(n)
+            best = max(best, Double(n) / (Double(MonotonicClock.now() - start) / 1e9))
+        }
+        return best
+    }
+
+    static func memcpySeconds(bytes: Int) -> Double {
+        let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let target = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        defer { source.deallocate(); target.deallocate() }
+        source.initializeMemory(as: UInt8.self, repeating: 1, count: bytes)
+        target.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let start = MonotonicClock.now()
+            target.copyMemory(from: source, byteCount: bytes)
+            best = min(best, Double(MonotonicClock.now() - start) / 1e9)
+        }
+        return best
+    }
+
+    /// Strong scaling (fixed work over 1…W workers) and weak scaling (work grows with W) of
+    /// CPU-bound tasks; writes an SVG of the speedups.
+    func scaling(cases: inout [Case]) async throws {
+        let maxWorkers = max(workers, 1)
+        let tasks = 64
+        let spin = runtime_spin
+        var strong: [(Double, Double)] = [], weak: [(Double, Double)] = []
+        var strongBase = 0.0, weakBase = 0.0
+        if !json { print("\nscaling (64 CPU-bound tasks):") }
+        for w in 1...maxWorkers {
+            for (label, count) in [("strong", tasks), ("weak", tasks / maxWorkers * w)] {
+                let runtime = Runtime(workers: w)
+                let work = runtime.register("work") { (n: Int) in spin(n) }
+                let start = MonotonicClock.now()
+                let refs = try (0..<count).map { _ throws(RuntimeError) in try runtime.submit(work, .value(8_000_000)) }
+                _ = try await runtime.get(refs)
+                let seconds = Double(MonotonicClock.now() - start) / 1e9
+                runtime.shutdown()
+                if label == "strong" {
+                    if w == 1 { strongBase = seconds }
+                    strong.append((Double(w), strongBase / seconds))
+                    if !json { print(String(format: "  %d workers: strong %.1f ms (speedup %.2f×)", w, seconds * 1e3, strongBase / seconds), terminator: "") }
+                } else {
+                    if w == 1 { weakBase = seconds }
+                    weak.append((Double(w), weakBase / seconds * Double(w)))
+                    if !json { print(String(format: ", weak %.1f ms (scaled speedup %.2f×)", seconds * 1e3, weakBase / seconds * Double(w))) }
+                }
+            }
+        }
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        let svg = SVGPlot.logLog(
+            title: "task runtime scaling (\(tasks) CPU-bound tasks)", xLabel: "workers", yLabel: "speedup",
+            series: [
+                SVGPlot.Series(name: "strong", points: strong, dashed: false), SVGPlot.Series(name: "weak (scaled)", points: weak, dashed: false),
+                SVGPlot.Series(name: "ideal", points: (1...maxWorkers).map { (Double($0), Double($0)) }, dashed: true),
+            ])
+        try svg.write(toFile: "\(output)/tasks-scaling.svg", atomically: true, encoding: .utf8)
+        if !json { print("wrote \(output)/tasks-scaling.svg") }
+    }
+}
+
+/// About `n` iterations of dependent arithmetic the optimiser cannot remove.
+let runtime_spin: @Sendable (Int) -> Int = { n in
+    var x = 1
+    for i in 0..<n { x = x &* 6_364_136_223_846_793_005 &+ i }
+    return x
+}
