@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv-ray/bin/ray ]; then
     python3 -m venv .venv-ray
-    .venv-ray/bin/pip install -q "ray[default]"
+    .venv-ray/bin/pip install -q "ray[default]" numpy   # ray_perf imports numpy too
 fi
 echo "== Ray $(.venv-ray/bin/python -c 'import ray; print(ray.__version__)')"
 .venv-ray/bin/ray microbenchmark 2>&1 | grep -E "per second|per s|tasks|actor|put|get|ms" || true
