@@ -144,6 +144,9 @@ final class RuntimeCore: Sendable {
         /// Entries removed under the lock: dropped after it, since a value may hold refs whose
         /// release takes the lock again.
         var graveyard: [Entry] = []
+        /// Set while a finishing task's runner chooses its next task: the dependents it just freed
+        /// should run on its worker, which holds their input, rather than be sent elsewhere first.
+        var holdDispatch = false
     }
 
     let workers: Int
@@ -440,6 +443,7 @@ final class RuntimeCore: Sendable {
 
     /// Starts ready tasks on free lanes, each on the free lane that holds most of its input bytes.
     private func dispatch(_ state: inout State) {
+        guard !state.holdDispatch else { return }
         while state.readyHead < state.ready.count {
             let task = state.ready[state.readyHead]!
             let free = state.freeLanes.indices.filter { state.freeLanes[$0] }
@@ -496,9 +500,27 @@ final class RuntimeCore: Sendable {
             var wake: [CheckedContinuation<Void, Never>] = []
             let next = state.withLock { state -> (TaskRecord, LaneLease)? in
                 state.running -= 1
+                state.holdDispatch = true
                 complete(task, with: result, lanes: lease.lanes, start: start, &state, wake: &wake)
-                guard !lease.released.load(ordering: .acquiring) else { return nil }
+                state.holdDispatch = false
+                guard !lease.released.load(ordering: .acquiring) else {
+                    dispatch(&state)
+                    return nil
+                }
                 // Keep the lanes and take the next ready task that fits them, if any.
+                if state.readyHead < state.ready.count {
+                    // Of the next few ready tasks, the one with most input bytes on these lanes goes first.
+                    var best = state.readyHead, bestBytes = -1
+                    for index in state.readyHead..<min(state.readyHead + 8, state.ready.count) {
+                        guard let candidate = state.ready[index], max(candidate.options.cpus, 1) == lease.lanes.count else { continue }
+                        var held = 0
+                        for dep in candidate.deps where lease.lanes.contains(state.objects[dep]?.holder ?? -1) {
+                            held += state.objects[dep]!.bytes
+                        }
+                        if held > bestBytes { (best, bestBytes) = (index, held) }
+                    }
+                    state.ready.swapAt(state.readyHead, best)
+                }
                 if state.readyHead < state.ready.count, max(state.ready[state.readyHead]!.options.cpus, 1) == lease.lanes.count {
                     let next = state.ready[state.readyHead]!
                     state.ready[state.readyHead] = nil
@@ -507,6 +529,7 @@ final class RuntimeCore: Sendable {
                     state.running += 1
                     state.peakRunning = max(state.peakRunning, state.running)
                     state.laneOfTask[next.id] = lease.lanes
+                    dispatch(&state)  // what else became ready goes to the free workers
                     return (next, LaneLease(lanes: lease.lanes))
                 }
                 for lane in lease.lanes { state.freeLanes[lane] = true }

@@ -206,6 +206,31 @@ struct RuntimeTests {
         #expect(left.isEmpty, "spill files left: \(left)")
     }
 
+    @Test("A ready task runs on the worker that holds its input")
+    func locality() async throws {
+        let runtime = Runtime(workers: 2)
+        defer { runtime.shutdown() }
+        let make = runtime.register("make") { (n: Int) in [Double](repeating: 1, count: n) }
+        let step = runtime.register("step") { (values: [Double]) in values.map { $0 + 1 } }
+        // Two independent chains of 1 MiB arrays: each link should stay on its chain's worker.
+        var chains = [try runtime.submit(make, .value(1 << 17)), try runtime.submit(make, .value(1 << 17))]
+        for _ in 0..<10 {
+            chains = try chains.map { ref throws(RuntimeError) in try runtime.submit(step, .ref(ref)) }
+        }
+        _ = try await runtime.get(chains)
+        let json = try JSONSerialization.jsonObject(with: Data(runtime.timelineJSON().utf8)) as? [String: Any]
+        let slices = ((json?["traceEvents"] as? [[String: Any]]) ?? []).filter { $0["ph"] as? String == "X" }
+        var rowOf: [Int: Int] = [:]  // object → timeline row
+        var moved = 0
+        for slice in slices {
+            let args = slice["args"] as? [String: Any]
+            guard let object = args?["object"] as? Int, let row = slice["tid"] as? Int else { continue }
+            for input in (args?["inputs"] as? [Int]) ?? [] where rowOf[input] != nil && rowOf[input] != row { moved += 1 }
+            rowOf[object] = row
+        }
+        #expect(moved <= 2, "\(moved) of 20 links ran away from their input's worker")
+    }
+
     @Test("Tasks may submit tasks and wait for them, even on one worker")
     func nested() async throws {
         let runtime = Runtime(workers: 1)
