@@ -194,6 +194,10 @@ public final class Runtime: Sendable {
         }
     }
 
+    /// Drops the object's value now, whatever refs remain (as `ray.internal.free`); a later `get`
+    /// of it throws `.freedObject`.
+    public func free<T: Sendable>(_ ref: ObjectRef<T>) { core.free(ref.id) }
+
     /// Objects held, their bytes in memory, and bytes spilled to disk.
     public var store: (objects: Int, bytes: Int, spilledBytes: Int) { core.accounting }
 

@@ -733,6 +733,21 @@ final class RuntimeCore: Sendable {
         }
     }
 
+    func free(_ id: UInt64) {
+        let dropped = state.withLock { state -> Entry? in
+            guard let entry = state.objects[id] else { return nil }
+            switch entry.status {
+            case .ready, .spilled, .lost: break
+            default: return nil
+            }
+            account(&state, removing: entry)
+            state.objects[id]!.status = .failed(RuntimeError(.freedObject, "object #\(id) was freed explicitly (Runtime.free) while refs to it remained"))
+            state.objects[id]!.bytes = 0
+            return entry
+        }
+        if let dropped, case .spilled(let spilled) = dropped.status { try? FileManager.default.removeItem(at: spilled.url) }
+    }
+
     func shutdown() {
         state.withLock { $0.shutDown = true }
     }

@@ -206,6 +206,49 @@ struct RuntimeTests {
         #expect(left.isEmpty, "spill files left: \(left)")
     }
 
+    @Test("A worker lost while its task runs: retried if allowed, else .workerLost; a freed object says so")
+    func lostWorkers() async throws {
+        let runtime = Runtime(workers: 2)
+        defer { runtime.shutdown() }
+        let started = Counter()
+        let slow = runtime.register("slow") { (millis: Int) -> Int in
+            started.increment()
+            try await Task.sleep(for: .milliseconds(millis))
+            return millis
+        }
+        for retries in [0, 1] {
+            let before = started.count
+            let ref = try runtime.submit(slow, 50, options: TaskOptions(retries: retries, name: "slow-\(retries)"))
+            while started.count == before { await Task.yield() }
+            for worker in 0..<runtime.workers { runtime.simulateWorkerFailure(worker) }
+            do {
+                let value = try await runtime.get(ref)
+                #expect(retries == 1 && value == 50, "a lost run without retries returned")
+            } catch {
+                #expect(retries == 0 && error.code == .workerLost && error.task == "slow-0", "\(error)")
+            }
+        }
+        let kept = runtime.put([1.0, 2.0])
+        runtime.free(kept)
+        #expect(runtime.store.bytes == 0)
+        do {
+            _ = try await runtime.get(kept)
+            Issue.record("get of a freed object returned")
+        } catch {
+            #expect(error.code == .freedObject)
+        }
+    }
+
+    @Test("A store far over its limit with nothing it can spill still finishes the graph")
+    func fullStore() async throws {
+        let runtime = Runtime(workers: 2, memoryLimit: 1)
+        defer { runtime.shutdown() }
+        let words = runtime.register("words") { (n: Int) in (0..<n).map { "word \($0)" } }
+        let count = runtime.register("count") { (words: [String]) in words.count }
+        let refs = try (0..<50).map { n throws(RuntimeError) in try runtime.submit(count, .ref(try runtime.submit(words, .value(n)))) }
+        #expect(try await runtime.get(refs) == Array(0..<50))
+    }
+
     @Test("A ready task runs on the worker that holds its input")
     func locality() async throws {
         let runtime = Runtime(workers: 2)
