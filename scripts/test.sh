@@ -24,6 +24,11 @@ for n in 1 2 3 4; do
     timeout 300 "${mpirun[@]}" -n "$n" "$check" check
 done
 
+for n in 2 4; do
+    echo "== the task runtime over MPI, $n processes"
+    timeout 300 "${mpirun[@]}" -n "$n" "$check" runtime
+done
+
 # A killed rank must not take the job down: --enable-recovery keeps the survivors running, and each
 # must name the dead rank, shrink, and finish a correct allreduce.
 echo "== dead rank: kill -9 inside a collective"

@@ -20,20 +20,30 @@ public struct RemoteFunction<each A: Sendable, R: Sendable>: Sendable {
 /// ```
 public final class Runtime: Sendable {
     let core: RuntimeCore
-    private let registry = Mutex<[String: ErasedFunction]>([:])
+    let registry = Mutex<[String: ErasedFunction]>([:])
+    /// The other ranks, when the runtime spans processes.
+    let cluster: Cluster?
 
     struct ErasedFunction: Sendable {
         let arity: Int
         let signature: String
         let call: @Sendable ([any Sendable]) async throws -> any Sendable
+        /// The same function on encoded arguments, for a call from another rank.
+        let wire: @Sendable ([WirePayload]) async throws -> WirePayload
     }
 
     /// A runtime with `workers` worker slots (one per core by default). Past `memoryLimit` bytes the
     /// store moves the least recently used arrays to `spillDirectory` and reads them back on demand.
-    public init(workers: Int = ProcessInfo.processInfo.activeProcessorCount, memoryLimit: Int = Int.max, spillDirectory: URL? = nil) {
+    public convenience init(workers: Int = ProcessInfo.processInfo.activeProcessorCount, memoryLimit: Int = Int.max, spillDirectory: URL? = nil) {
+        self.init(workers: workers, memoryLimit: memoryLimit, spillDirectory: spillDirectory, cluster: nil)
+    }
+
+    init(workers: Int, memoryLimit: Int = Int.max, spillDirectory: URL? = nil, cluster: Cluster?) {
+        self.cluster = cluster
         let directory = spillDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("skein-spill-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        core = RuntimeCore(workers: max(workers, 1), memoryLimit: memoryLimit, spillDirectory: directory)
+        core = RuntimeCore(
+            workers: max(workers, 1), localWorkers: cluster?.workersPerRank ?? max(workers, 1), memoryLimit: memoryLimit, spillDirectory: directory)
     }
 
     /// Worker slots.
@@ -41,6 +51,7 @@ public final class Runtime: Sendable {
 
     /// Stops accepting work; tasks already running finish.
     public func shutdown() {
+        if isDriver { cluster?.stopWorkers() }
         core.shutdown()
         try? FileManager.default.removeItem(at: core.spillDirectory)
     }
@@ -61,6 +72,7 @@ public final class Runtime: Sendable {
             types.append("\(type)")
         }
         let signature = "(\(types.joined(separator: ", "))) -> \(R.self)"
+        let count = arity
         let erased = ErasedFunction(arity: arity, signature: signature) { arguments in
             var index = 0
             func next<T>(_: T.Type) throws(RuntimeError) -> T {
@@ -73,6 +85,16 @@ public final class Runtime: Sendable {
                 return value
             }
             return try await body(repeat try next((each A).self))
+        } wire: { payloads in
+            guard payloads.count == count else {
+                throw RuntimeError(.wrongArgumentType, task: name, "\(name)\(signature) takes \(count) arguments, not \(payloads.count)")
+            }
+            var index = 0
+            func next<T>(_: T.Type) throws(RuntimeError) -> T {
+                defer { index += 1 }
+                return try Wire.decode(T.self, payloads[index])
+            }
+            return try Wire.encode(try await body(repeat try next((each A).self)))
         }
         registry.withLock { $0[name] = erased }
         return function
@@ -94,10 +116,22 @@ public final class Runtime: Sendable {
         }
         let captured = (repeat each args)
         let core = self.core
+        let cluster = self.cluster
+        var travels = Self.travels(R.self)
+        for type in repeat (each A).self { travels = travels && Self.travels(type) }
         let body: @Sendable () async throws -> any Sendable = {
-            try await function.body(repeat try core.argument(each captured))
+            let values = (repeat try core.argument(each captured))
+            // On another rank's worker slot: send the call there.
+            if let cluster, let lane = ExecutionContext.current?.lease?.lanes.first, cluster.rank(ofLane: lane) != cluster.transport.rank {
+                var payloads: [WirePayload] = []
+                for value in repeat each values { payloads.append(try Wire.encode(value)) }
+                let reply = try await cluster.invoke(function.name, payloads, on: cluster.rank(ofLane: lane))
+                return try Wire.decode(R.self, reply)
+            }
+            return try await function.body(repeat each values)
         }
-        let id = try core.submit(name: options.name ?? function.name, options: options, deps: deps, actor: nil, body: body)
+        let id = try core.submit(
+            name: options.name ?? function.name, options: options, deps: deps, actor: nil, localOnly: cluster == nil || !travels, body: body)
         return ObjectRef(id: id, core: core, retained: true)
     }
 
@@ -137,7 +171,7 @@ public final class Runtime: Sendable {
             }
             return try await function.call(values)
         }
-        let id = try core.submit(name: options.name ?? name, options: options, deps: deps, actor: nil, body: body)
+        let id = try core.submit(name: options.name ?? name, options: options, deps: deps, actor: nil, localOnly: true, body: body)
         return AnyObjectRef(adopting: id, core: core)
     }
 
@@ -197,6 +231,11 @@ public final class Runtime: Sendable {
     /// Drops the object's value now, whatever refs remain (as `ray.internal.free`); a later `get`
     /// of it throws `.freedObject`.
     public func free<T: Sendable>(_ ref: ObjectRef<T>) { core.free(ref.id) }
+
+    /// Whether values of `type` can travel between processes.
+    static func travels(_ type: Any.Type) -> Bool {
+        type is any RawWire.Type || type is any Codable.Type
+    }
 
     /// Objects held, their bytes in memory, and bytes spilled to disk.
     public var store: (objects: Int, bytes: Int, spilledBytes: Int) { core.accounting }

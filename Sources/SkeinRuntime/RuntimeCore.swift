@@ -12,8 +12,11 @@ public struct TaskOptions: Sendable {
     public var retryErrors: Bool
     /// The name on the timeline and in errors (the function's name when nil).
     public var name: String?
+    /// Run only on this rank's worker slots (a runtime over several processes); nil: anywhere.
+    public var rank: Int?
 
-    public init(cpus: Int = 1, retries: Int = 0, retryErrors: Bool = false, name: String? = nil) {
+    public init(cpus: Int = 1, retries: Int = 0, retryErrors: Bool = false, name: String? = nil, rank: Int? = nil) {
+        self.rank = rank
         self.cpus = cpus
         self.retries = retries
         self.retryErrors = retryErrors
@@ -56,6 +59,8 @@ final class TaskRecord: @unchecked Sendable {
     let body: @Sendable () async throws -> any Sendable
     let actor: ActorState?
     let actorSequence: Int
+    /// Runs only on this process's worker slots (its function or arguments cannot travel).
+    let localOnly: Bool
     var attempts = 0
     var unresolved = 0
     /// Set when the worker running it was lost: its result is discarded.
@@ -64,8 +69,9 @@ final class TaskRecord: @unchecked Sendable {
 
     init(
         id: UInt64, name: String, options: TaskOptions, output: UInt64, deps: [UInt64], actor: ActorState?, actorSequence: Int,
-        body: @escaping @Sendable () async throws -> any Sendable
+        localOnly: Bool, body: @escaping @Sendable () async throws -> any Sendable
     ) {
+        self.localOnly = localOnly
         self.id = id
         self.name = name
         self.options = options
@@ -150,13 +156,16 @@ final class RuntimeCore: Sendable {
     }
 
     let workers: Int
+    /// Worker slots on this process (lanes 0..<localWorkers); the rest are other ranks'.
+    let localWorkers: Int
     let memoryLimit: Int
     let spillDirectory: URL
     let started = MonotonicClock.now()
     let state: Mutex<State>
 
-    init(workers: Int, memoryLimit: Int, spillDirectory: URL) {
+    init(workers: Int, localWorkers: Int, memoryLimit: Int, spillDirectory: URL) {
         self.workers = workers
+        self.localWorkers = localWorkers
         self.memoryLimit = memoryLimit
         self.spillDirectory = spillDirectory
         state = Mutex(State(freeLanes: Array(repeating: true, count: workers)))
@@ -378,9 +387,10 @@ final class RuntimeCore: Sendable {
     /// Adds a task (or actor call) whose output is a new object; returns the output id (with one ref
     /// taken for the caller's `ObjectRef`).
     func submit(
-        name: String, options: TaskOptions, deps: [UInt64], actor: ActorState?, body: @escaping @Sendable () async throws -> any Sendable
+        name: String, options: TaskOptions, deps: [UInt64], actor: ActorState?, localOnly: Bool = true,
+        body: @escaping @Sendable () async throws -> any Sendable
     ) throws(RuntimeError) -> UInt64 {
-        guard options.cpus >= 0, options.cpus <= workers else {
+        guard options.cpus >= 0, options.cpus <= (localOnly ? localWorkers : workers) else {
             throw RuntimeError(.wrongArgumentType, task: name, "task \(name) needs \(options.cpus) CPUs; this runtime has \(workers) workers")
         }
         var wake: [CheckedContinuation<Void, Never>] = []
@@ -395,7 +405,8 @@ final class RuntimeCore: Sendable {
                 return actor.nextSequence
             } ?? 0
             let task = TaskRecord(
-                id: output, name: name, options: options, output: output, deps: deps, actor: actor, actorSequence: sequence, body: body)
+                id: output, name: name, options: options, output: output, deps: deps, actor: actor, actorSequence: sequence,
+                localOnly: localOnly, body: body)
             state.objects[output]!.producer = task
             state.objects[output]!.refs = 1
             if let actor { actor.queue.append(task) }
@@ -446,7 +457,7 @@ final class RuntimeCore: Sendable {
         guard !state.holdDispatch else { return }
         while state.readyHead < state.ready.count {
             let task = state.ready[state.readyHead]!
-            let free = state.freeLanes.indices.filter { state.freeLanes[$0] }
+            let free = state.freeLanes.indices.filter { state.freeLanes[$0] && allowed(task, onLane: $0) }
             let needed = max(task.options.cpus, 1)
             guard free.count >= needed || (task.options.cpus == 0 && !free.isEmpty) else { break }
             state.ready[state.readyHead] = nil  // a dequeued record must not pin its arguments
@@ -463,6 +474,13 @@ final class RuntimeCore: Sendable {
             state.ready.removeFirst(state.readyHead)
             state.readyHead = 0
         }
+    }
+
+    /// Whether `task` may run on worker slot `lane` (lanes are numbered rank by rank).
+    func allowed(_ task: TaskRecord, onLane lane: Int) -> Bool {
+        if task.localOnly && lane >= localWorkers { return false }
+        if let rank = task.options.rank, lane / localWorkers != rank { return false }
+        return true
     }
 
     private func preferredLanes(for task: TaskRecord, among free: [Int], count: Int, _ state: State) -> [Int] {
@@ -512,7 +530,9 @@ final class RuntimeCore: Sendable {
                     // Of the next few ready tasks, the one with most input bytes on these lanes goes first.
                     var best = state.readyHead, bestBytes = -1
                     for index in state.readyHead..<min(state.readyHead + 8, state.ready.count) {
-                        guard let candidate = state.ready[index], max(candidate.options.cpus, 1) == lease.lanes.count else { continue }
+                        guard let candidate = state.ready[index], max(candidate.options.cpus, 1) == lease.lanes.count,
+                            lease.lanes.allSatisfy({ allowed(candidate, onLane: $0) })
+                        else { continue }
                         var held = 0
                         for dep in candidate.deps where lease.lanes.contains(state.objects[dep]?.holder ?? -1) {
                             held += state.objects[dep]!.bytes
@@ -521,7 +541,9 @@ final class RuntimeCore: Sendable {
                     }
                     state.ready.swapAt(state.readyHead, best)
                 }
-                if state.readyHead < state.ready.count, max(state.ready[state.readyHead]!.options.cpus, 1) == lease.lanes.count {
+                if state.readyHead < state.ready.count, max(state.ready[state.readyHead]!.options.cpus, 1) == lease.lanes.count,
+                    lease.lanes.allSatisfy({ allowed(state.ready[state.readyHead]!, onLane: $0) })
+                {
                     let next = state.ready[state.readyHead]!
                     state.ready[state.readyHead] = nil
                     state.readyHead += 1

@@ -7,6 +7,7 @@ import SkeinCore
 import SkeinCollectives
 import SkeinMPI
 import SkeinTestSupport
+import SkeinRuntime
 import Foundation
 
 #if MPI
@@ -241,7 +242,104 @@ func pingPong() async -> Int32 {
     return 0
 }
 
+/// The task runtime across the MPI processes: random DAGs against the sequential result, arrays
+/// and errors crossing processes, and the store's accounting afterwards.
+func runtimeCheck(benchmark: Bool) async -> Int32 {
+    let runtime = Runtime(cluster: transport, workersPerRank: 1)
+    let node = runtime.register("node") { (i: Int, a: Int, b: Int) -> Int in (i &* 1_000_003 &+ a &* 31 &+ b) & 0x7FFF_FFFF }
+    let scale = runtime.register("scale") { (values: [Double], factor: Double) -> [Double] in values.map { $0 * factor } }
+    let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
+    let where_ = runtime.register("where") { () -> Int in rank }
+    let fail = runtime.register("fail") { (x: Int) -> Int in
+        struct Boom: Error, CustomStringConvertible { let x: Int; var description: String { "boom \(x)" } }
+        throw Boom(x: x)
+    }
+    let noop = runtime.register("noop") { () -> Int in 0 }
+    let length = runtime.register("length") { (values: [UInt8]) -> Int in values.count }
+    guard runtime.isDriver else {
+        do { try await runtime.serve() } catch { say("rank \(rank) serve failed: \(error)"); return 1 }
+        return 0
+    }
+    var failures: [String] = []
+    do {
+        if benchmark && p > 1 {
+            let start = MonotonicClock.now()
+            let refs = try (0..<20_000).map { _ throws(RuntimeError) in try runtime.submit(noop) }
+            _ = try await runtime.get(refs)
+            let rate = 20_000 / (Double(MonotonicClock.now() - start) / 1e9)
+            let remoteStart = MonotonicClock.now()
+            let remote = try (0..<20_000).map { i throws(RuntimeError) in try runtime.submit(noop, options: TaskOptions(rank: 1 + i % (p - 1))) }
+            _ = try await runtime.get(remote)
+            let remoteRate = 20_000 / (Double(MonotonicClock.now() - remoteStart) / 1e9)
+            let big = [UInt8](repeating: 3, count: 100 << 20)
+            let ref = runtime.put(big)
+            var best = Double.infinity
+            var copy = Double.infinity
+            for _ in 0..<5 {
+                let t0 = MonotonicClock.now()
+                // A task on rank 1 reads the object put on rank 0 (it travels as raw bytes).
+                let n = try await runtime.get(try runtime.submit(length, .ref(ref), options: TaskOptions(name: "length", rank: 1)))
+                best = min(best, Double(MonotonicClock.now() - t0) / 1e9)
+                precondition(n == big.count)
+                let target = UnsafeMutableRawPointer.allocate(byteCount: big.count, alignment: 64)
+                target.initializeMemory(as: UInt8.self, repeating: 0, count: big.count)
+                let c0 = MonotonicClock.now()
+                big.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                copy = min(copy, Double(MonotonicClock.now() - c0) / 1e9)
+                target.deallocate()
+            }
+            say(String(format: "runtime over MPI, %d processes: %.0f no-op tasks/s on all ranks, %.0f/s all on ranks ≥ 1; 100 MiB put on rank 0, read by a task on rank 1: %.2f GB/s = %.0f%% of memcpy (%.2f GB/s, same run)",
+                       p, rate, remoteRate, Double(100 << 20) / best / 1e9, copy / best * 100, Double(100 << 20) / copy / 1e9))
+        } else {
+            for seed in UInt64(1)...4 {
+                var rng = SeededGenerator(seed: seed)
+                var refs: [ObjectRef<Int>] = [], expected: [Int] = []
+                for i in 0..<200 {
+                    let a = i == 0 ? -1 : Int(rng.next() % UInt64(i)), b = i == 0 ? -1 : Int(rng.next() % UInt64(i))
+                    expected.append((i &* 1_000_003 &+ (a < 0 ? 0 : expected[a]) &* 31 &+ (b < 0 ? 0 : expected[b])) & 0x7FFF_FFFF)
+                    refs.append(try runtime.submit(node, .value(i), a < 0 ? .value(0) : .ref(refs[a]), b < 0 ? .value(0) : .ref(refs[b])))
+                }
+                let got = try await runtime.get(refs)
+                if got != expected { failures.append("random DAG seed \(seed): results differ from the sequential ones") }
+            }
+            let ranks = Set(try await runtime.get(try (0..<40).map { _ throws(RuntimeError) in try runtime.submit(where_) }))
+            if p > 1 && ranks.count < 2 { failures.append("40 tasks all ran on rank(s) \(ranks)") }
+            let values = (0..<100_000).map(Double.init)
+            let scaled = try runtime.submit(scale, .value(values), .value(2.0))
+            let sums = try (0..<8).map { _ throws(RuntimeError) in try runtime.submit(total, .ref(scaled)) }
+            for sum in try await runtime.get(sums) where sum != values.reduce(0, +) * 2 {
+                failures.append("an array crossing processes came back wrong: \(sum)")
+            }
+            let failing = try runtime.submit(fail, 7, options: TaskOptions(name: "failing-task"))
+            let dependent = try runtime.submit(node, Arg.value(1), Arg.ref(failing), Arg.value(0))
+            for ref in [failing, dependent] {
+                do {
+                    _ = try await runtime.get(ref)
+                    failures.append("a failing task's result came back")
+                } catch {
+                    if error.code != .taskFailed || error.task != "failing-task" || !"\(error)".contains("boom 7") {
+                        failures.append("a remote failure came back as \(error)")
+                    }
+                }
+            }
+        }
+    } catch {
+        failures.append("runtime over MPI threw \(error)")
+    }
+    try? await Task.sleep(for: .milliseconds(10))
+    let store = runtime.store
+    if !benchmark && store.objects != 0 { failures.append("the store still holds \(store.objects) objects, \(store.bytes) bytes") }
+    runtime.shutdown()
+    for failure in failures { say("FAIL runtime: \(failure)") }
+    if !benchmark { say("runtime over MPI, \(p) processes: \(failures.isEmpty ? "random DAGs, arrays, remote errors and accounting all correct" : "FAILURES")") }
+    return failures.isEmpty ? 0 : 1
+}
+
 switch arguments.first ?? "check" {
+case "runtime", "runtime-bench":
+    let status = await runtimeCheck(benchmark: arguments.first == "runtime-bench")
+    transport.shutdown()
+    exit(status)
 case "pingpong":
     let status = await pingPong()
     transport.shutdown()
@@ -259,7 +357,7 @@ case "dead-rank":
     transport.shutdown(finalize: false, grace: .seconds(2))
     exit(status)
 default:
-    say("usage: mpirun -n P skein-mpi-check [check | dead-rank SEED]")
+    say("usage: mpirun -n P skein-mpi-check [check | dead-rank SEED | pingpong | runtime | runtime-bench]")
     exit(2)
 }
 #else

@@ -1,0 +1,125 @@
+import Foundation
+import SkeinCore
+
+/// A value on its way between processes: arrays of numbers (and numbers, strings) as raw bytes,
+/// other `Codable` values in a compact binary property list.
+struct WirePayload: Sendable {
+    enum Kind: UInt8 { case raw = 1, encoded = 2 }
+    var kind: Kind
+    var chunk: Chunk
+}
+
+/// Values that travel as their raw bytes, with no per-element encoding.
+public protocol RawWire: Sendable {
+    func rawChunk() -> Chunk
+    static func fromRaw(_ bytes: UnsafeRawBufferPointer) throws -> Self
+}
+
+extension PlainNumber {
+    public func rawChunk() -> Chunk {
+        let storage = AllocatedStorage(uninitializedByteCount: MemoryLayout<Self>.stride)
+        storage.base.storeBytes(of: self, as: Self.self)
+        return Chunk(storage: storage, offset: 0, byteCount: MemoryLayout<Self>.stride, isWritable: false)
+    }
+
+    public static func fromRaw(_ bytes: UnsafeRawBufferPointer) throws -> Self {
+        guard bytes.count == MemoryLayout<Self>.stride else {
+            throw RuntimeError(.wrongArgumentType, "\(bytes.count) bytes cannot be a \(Self.self)")
+        }
+        return bytes.loadUnaligned(as: Self.self)
+    }
+}
+
+extension Int: RawWire {}
+extension Int32: RawWire {}
+extension Int64: RawWire {}
+extension UInt8: RawWire {}
+extension UInt64: RawWire {}
+extension Float: RawWire {}
+extension Double: RawWire {}
+extension Bool: RawWire {}
+
+extension Array: RawWire where Element: PlainNumber {
+    public func rawChunk() -> Chunk {
+        Chunk.partition(self, into: 1)[0]  // a large array is sent from its own memory
+    }
+
+    public static func fromRaw(_ bytes: UnsafeRawBufferPointer) throws -> [Element] {
+        let stride = MemoryLayout<Element>.stride
+        guard bytes.count % stride == 0 else {
+            throw RuntimeError(.wrongArgumentType, "\(bytes.count) bytes are not a whole number of \(Element.self)")
+        }
+        return [Element](unsafeUninitializedCapacity: bytes.count / stride) { buffer, initialized in
+            if bytes.count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes) }
+            initialized = bytes.count / stride
+        }
+    }
+}
+
+extension String: RawWire {
+    public func rawChunk() -> Chunk { Chunk.partition(Array(utf8), into: 1)[0] }
+    public static func fromRaw(_ bytes: UnsafeRawBufferPointer) throws -> String { String(decoding: bytes, as: UTF8.self) }
+}
+
+enum Wire {
+    static func encode(_ value: any Sendable) throws(RuntimeError) -> WirePayload {
+        if let raw = value as? any RawWire { return WirePayload(kind: .raw, chunk: raw.rawChunk()) }
+        if let codable = value as? any Encodable {
+            let encoder = PropertyListEncoder()
+            encoder.outputFormat = .binary
+            do {
+                let data = try encoder.encode(EncodableBox(codable))
+                return WirePayload(kind: .encoded, chunk: Chunk.partition([UInt8](data), into: 1)[0])
+            } catch {
+                throw RuntimeError(.wrongArgumentType, "a \(type(of: value)) could not be encoded to travel between processes: \(error)")
+            }
+        }
+        throw RuntimeError(
+            .wrongArgumentType, "a \(type(of: value)) cannot travel between processes: make it Codable (or an array of numbers)")
+    }
+
+    static func decode<T>(_: T.Type, _ payload: WirePayload) throws(RuntimeError) -> T {
+        do {
+            return try payload.chunk.withUnsafeBytes { bytes throws -> T in
+                switch payload.kind {
+                case .raw:
+                    guard let raw = T.self as? any RawWire.Type else {
+                        throw RuntimeError(.wrongArgumentType, "raw bytes arrived where a \(T.self) was expected")
+                    }
+                    return try raw.fromRaw(bytes) as! T
+                case .encoded:
+                    guard let decodable = T.self as? any Decodable.Type else {
+                        throw RuntimeError(.wrongArgumentType, "an encoded value arrived where a \(T.self), which is not Decodable, was expected")
+                    }
+                    return try decodeBox(decodable, Data(bytes)) as! T
+                }
+            }
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw RuntimeError(.wrongArgumentType, "a \(T.self) could not be decoded: \(error)")
+        }
+    }
+
+    private static func decodeBox<D: Decodable>(_: D.Type, _ data: Data) throws -> D {
+        try PropertyListDecoder().decode(DecodableBox<D>.self, from: data).value
+    }
+}
+
+/// Property lists need a container at the top; these wrap a single value.
+private struct EncodableBox: Encodable {
+    let value: any Encodable
+    init(_ value: any Encodable) { self.value = value }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        try container.encode(value)
+    }
+}
+
+private struct DecodableBox<D: Decodable>: Decodable {
+    let value: D
+    init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        value = try container.decode(D.self)
+    }
+}
