@@ -335,7 +335,38 @@ func runtimeCheck(benchmark: Bool) async -> Int32 {
     return failures.isEmpty ? 0 : 1
 }
 
+/// 100 MiB from rank 0 to rank 1 over Skein's transport, and a small reply: its bandwidth.
+func bigSend() async -> Int32 {
+    guard p >= 2, rank < 2 else { return 0 }
+    let signature = CallSignature(operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: 0)
+    let big = [UInt8](repeating: 1, count: 100 << 20)
+    var best = Double.infinity
+    do {
+        for round in 0..<5 {
+            let tag = Tag(context: 77, sequence: UInt64(round))
+            let t0 = transport.now()
+            if rank == 0 {
+                try transport.send(Message(signature: signature, skew: ArrivalSkew(rank: 0, entry: 0), chunks: Chunk.partition(big, into: 1)), to: 1, tag: tag)
+                _ = try await transport.receive(from: 1, tag: tag, deadline: .max)
+            } else {
+                let message = try await transport.receive(from: 0, tag: tag, deadline: .max)
+                try transport.send(Message(signature: signature, skew: ArrivalSkew(rank: 1, entry: 0), chunks: Chunk.partition([UInt8(message.chunks.count)], into: 1)), to: 0, tag: tag)
+            }
+            best = min(best, Double(transport.now() - t0) / 1e9)
+        }
+    } catch {
+        say("bigsend failed: \(error)")
+        return 1
+    }
+    if rank == 0 { say(String(format: "100 MiB over Skein's MPI transport: %.2f GB/s", Double(100 << 20) / best / 1e9)) }
+    return 0
+}
+
 switch arguments.first ?? "check" {
+case "bigsend":
+    let status = await bigSend()
+    transport.shutdown()
+    exit(status)
 case "runtime", "runtime-bench":
     let status = await runtimeCheck(benchmark: arguments.first == "runtime-bench")
     transport.shutdown()
