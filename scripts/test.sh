@@ -29,6 +29,13 @@ for n in 2 4; do
     timeout 300 "${mpirun[@]}" -n "$n" "$check" runtime
 done
 
+for n in 3 4; do
+    echo "== the task runtime over MPI, $n processes, one killed with SIGKILL"
+    out=$(timeout 120 "${mpirun[@]}" --enable-recovery -n "$n" "$check" runtime-dead 2>&1 || true)
+    echo "$out" | grep -E "runtime over MPI|FAIL" || echo "$out" | tail -20
+    grep -q "dead rank avoided" <<<"$out" || { echo "FAIL: the runtime did not recover from a dead rank"; exit 1; }
+done
+
 # A killed rank must not take the job down: --enable-recovery keeps the survivors running, and each
 # must name the dead rank, shrink, and finish a correct allreduce.
 echo "== dead rank: kill -9 inside a collective"

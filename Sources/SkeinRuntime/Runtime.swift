@@ -125,7 +125,17 @@ public final class Runtime: Sendable {
             if let cluster, let lane = ExecutionContext.current?.lease?.lanes.first, cluster.rank(ofLane: lane) != cluster.transport.rank {
                 var payloads: [WirePayload] = []
                 for value in repeat each values { payloads.append(try Wire.encode(value)) }
-                let reply = try await cluster.invoke(function.name, payloads, on: cluster.rank(ofLane: lane))
+                let target = cluster.rank(ofLane: lane)
+                let reply: WirePayload
+                do {
+                    reply = try await cluster.invoke(function.name, payloads, on: target)
+                } catch let error as SkeinError where error.code == .peerExited || error.code == .timeout {
+                    // The rank is gone: its slots leave service, and the task counts as lost (retried elsewhere).
+                    core.loseLanes((target * cluster.workersPerRank)..<((target + 1) * cluster.workersPerRank))
+                    throw RuntimeError(
+                        .workerLost, task: options.name ?? function.name,
+                        "rank \(target), running \(options.name ?? function.name), was lost: \(error.message)")
+                }
                 return try Wire.decode(R.self, reply)
             }
             return try await function.body(repeat each values)

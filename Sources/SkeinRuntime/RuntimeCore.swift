@@ -153,6 +153,8 @@ final class RuntimeCore: Sendable {
         /// Set while a finishing task's runner chooses its next task: the dependents it just freed
         /// should run on its worker, which holds their input, rather than be sent elsewhere first.
         var holdDispatch = false
+        /// Worker slots of ranks whose process died: never used again.
+        var deadLanes: Set<Int> = []
     }
 
     let workers: Int
@@ -396,6 +398,9 @@ final class RuntimeCore: Sendable {
         var wake: [CheckedContinuation<Void, Never>] = []
         let output = try state.withLock { state throws(RuntimeError) -> UInt64 in
             if state.shutDown { throw RuntimeError(.shutDown, task: name, "the runtime was shut down") }
+            if let rank = options.rank, !(0..<workers).contains(where: { $0 / localWorkers == rank && !state.deadLanes.contains($0) }) {
+                throw RuntimeError(.workerLost, task: name, "task \(name) is pinned to rank \(rank), which has no worker slots left (lost, or out of range)")
+            }
             for dep in deps where state.objects[dep] == nil {
                 throw RuntimeError(.freedObject, task: name, "an argument of \(name) (object #\(dep)) was freed")
             }
@@ -554,7 +559,7 @@ final class RuntimeCore: Sendable {
                     dispatch(&state)  // what else became ready goes to the free workers
                     return (next, LaneLease(lanes: lease.lanes))
                 }
-                for lane in lease.lanes { state.freeLanes[lane] = true }
+                for lane in lease.lanes where !state.deadLanes.contains(lane) { state.freeLanes[lane] = true }
                 dispatch(&state)
                 return nil
             }
@@ -577,7 +582,7 @@ final class RuntimeCore: Sendable {
     func releaseLanes(_ lease: LaneLease) {
         guard !lease.released.exchange(true, ordering: .acquiringAndReleasing) else { return }
         state.withLock { state in
-            for lane in lease.lanes { state.freeLanes[lane] = true }
+            for lane in lease.lanes where !state.deadLanes.contains(lane) { state.freeLanes[lane] = true }
             dispatch(&state)
         }
     }
@@ -595,15 +600,18 @@ final class RuntimeCore: Sendable {
             state.events.append(Event(name: task.name, row: row, start: start, end: end, task: task.id, deps: task.deps, ok: ok))
         }
         state.producedBy[task.output] = task.id
-        let lost = task.lostWhileRunning
+        var lost = task.lostWhileRunning
         task.lostWhileRunning = false
         var outcome = result
         if lost {
             outcome = .failure(RuntimeError(.workerLost, task: task.name, "the worker running \(task.name) was lost"))
+        } else if case .failure(let error as RuntimeError) = result, error.code == .workerLost, error.task == task.name {
+            lost = true  // its rank died under it
         }
         if case .failure(let error) = outcome, task.failedDependency == nil {
             let retryable = lost || task.options.retryErrors
-            if retryable && task.attempts <= task.options.retries {
+            let somewhere = (0..<workers).contains { !state.deadLanes.contains($0) && allowed(task, onLane: $0) }
+            if retryable && somewhere && task.attempts <= task.options.retries {
                 if let actor = task.actor {
                     actor.running = false
                     pumpActor(actor, &state)
@@ -768,6 +776,16 @@ final class RuntimeCore: Sendable {
             return entry
         }
         if let dropped, case .spilled(let spilled) = dropped.status { try? FileManager.default.removeItem(at: spilled.url) }
+    }
+
+    /// Takes the worker slots of a rank whose process died out of service for good.
+    func loseLanes(_ lanes: Range<Int>) {
+        state.withLock { state in
+            for lane in lanes {
+                state.deadLanes.insert(lane)
+                state.freeLanes[lane] = false
+            }
+        }
     }
 
     func shutdown() {

@@ -362,7 +362,56 @@ func bigSend() async -> Int32 {
     return 0
 }
 
+/// A worker rank dies (SIGKILL) while it runs tasks: its tasks are retried on the other ranks, a
+/// task without retries fails with `.workerLost`, and later work avoids the dead rank.
+func runtimeDeadRank() async -> Int32 {
+    let runtime = Runtime(cluster: transport, workersPerRank: 1)
+    let inc = runtime.register("inc") { (x: Int) -> Int in
+        try await Task.sleep(for: .milliseconds(2))
+        return x + 1
+    }
+    let die = runtime.register("die") { () -> Int in
+        kill(getpid(), SIGKILL)
+        return 0
+    }
+    guard runtime.isDriver else {
+        try? await runtime.serve()
+        return 0
+    }
+    var failures: [String] = []
+    do {
+        let victim = p - 1
+        let first = try (0..<30).map { i throws(RuntimeError) in try runtime.submit(inc, .value(i), options: TaskOptions(retries: 2)) }
+        let fatal = try runtime.submit(die, options: TaskOptions(name: "die", rank: victim))
+        if try await runtime.get(first) != Array(1...30) { failures.append("tasks retried after the rank died came back wrong") }
+        do {
+            _ = try await runtime.get(fatal)
+            failures.append("the task that killed its rank returned")
+        } catch {
+            if error.code != .workerLost || error.task != "die" { failures.append("the killed task failed as \(error), not .workerLost") }
+        }
+        let later = try (0..<10).map { i throws(RuntimeError) in try runtime.submit(inc, .value(i)) }
+        if try await runtime.get(later) != Array(1...10) { failures.append("work after the death came back wrong") }
+        do {
+            _ = try runtime.submit(inc, 1, options: TaskOptions(rank: victim))
+            failures.append("a task pinned to the dead rank was accepted")
+        } catch {
+            if error.code != .workerLost { failures.append("a task pinned to the dead rank failed as \(error)") }
+        }
+    } catch {
+        failures.append("threw \(error)")
+    }
+    runtime.shutdown()
+    for failure in failures { say("FAIL runtime dead rank: \(failure)") }
+    say("runtime over MPI, \(p) processes, one killed: \(failures.isEmpty ? "retried elsewhere, .workerLost without retries, dead rank avoided" : "FAILURES")")
+    return failures.isEmpty ? 0 : 1
+}
+
 switch arguments.first ?? "check" {
+case "runtime-dead":
+    let status = await runtimeDeadRank()
+    transport.shutdown(finalize: false, grace: .seconds(1))
+    exit(status)
 case "bigsend":
     let status = await bigSend()
     transport.shutdown()
