@@ -244,7 +244,7 @@ func pingPong() async -> Int32 {
 
 /// The task runtime across the MPI processes: random DAGs against the sequential result, arrays
 /// and errors crossing processes, and the store's accounting afterwards.
-func runtimeCheck(benchmark: Bool) async -> Int32 {
+func runtimeCheck() async -> Int32 {
     let runtime = Runtime(cluster: transport, workersPerRank: 1)
     let node = runtime.register("node") { (i: Int, a: Int, b: Int) -> Int in (i &* 1_000_003 &+ a &* 31 &+ b) & 0x7FFF_FFFF }
     let scale = runtime.register("scale") { (values: [Double], factor: Double) -> [Double] in values.map { $0 * factor } }
@@ -254,43 +254,13 @@ func runtimeCheck(benchmark: Bool) async -> Int32 {
         struct Boom: Error, CustomStringConvertible { let x: Int; var description: String { "boom \(x)" } }
         throw Boom(x: x)
     }
-    let noop = runtime.register("noop") { () -> Int in 0 }
-    let length = runtime.register("length") { (values: [UInt8]) -> Int in values.count }
     guard runtime.isDriver else {
         do { try await runtime.serve() } catch { say("rank \(rank) serve failed: \(error)"); return 1 }
         return 0
     }
     var failures: [String] = []
     do {
-        if benchmark && p > 1 {
-            let start = MonotonicClock.now()
-            let refs = try (0..<20_000).map { _ throws(RuntimeError) in try runtime.submit(noop) }
-            _ = try await runtime.get(refs)
-            let rate = 20_000 / (Double(MonotonicClock.now() - start) / 1e9)
-            let remoteStart = MonotonicClock.now()
-            let remote = try (0..<20_000).map { i throws(RuntimeError) in try runtime.submit(noop, options: TaskOptions(rank: 1 + i % (p - 1))) }
-            _ = try await runtime.get(remote)
-            let remoteRate = 20_000 / (Double(MonotonicClock.now() - remoteStart) / 1e9)
-            let big = [UInt8](repeating: 3, count: 100 << 20)
-            let ref = runtime.put(big)
-            var best = Double.infinity
-            var copy = Double.infinity
-            for _ in 0..<5 {
-                let t0 = MonotonicClock.now()
-                // A task on rank 1 reads the object put on rank 0 (it travels as raw bytes).
-                let n = try await runtime.get(try runtime.submit(length, .ref(ref), options: TaskOptions(name: "length", rank: 1)))
-                best = min(best, Double(MonotonicClock.now() - t0) / 1e9)
-                precondition(n == big.count)
-                let target = UnsafeMutableRawPointer.allocate(byteCount: big.count, alignment: 64)
-                target.initializeMemory(as: UInt8.self, repeating: 0, count: big.count)
-                let c0 = MonotonicClock.now()
-                big.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                copy = min(copy, Double(MonotonicClock.now() - c0) / 1e9)
-                target.deallocate()
-            }
-            say(String(format: "runtime over MPI, %d processes: %.0f no-op tasks/s on all ranks, %.0f/s all on ranks ≥ 1; 100 MiB put on rank 0, read by a task on rank 1: %.2f GB/s = %.0f%% of memcpy (%.2f GB/s, same run)",
-                       p, rate, remoteRate, Double(100 << 20) / best / 1e9, copy / best * 100, Double(100 << 20) / copy / 1e9))
-        } else {
+        do {
             for seed in UInt64(1)...4 {
                 var rng = SeededGenerator(seed: seed)
                 var refs: [ObjectRef<Int>] = [], expected: [Int] = []
@@ -328,10 +298,10 @@ func runtimeCheck(benchmark: Bool) async -> Int32 {
     }
     try? await Task.sleep(for: .milliseconds(10))
     let store = runtime.store
-    if !benchmark && store.objects != 0 { failures.append("the store still holds \(store.objects) objects, \(store.bytes) bytes") }
+    if store.objects != 0 { failures.append("the store still holds \(store.objects) objects, \(store.bytes) bytes") }
     runtime.shutdown()
     for failure in failures { say("FAIL runtime: \(failure)") }
-    if !benchmark { say("runtime over MPI, \(p) processes: \(failures.isEmpty ? "random DAGs, arrays, remote errors and accounting all correct" : "FAILURES")") }
+    do { say("runtime over MPI, \(p) processes: \(failures.isEmpty ? "random DAGs, arrays, remote errors and accounting all correct" : "FAILURES")") }
     return failures.isEmpty ? 0 : 1
 }
 
@@ -416,8 +386,8 @@ case "bigsend":
     let status = await bigSend()
     transport.shutdown()
     exit(status)
-case "runtime", "runtime-bench":
-    let status = await runtimeCheck(benchmark: arguments.first == "runtime-bench")
+case "runtime":
+    let status = await runtimeCheck()
     transport.shutdown()
     exit(status)
 case "pingpong":
@@ -437,7 +407,7 @@ case "dead-rank":
     transport.shutdown(finalize: false, grace: .seconds(2))
     exit(status)
 default:
-    say("usage: mpirun -n P skein-mpi-check [check | dead-rank SEED | pingpong | runtime | runtime-bench]")
+    say("usage: mpirun -n P skein-mpi-check [check | dead-rank SEED | pingpong | runtime | runtime-dead | bigsend]")
     exit(2)
 }
 #else

@@ -19,6 +19,7 @@ struct BenchTasks: AsyncParsableCommand {
     @Flag(help: "Keep every core busy with a spinning thread while measuring.") var busy = false
     @Flag(help: "Print one JSON object per case.") var json = false
     @Option(help: "Folder for the scaling SVG.") var output = "bench-out"
+    @Option(help: "inprocess, mpi, or auto (mpi when started by mpirun or srun).") var transport = TransportChoice.auto
 
     struct Case {
         var name: String
@@ -28,6 +29,10 @@ struct BenchTasks: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let session = try MPISession.start(transport) {
+            try await runOverMPI(session)
+            return
+        }
         let stopBusy = busy ? BusyCores.start(count: ProcessInfo.processInfo.activeProcessorCount) : nil
         defer { stopBusy?() }
         var cases: [Case] = []
@@ -36,7 +41,7 @@ struct BenchTasks: AsyncParsableCommand {
             if json {
                 print(#"{"case":"\#(c.name)","value":\#(c.value),"unit":"\#(c.unit)","target":"\#(c.target)","busy":\#(busy)}"#)
             } else {
-                print(c.name.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%14.1f", c.value) + "  " + c.unit.padding(toLength: 10, withPad: " ", startingAt: 0) + c.target)
+                print(c.name.padding(toLength: 50, withPad: " ", startingAt: 0) + String(format: "%14.1f", c.value) + "  " + c.unit.padding(toLength: 10, withPad: " ", startingAt: 0) + c.target)
             }
         }
         if !json { print("Skein task runtime, embedded, \(workers) workers\(busy ? ", every core kept busy" : "")\n") }
@@ -128,6 +133,48 @@ struct BenchTasks: AsyncParsableCommand {
         report(Case(name: "store after 10⁶ puts and gets: objects, bytes", value: Double(store.objects + store.bytes), unit: "left", target: "target 0"))
 
         try await scaling(cases: &cases)
+    }
+
+    /// The runtime across MPI processes: rank 0 drives, the others serve.
+    func runOverMPI(_ session: MPISession) async throws {
+        let runtime = Runtime(cluster: session.transport, workersPerRank: 1)
+        let noop = runtime.register("noop") { () in 0 }
+        let length = runtime.register("length") { (values: [UInt8]) in values.count }
+        guard runtime.isDriver else {
+            try await runtime.serve()
+            session.finish()
+            return
+        }
+        let p = session.transport.size
+        if !json { print("Skein task runtime over \(session.banner), one worker slot per rank\n") }
+        func report(_ c: Case) {
+            if json {
+                print(#"{"case":"\#(c.name)","value":\#(c.value),"unit":"\#(c.unit)","target":"\#(c.target)","ranks":\#(p)}"#)
+            } else {
+                print(c.name.padding(toLength: 50, withPad: " ", startingAt: 0) + String(format: "%14.1f", c.value) + "  " + c.unit.padding(toLength: 10, withPad: " ", startingAt: 0) + c.target)
+            }
+        }
+        report(Case(name: "no-op tasks on every rank (20,000 then gather)", value: try await batchRate(20_000) { n in
+            _ = try await runtime.get(try (0..<n).map { _ throws(RuntimeError) in try runtime.submit(noop) })
+        }, unit: "tasks/s", target: "target ≥ 10× Ray's (Ray 2,269/s here)"))
+        if p > 1 {
+            report(Case(name: "no-op tasks on ranks ≥ 1 only (round trips)", value: try await batchRate(20_000) { n in
+                _ = try await runtime.get(try (0..<n).map { i throws(RuntimeError) in try runtime.submit(noop, options: TaskOptions(rank: 1 + i % (p - 1))) })
+            }, unit: "tasks/s", target: ""))
+            let big = [UInt8](repeating: 3, count: 100 << 20)
+            let ref = runtime.put(big)
+            var best = Double.infinity
+            for _ in 0..<5 {
+                let start = MonotonicClock.now()
+                _ = try await runtime.get(try runtime.submit(length, .ref(ref), options: TaskOptions(rank: 1)))
+                best = min(best, Double(MonotonicClock.now() - start) / 1e9)
+            }
+            let memcpy = Self.memcpySeconds(bytes: 100 << 20)
+            report(Case(name: "100 MiB put on rank 0, read by a task on rank 1", value: Double(100 << 20) / best / 1e9, unit: "GB/s",
+                        target: String(format: "%.0f%% of memcpy (%.1f GB/s here); target ≥ 80%%", memcpy / best * 100, Double(100 << 20) / memcpy / 1e9)))
+        }
+        runtime.shutdown()
+        session.finish()
     }
 
     /// Operations per second of `body` run `count` times one after another.
