@@ -247,6 +247,16 @@ public final class Runtime: Sendable {
         type is any RawWire.Type || type is any Codable.Type
     }
 
+    /// `wait` over refs of different types.
+    public func wait(
+        _ refs: [AnyObjectRef], count: Int? = nil, timeout: Duration? = nil
+    ) async -> (ready: [AnyObjectRef], pending: [AnyObjectRef]) {
+        let typed = refs.map { ObjectRef<Int>(id: $0.id, core: $0.core) }  // ids only: the type is never read
+        let (ready, _) = await wait(typed, count: count, timeout: timeout)
+        let readyIDs = Set(ready.map(\.id))
+        return (refs.filter { readyIDs.contains($0.id) }, refs.filter { !readyIDs.contains($0.id) })
+    }
+
     /// Objects held, their bytes in memory, and bytes spilled to disk.
     public var store: (objects: Int, bytes: Int, spilledBytes: Int) { core.accounting }
 

@@ -629,7 +629,8 @@ final class RuntimeCore: Sendable {
             let bytes = byteCount(of: value)
             state.objects[task.output]!.status = .ready(value)
             state.objects[task.output]!.bytes = bytes
-            state.objects[task.output]!.holder = lanes.first ?? -1
+            // A result made on another rank came back here: rank 0 holds its bytes.
+            state.objects[task.output]!.holder = lanes.first.map { $0 < localWorkers ? $0 : -1 } ?? -1
             state.objects[task.output]!.lastUse = end
             state.storedBytes += bytes
         case .failure(let error):

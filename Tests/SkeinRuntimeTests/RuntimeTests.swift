@@ -301,6 +301,10 @@ struct RuntimeTests {
         #expect(ready.count >= 2 && ready.count + pending.count == 4)
         let (none, all) = await runtime.wait([refs[3]], count: 1, timeout: .milliseconds(20))
         #expect(none.isEmpty && all.count == 1)
+        // Refs of different types together.
+        let text = runtime.put("done")
+        let (mixedReady, mixedPending) = await runtime.wait([text.untyped, refs[0].untyped, refs[3].untyped], count: 2)
+        #expect(mixedReady.map(\.id) == [text.id, refs[0].id] && mixedPending.map(\.id) == [refs[3].id])
         do {
             _ = try await runtime.get(refs[3], timeout: .milliseconds(20))
             Issue.record("get returned before the task ended")
