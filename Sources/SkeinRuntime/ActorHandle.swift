@@ -39,7 +39,7 @@ public final class ActorHandle<State: AnyObject>: Sendable {
         let captured = (repeat each args)
         let box = self.box
         let body: @Sendable () async throws -> any Sendable = {
-            try await method(box.value, repeat try core.argument(each captured))
+            try await method(box.value, repeat try await core.argument(each captured))
         }
         let id = try core.submit(name: options.name ?? "\(actor.name).\(name)", options: options, deps: deps, actor: actor, localOnly: true, body: body)
         return ObjectRef(id: id, core: core, retained: true)

@@ -26,71 +26,143 @@ final class Cluster: Sendable {
     private static let signature = CallSignature(
         operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: 0)
 
-    /// Runs function `name` on `rank` with `arguments`; returns its encoded result.
-    func invoke(_ name: String, _ arguments: [WirePayload], on rank: Int) async throws -> WirePayload {
-        let call = calls.wrappingAdd(1, ordering: .relaxed).newValue
+    enum Operation: UInt8 { case task = 0, stop = 1, fetch = 2, drop = 3 }
+
+    private func request(_ operation: Operation, call: UInt64, object: UInt64, name: String = "", sources: [ArgumentSource] = []) -> Message {
         var header = [UInt8]()
         append(&header, call)
-        header.append(0)  // a request
+        header.append(operation.rawValue)
+        append(&header, object)
         append(&header, UInt32(name.utf8.count))
         header += Array(name.utf8)
-        append(&header, UInt32(arguments.count))
-        header += arguments.map(\.kind.rawValue)
-        let chunks = [Chunk.partition(header, into: 1)[0]] + arguments.map(\.chunk)
-        try transport.send(Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: chunks), to: rank, tag: Self.requestTag)
+        append(&header, UInt32(sources.count))
+        var chunks: [Chunk] = []
+        for source in sources {
+            switch source {
+            case .inline(let payload):
+                header.append(0)
+                header.append(payload.kind.rawValue)
+                append(&header, UInt64(0))
+                chunks.append(payload.chunk)
+            case .stored(let id):
+                header.append(1)
+                header.append(0)
+                append(&header, id)
+            }
+        }
+        return Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: [Chunk.partition(header, into: 1)[0]] + chunks)
+    }
+
+    private func nextCall() -> UInt64 { calls.wrappingAdd(1, ordering: .relaxed).newValue }
+
+    /// Results up to this size come back with the reply; larger ones stay on the rank that made them.
+    static let inlineResultLimit = 4096
+
+    /// Runs function `name` on `rank`. A small result comes back (`payload`); a larger one, object
+    /// `output`, stays there and only its size comes back.
+    func invoke(
+        _ name: String, output: UInt64, _ sources: [ArgumentSource], on rank: Int
+    ) async throws -> (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?) {
+        let call = nextCall()
+        try transport.send(request(.task, call: call, object: output, name: name, sources: sources), to: rank, tag: Self.requestTag)
+        let reply = try await transport.receive(from: rank, tag: Tag(context: Self.replyContext, sequence: call), deadline: .max)
+        let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0) }
+        guard head.first == 0, head.count >= 10, let kind = WirePayload.Kind(rawValue: head[1]) else {
+            throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
+        }
+        let bytes = Int(head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 2, as: UInt64.self) })
+        return (kind, bytes, reply.chunks.count == 2 ? WirePayload(kind: kind, chunk: reply.chunks[1]) : nil)
+    }
+
+    /// The bytes of object `id`, kept on `rank`.
+    func fetch(_ id: UInt64, from rank: Int) async throws -> WirePayload {
+        let call = nextCall()
+        try transport.send(request(.fetch, call: call, object: id), to: rank, tag: Self.requestTag)
         let reply = try await transport.receive(from: rank, tag: Tag(context: Self.replyContext, sequence: call), deadline: .max)
         let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0) }
         guard head.first == 0, reply.chunks.count == 2, let kind = WirePayload.Kind(rawValue: head[1]) else {
-            let text = String(decoding: head.dropFirst(2), as: UTF8.self)
-            throw RemoteTaskError(rank: rank, description: text)
+            throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
         }
         return WirePayload(kind: kind, chunk: reply.chunks[1])
     }
 
+    /// Tells `rank` to let go of object `id`.
+    func drop(_ id: UInt64, at rank: Int) {
+        try? transport.send(request(.drop, call: 0, object: id), to: rank, tag: Self.requestTag)
+    }
+
     /// Tells every other rank to stop serving.
     func stopWorkers() {
-        var header = [UInt8]()
-        append(&header, UInt64(0))
-        header.append(1)  // stop
         for rank in 0..<transport.size where rank != transport.rank {
-            try? transport.send(
-                Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: [Chunk.partition(header, into: 1)[0]]),
-                to: rank, tag: Self.requestTag)
+            try? transport.send(request(.stop, call: 0, object: 0), to: rank, tag: Self.requestTag)
         }
     }
 
-    /// Serves requests from rank 0 until it says stop.
-    func serve(_ lookup: @escaping @Sendable (String) -> Runtime.ErasedFunction?) async throws {
+    /// Serves requests from rank 0 until it says stop; returns how many objects it still held then.
+    @discardableResult
+    func serve(_ lookup: @escaping @Sendable (String) -> Runtime.ErasedFunction?) async throws -> Int {
+        let store = WorkerStore()
+        let transport = self.transport
+        let reply: @Sendable (UInt64, [UInt8], Chunk?) -> Void = { call, head, payload in
+            let chunks = [Chunk.partition(head, into: 1)[0]] + (payload.map { [$0] } ?? [])
+            try? transport.send(
+                Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: chunks), to: 0,
+                tag: Tag(context: Self.replyContext, sequence: call))
+        }
         while true {
             let request = try await transport.receive(from: 0, tag: Self.requestTag, deadline: .max)
             let head: [UInt8] = request.chunks[0].withUnsafeBytes { Array($0) }
-            let call = head.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-            if head[8] == 1 { return }
-            let nameLength = Int(head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 9, as: UInt32.self) })
-            let name = String(decoding: head[13..<(13 + nameLength)], as: UTF8.self)
-            let count = Int(head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 13 + nameLength, as: UInt32.self) })
-            var arguments: [WirePayload] = []
-            for index in 0..<count {
-                arguments.append(WirePayload(kind: WirePayload.Kind(rawValue: head[17 + nameLength + index]) ?? .raw, chunk: request.chunks[1 + index]))
-            }
-            let transport = self.transport
-            Task {
-                var replyHead: [UInt8] = []
-                var chunks: [Chunk] = []
-                do {
-                    guard let function = lookup(name) else {
-                        throw RuntimeError(.unregisteredFunction, task: name, "no function is registered as \"\(name)\" on rank \(transport.rank)")
-                    }
-                    let result = try await function.wire(arguments)
-                    replyHead = [0, result.kind.rawValue]
-                    chunks = [Chunk.partition(replyHead, into: 1)[0], result.chunk]
-                } catch {
-                    replyHead = [1, 0] + Array("\(error)".utf8)
-                    chunks = [Chunk.partition(replyHead, into: 1)[0]]
+            func load<I: FixedWidthInteger>(_: I.Type, at offset: Int) -> I { head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: I.self) } }
+            let call = load(UInt64.self, at: 0)
+            let object = load(UInt64.self, at: 9)
+            switch Operation(rawValue: head[8]) {
+            case .stop:
+                return store.withLock { $0.count }
+            case .drop:
+                _ = store.withLock { $0.removeValue(forKey: object) }
+            case .fetch:
+                if let payload = store.withLock({ $0[object] }) {
+                    reply(call, [0, payload.kind.rawValue], payload.chunk)
+                } else {
+                    reply(call, [1, 0] + Array("rank \(transport.rank) does not hold object #\(object)".utf8), nil)
                 }
-                try? transport.send(
-                    Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: chunks), to: 0,
-                    tag: Tag(context: Self.replyContext, sequence: call))
+            case .task, .none:
+                let nameLength = Int(load(UInt32.self, at: 17))
+                let name = String(decoding: head[21..<(21 + nameLength)], as: UTF8.self)
+                let count = Int(load(UInt32.self, at: 21 + nameLength))
+                var offset = 25 + nameLength
+                var inline = 1
+                var arguments: [WirePayload] = []
+                var missing: UInt64?
+                for _ in 0..<count {
+                    if head[offset] == 0 {
+                        arguments.append(WirePayload(kind: WirePayload.Kind(rawValue: head[offset + 1]) ?? .raw, chunk: request.chunks[inline]))
+                        inline += 1
+                    } else {
+                        let id = load(UInt64.self, at: offset + 2)
+                        if let payload = store.withLock({ $0[id] }) { arguments.append(payload) } else { missing = id }
+                    }
+                    offset += 10
+                }
+                Task {
+                    do {
+                        if let missing { throw RuntimeError(.freedObject, task: name, "rank \(transport.rank) does not hold object #\(missing)") }
+                        guard let function = lookup(name) else {
+                            throw RuntimeError(.unregisteredFunction, task: name, "no function is registered as \"\(name)\" on rank \(transport.rank)")
+                        }
+                        let result = try await function.wire(arguments)
+                        var head: [UInt8] = [0, result.kind.rawValue]
+                        withUnsafeBytes(of: UInt64(result.chunk.byteCount).littleEndian) { head += $0 }
+                        if result.chunk.byteCount <= Cluster.inlineResultLimit {
+                            reply(call, head, result.chunk)  // small: it goes back at once, nothing is kept
+                        } else {
+                            store.withLock { $0[object] = result }
+                            reply(call, head, nil)
+                        }
+                    } catch {
+                        reply(call, [1, 0] + Array("\(error)".utf8), nil)
+                    }
+                }
             }
         }
     }
@@ -98,6 +170,25 @@ final class Cluster: Sendable {
     private func append<I: FixedWidthInteger>(_ bytes: inout [UInt8], _ value: I) {
         withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
     }
+}
+
+/// The objects a serving rank keeps for rank 0.
+final class WorkerStore: Sendable {
+    private let objects = Mutex<[UInt64: WirePayload]>([:])
+    func withLock<R>(_ body: (inout [UInt64: WirePayload]) -> R) -> R { objects.withLock { body(&$0) } }
+}
+
+/// An object made by a task on another rank and kept there, with how to read its bytes here.
+struct RemoteObject: Sendable {
+    let rank: Int
+    let bytes: Int
+    let decode: @Sendable (WirePayload) throws(RuntimeError) -> any Sendable
+}
+
+/// Where a remote task finds one argument: in the request, or in its own rank's store.
+enum ArgumentSource: Sendable {
+    case inline(WirePayload)
+    case stored(UInt64)
 }
 
 /// A task that threw on another rank: its error as that rank described it.
@@ -120,6 +211,9 @@ extension Runtime {
     /// On ranks other than 0: runs the tasks rank 0 sends until it shuts the runtime down.
     public func serve() async throws {
         guard let cluster, !isDriver else { return }
-        try await cluster.serve { [self] name in registry.withLock { $0[name] } }
+        let left = try await cluster.serve { [self] name in registry.withLock { $0[name] } }
+        guard left == 0 else {
+            throw RuntimeError(.freedObject, "rank \(cluster.transport.rank) still held \(left) objects when the runtime shut down (a leak)")
+        }
     }
 }

@@ -43,7 +43,8 @@ public final class Runtime: Sendable {
         let directory = spillDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("skein-spill-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         core = RuntimeCore(
-            workers: max(workers, 1), localWorkers: cluster?.workersPerRank ?? max(workers, 1), memoryLimit: memoryLimit, spillDirectory: directory)
+            workers: max(workers, 1), localWorkers: cluster?.workersPerRank ?? max(workers, 1), memoryLimit: memoryLimit, spillDirectory: directory,
+            cluster: cluster)
     }
 
     /// Worker slots.
@@ -120,15 +121,16 @@ public final class Runtime: Sendable {
         var travels = Self.travels(R.self)
         for type in repeat (each A).self { travels = travels && Self.travels(type) }
         let body: @Sendable () async throws -> any Sendable = {
-            let values = (repeat try core.argument(each captured))
-            // On another rank's worker slot: send the call there.
-            if let cluster, let lane = ExecutionContext.current?.lease?.lanes.first, cluster.rank(ofLane: lane) != cluster.transport.rank {
-                var payloads: [WirePayload] = []
-                for value in repeat each values { payloads.append(try Wire.encode(value)) }
+            // On another rank's worker slot: send the call there; its result stays there.
+            if let cluster, let context = ExecutionContext.current, let lane = context.lease?.lanes.first,
+                cluster.rank(ofLane: lane) != cluster.transport.rank
+            {
                 let target = cluster.rank(ofLane: lane)
-                let reply: WirePayload
+                var sources: [ArgumentSource] = []
+                for arg in repeat each captured { sources.append(try await core.source(of: arg, for: target)) }
+                let made: (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?)
                 do {
-                    reply = try await cluster.invoke(function.name, payloads, on: target)
+                    made = try await cluster.invoke(function.name, output: context.task.output, sources, on: target)
                 } catch let error as SkeinError where error.code == .peerExited || error.code == .timeout {
                     // The rank is gone: its slots leave service, and the task counts as lost (retried elsewhere).
                     core.loseLanes((target * cluster.workersPerRank)..<((target + 1) * cluster.workersPerRank))
@@ -136,8 +138,10 @@ public final class Runtime: Sendable {
                         .workerLost, task: options.name ?? function.name,
                         "rank \(target), running \(options.name ?? function.name), was lost: \(error.message)")
                 }
-                return try Wire.decode(R.self, reply)
+                if let payload = made.payload { return try Wire.decode(R.self, payload) }
+                return RemoteObject(rank: target, bytes: made.bytes) { payload throws(RuntimeError) in try Wire.decode(R.self, payload) }
             }
+            let values = (repeat try await core.argument(each captured))
             return try await function.body(repeat each values)
         }
         let id = try core.submit(
@@ -172,9 +176,9 @@ public final class Runtime: Sendable {
             var values: [any Sendable] = []
             for arg in args {
                 if let ref = arg as? AnyObjectRef {
-                    values.append(try core.readyValue(ref.id))
+                    values.append(try await core.readyValue(ref.id))
                 } else if let ref = arg as? any ErasedRef {
-                    values.append(try core.readyValue(ref.id))
+                    values.append(try await core.readyValue(ref.id))
                 } else {
                     values.append(arg)
                 }
@@ -283,11 +287,11 @@ extension AnyObjectRef {
 
 extension RuntimeCore {
     /// A task's argument, resolved when the task runs.
-    func argument<T: Sendable>(_ arg: Arg<T>) throws -> T {
+    func argument<T: Sendable>(_ arg: Arg<T>) async throws -> T {
         switch arg {
         case .value(let value): return value
         case .ref(let ref):
-            let value = try readyValue(ref.id)
+            let value = try await readyValue(ref.id)
             guard let typed = value as? T else {
                 throw RuntimeError(.wrongArgumentType, "object #\(ref.id) holds a \(type(of: value)), not a \(T.self)")
             }
@@ -295,11 +299,23 @@ extension RuntimeCore {
         }
     }
 
+    /// How a task on `rank` gets this argument: from its own rank's store when the object lives
+    /// there, else in the request (fetched here first if it lives on a third rank).
+    func source<T: Sendable>(of arg: Arg<T>, for rank: Int) async throws -> ArgumentSource {
+        switch arg {
+        case .value(let value): return .inline(try Wire.encode(value))
+        case .ref(let ref):
+            let status = state.withLock { $0.objects[ref.id]?.status }
+            if case .remote(let remote) = status, remote.rank == rank { return .stored(ref.id) }
+            return .inline(try Wire.encode(try await readyValue(ref.id)))
+        }
+    }
+
     /// True when the object is ready, spilled or failed (a `wait` counts failures as finished).
     func isFinished(_ id: UInt64) -> Bool {
         state.withLock { state in
             switch state.objects[id]?.status {
-            case .ready, .spilled, .failed, .none: true
+            case .ready, .spilled, .failed, .remote, .none: true
             case .pending, .lost: false
             }
         }

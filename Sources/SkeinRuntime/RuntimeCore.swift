@@ -108,6 +108,8 @@ final class RuntimeCore: Sendable {
         case failed(RuntimeError)
         case lost
         case spilled(SpilledObject)
+        /// Made on another rank and kept there; fetched (and decoded) when this rank needs it.
+        case remote(RemoteObject)
     }
 
     struct Entry {
@@ -149,7 +151,7 @@ final class RuntimeCore: Sendable {
         var laneOfTask: [UInt64: [Int]] = [:]
         /// Entries removed under the lock: dropped after it, since a value may hold refs whose
         /// release takes the lock again.
-        var graveyard: [Entry] = []
+        var graveyard: [(UInt64, Entry)] = []
         /// Set while a finishing task's runner chooses its next task: the dependents it just freed
         /// should run on its worker, which holds their input, rather than be sent elsewhere first.
         var holdDispatch = false
@@ -164,8 +166,11 @@ final class RuntimeCore: Sendable {
     let spillDirectory: URL
     let started = MonotonicClock.now()
     let state: Mutex<State>
+    /// The other ranks, when the runtime spans processes.
+    let cluster: Cluster?
 
-    init(workers: Int, localWorkers: Int, memoryLimit: Int, spillDirectory: URL) {
+    init(workers: Int, localWorkers: Int, memoryLimit: Int, spillDirectory: URL, cluster: Cluster? = nil) {
+        self.cluster = cluster
         self.workers = workers
         self.localWorkers = localWorkers
         self.memoryLimit = memoryLimit
@@ -197,7 +202,16 @@ final class RuntimeCore: Sendable {
             account(&state, removing: entry)
             return entry
         }
-        if let dropped, case .spilled(let spilled) = dropped.status { try? FileManager.default.removeItem(at: spilled.url) }
+        if let dropped { discard(dropped, id: id) }
+    }
+
+    /// Lets go of what an entry holds outside this process: a spill file, a copy on another rank.
+    func discard(_ entry: Entry, id: UInt64) {
+        switch entry.status {
+        case .spilled(let spilled): try? FileManager.default.removeItem(at: spilled.url)
+        case .remote(let remote): cluster?.drop(id, at: remote.rank)
+        default: break
+        }
     }
 
     private func account(_ state: inout State, removing entry: Entry) {
@@ -237,7 +251,7 @@ final class RuntimeCore: Sendable {
     }
 
     /// The value of a ready object, for a task about to run (its dependencies are ready by then).
-    func readyValue(_ id: UInt64) throws(RuntimeError) -> any Sendable {
+    func readyValue(_ id: UInt64) async throws(RuntimeError) -> any Sendable {
         let status = state.withLock { state -> Status? in
             state.objects[id]?.lastUse = MonotonicClock.now()
             return state.objects[id]?.status
@@ -245,6 +259,7 @@ final class RuntimeCore: Sendable {
         switch status {
         case .ready(let value): return value
         case .spilled(let spilled): return try restore(id, spilled)
+        case .remote(let remote): return try await fetch(id, remote)
         case .failed(let error): throw error
         case .none: throw RuntimeError(.freedObject, "object #\(id) was freed before the task that reads it ran")
         case .pending, .lost: throw RuntimeError(.freedObject, "object #\(id) was not ready when its task ran (a scheduler bug)")
@@ -265,6 +280,12 @@ final class RuntimeCore: Sendable {
             switch status {
             case .ready(let value): return value
             case .spilled(let spilled): return try restore(id, spilled)
+            case .remote(let remote):
+                do {
+                    return try await fetch(id, remote)
+                } catch where error.code == .workerLost {
+                    continue  // now lost: rebuilt from its lineage on the next turn
+                }
             case .failed(let error): throw error
             case .none: throw RuntimeError(.freedObject, "object #\(id) was freed: no ref to it remained")
             case .pending, .lost: break
@@ -318,6 +339,25 @@ final class RuntimeCore: Sendable {
         guard let waiters = state.objects[id]?.waiters, !waiters.isEmpty else { return [] }
         state.objects[id]!.waiters = [:]
         return Array(waiters.values)
+    }
+
+    /// Reads an object kept on another rank (it stays there until it is freed: a task queued for
+    /// that rank may still name it). If the rank is gone, the object is marked lost (rebuilt from
+    /// its lineage) and its slots leave service.
+    func fetch(_ id: UInt64, _ remote: RemoteObject) async throws(RuntimeError) -> any Sendable {
+        guard let cluster else { throw RuntimeError(.freedObject, "object #\(id) lives on rank \(remote.rank), but this runtime has no cluster") }
+        let payload: WirePayload
+        do {
+            payload = try await cluster.fetch(id, from: remote.rank)
+        } catch {
+            if let error = error as? SkeinError, error.code == .peerExited || error.code == .timeout {
+                loseLanes((remote.rank * cluster.workersPerRank)..<((remote.rank + 1) * cluster.workersPerRank))
+            }
+            // Named after the running task (if any), so that it counts as lost and is retried.
+            throw RuntimeError(
+                .workerLost, task: ExecutionContext.current?.task.name, "object #\(id) on rank \(remote.rank) could not be fetched: \(error)")
+        }
+        return try remote.decode(payload)
     }
 
     func restore(_ id: UInt64, _ spilled: SpilledObject) throws(RuntimeError) -> any Sendable {
@@ -429,7 +469,7 @@ final class RuntimeCore: Sendable {
         for dep in task.deps {
             guard let entry = state.objects[dep] else { continue }
             switch entry.status {
-            case .ready, .spilled: continue
+            case .ready, .spilled, .remote: continue
             case .failed(let error): task.failedDependency = error
             case .lost:
                 reconstruct(dep, &state)
@@ -572,11 +612,11 @@ final class RuntimeCore: Sendable {
     }
 
     func emptyGraveyard() {
-        let dead = state.withLock { state -> [Entry] in
+        let dead = state.withLock { state -> [(UInt64, Entry)] in
             defer { state.graveyard = [] }
             return state.graveyard
         }
-        _ = dead  // released here, outside the lock
+        for (id, entry) in dead { discard(entry, id: id) }  // released here, outside the lock
     }
 
     func releaseLanes(_ lease: LaneLease) {
@@ -625,6 +665,12 @@ final class RuntimeCore: Sendable {
         }
         guard state.objects[task.output] != nil else { return }
         switch outcome {
+        case .success(let value as RemoteObject):
+            // Made on another rank and kept there.
+            state.objects[task.output]!.status = .remote(value)
+            state.objects[task.output]!.bytes = value.bytes
+            state.objects[task.output]!.holder = lanes.first ?? -1
+            state.objects[task.output]!.lastUse = end
         case .success(let value):
             let bytes = byteCount(of: value)
             state.objects[task.output]!.status = .ready(value)
@@ -661,7 +707,7 @@ final class RuntimeCore: Sendable {
         if state.objects[task.output]!.refs <= 0 && state.objects[task.output]!.waiters.isEmpty {
             let entry = state.objects.removeValue(forKey: task.output)!
             account(&state, removing: entry)
-            state.graveyard.append(entry)
+            state.graveyard.append((task.output, entry))
         }
         state.laneOfTask[task.id] = nil
     }
@@ -768,7 +814,7 @@ final class RuntimeCore: Sendable {
         let dropped = state.withLock { state -> Entry? in
             guard let entry = state.objects[id] else { return nil }
             switch entry.status {
-            case .ready, .spilled, .lost: break
+            case .ready, .spilled, .lost, .remote: break
             default: return nil
             }
             account(&state, removing: entry)
@@ -776,7 +822,7 @@ final class RuntimeCore: Sendable {
             state.objects[id]!.bytes = 0
             return entry
         }
-        if let dropped, case .spilled(let spilled) = dropped.status { try? FileManager.default.removeItem(at: spilled.url) }
+        if let dropped { discard(dropped, id: id) }
     }
 
     /// Takes the worker slots of a rank whose process died out of service for good.
@@ -785,6 +831,10 @@ final class RuntimeCore: Sendable {
             for lane in lanes {
                 state.deadLanes.insert(lane)
                 state.freeLanes[lane] = false
+            }
+            // What the dead rank held is gone: rebuilt from lineage when needed.
+            for (id, entry) in state.objects where lanes.contains(entry.holder) {
+                if case .remote = entry.status { state.objects[id]!.status = .lost }
             }
         }
     }

@@ -280,6 +280,15 @@ func runtimeCheck() async -> Int32 {
             for sum in try await runtime.get(sums) where sum != values.reduce(0, +) * 2 {
                 failures.append("an array crossing processes came back wrong: \(sum)")
             }
+            if p > 1 {
+                // A chain kept on rank 1: the arrays stay there; only the final sum comes back.
+                let r = p - 1
+                let doubled = try runtime.submit(scale, .value(values), .value(2.0), options: TaskOptions(rank: r))
+                let halved = try runtime.submit(scale, .ref(doubled), .value(0.5), options: TaskOptions(rank: r))
+                let sum = try await runtime.get(try runtime.submit(total, .ref(halved), options: TaskOptions(rank: r)))
+                if sum != values.reduce(0, +) { failures.append("a chain kept on rank \(r) came back as \(sum)") }
+                if try await runtime.get(halved) != values { failures.append("an array kept on rank \(r) was fetched wrong") }
+            }
             let failing = try runtime.submit(fail, 7, options: TaskOptions(name: "failing-task"))
             let dependent = try runtime.submit(node, Arg.value(1), Arg.ref(failing), Arg.value(0))
             for ref in [failing, dependent] {
