@@ -127,7 +127,11 @@ public final class Runtime: Sendable {
             {
                 let target = cluster.rank(ofLane: lane)
                 var sources: [ArgumentSource] = []
+                let start = MonotonicClock.now()
                 for arg in repeat each captured { sources.append(try await core.source(of: arg, for: target)) }
+                var sent = 0
+                for case .inline(let payload) in sources { sent += payload.chunk.byteCount }
+                if sent >= 4096 { core.recordTransfer("arguments of \(function.name): rank \(cluster.transport.rank) → rank \(target), \(sent) B", start: start) }
                 let made: (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?)
                 do {
                     made = try await cluster.invoke(function.name, output: context.task.output, sources, on: target)

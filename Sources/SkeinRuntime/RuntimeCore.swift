@@ -347,6 +347,8 @@ final class RuntimeCore: Sendable {
     func fetch(_ id: UInt64, _ remote: RemoteObject) async throws(RuntimeError) -> any Sendable {
         guard let cluster else { throw RuntimeError(.freedObject, "object #\(id) lives on rank \(remote.rank), but this runtime has no cluster") }
         let payload: WirePayload
+        let start = MonotonicClock.now()
+        defer { recordTransfer("object #\(id): rank \(remote.rank) → rank \(cluster.transport.rank), \(remote.bytes) B", start: start) }
         do {
             payload = try await cluster.fetch(id, from: remote.rank)
         } catch {
@@ -358,6 +360,12 @@ final class RuntimeCore: Sendable {
                 .workerLost, task: ExecutionContext.current?.task.name, "object #\(id) on rank \(remote.rank) could not be fetched: \(error)")
         }
         return try remote.decode(payload)
+    }
+
+    /// A slice on the timeline's transfer row.
+    func recordTransfer(_ name: String, start: UInt64) {
+        let end = MonotonicClock.now()
+        state.withLock { $0.events.append(Event(name: name, row: "transfers", start: start, end: end, task: 0, deps: [], ok: true)) }
     }
 
     func restore(_ id: UInt64, _ spilled: SpilledObject) throws(RuntimeError) -> any Sendable {

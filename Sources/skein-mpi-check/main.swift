@@ -288,6 +288,7 @@ func runtimeCheck() async -> Int32 {
                 let sum = try await runtime.get(try runtime.submit(total, .ref(halved), options: TaskOptions(rank: r)))
                 if sum != values.reduce(0, +) { failures.append("a chain kept on rank \(r) came back as \(sum)") }
                 if try await runtime.get(halved) != values { failures.append("an array kept on rank \(r) was fetched wrong") }
+                if !runtime.timelineJSON().contains("rank \(r) → rank 0") { failures.append("the timeline shows no transfer of the fetched array") }
             }
             let failing = try runtime.submit(fail, 7, options: TaskOptions(name: "failing-task"))
             let dependent = try runtime.submit(node, Arg.value(1), Arg.ref(failing), Arg.value(0))
