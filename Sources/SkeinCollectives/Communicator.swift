@@ -69,7 +69,7 @@ public final class Communicator: Sendable {
         self.native = transport as? any NativeCollectives
         self.context = context
         self.timeout = timeout
-        self.timeoutNanos = Self.nanoseconds(timeout)
+        self.timeoutNanos = MonotonicClock.nanoseconds(timeout)
         state = Mutex(State(cost: cost))
     }
 
@@ -193,8 +193,9 @@ public final class Communicator: Sendable {
             let signature = CallSignature(
                 operation: call.operation, algorithm: algorithm.code, dataType: call.dataType, reduceOp: call.reduceOp,
                 root: Int32(call.root), count: Int64(call.count), sequence: sequence)
-            let nanos = call.timeout.map(Self.nanoseconds) ?? timeoutNanos
-            let deadline = start &+ nanos < start ? .max : start &+ nanos
+            let nanos = call.timeout.map(MonotonicClock.nanoseconds) ?? timeoutNanos
+            let (sum, overflow) = start.addingReportingOverflow(nanos)
+            let deadline = overflow ? .max : sum
             if algorithm.code == NativeAlgorithm.code {
                 let blocking = (algorithm as? NativeAlgorithm)?.blocking ?? false
                 let output = try await runNative(call, input: input(schedule), deadline: deadline, blocking: blocking)
@@ -235,13 +236,6 @@ public final class Communicator: Sendable {
             operation: call.operation, dataType: call.dataType, reduceOp: call.reduceOp, root: call.root, count: call.count, blocking: blocking)
         let empty = Chunk(storage: nil, offset: 0, byteCount: 0, isWritable: false)
         return [try await native.runNative(request, input: input.first ?? empty, deadline: deadline)]
-    }
-
-    static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0 else { return 0 }
-        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : whole &+ UInt64(attoseconds / 1_000_000_000)
     }
 
     @usableFromInline

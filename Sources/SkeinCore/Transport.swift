@@ -48,6 +48,22 @@ public enum MonotonicClock {
     }
 }
 
+extension MonotonicClock {
+    /// Whole nanoseconds in `duration`: 0 when negative, `.max` when it does not fit.
+    public static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : whole &+ UInt64(attoseconds / 1_000_000_000)
+    }
+
+    /// The reading `duration` after `start` (now by default), saturating at `.max`, which never comes.
+    public static func deadline(after duration: Duration, from start: UInt64 = now()) -> UInt64 {
+        let (sum, overflow) = start.addingReportingOverflow(nanoseconds(duration))
+        return overflow ? .max : sum
+    }
+}
+
 /// A subgroup of another transport's ranks, renumbered 0..<members.count: how survivors of a
 /// failure, or a row of a grid, form a group of their own.
 public struct SubgroupTransport: Transport {

@@ -139,7 +139,7 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
     /// Stops the progress thread, lets outstanding sends finish (for up to `grace`), and finalises MPI.
     /// After a peer died, pass `finalize: false`: MPI_Finalize would wait for the dead rank.
     public func shutdown(finalize: Bool = true, grace: Duration = .seconds(5)) {
-        let deadline = now() &+ UInt64(grace.components.seconds) * 1_000_000_000
+        let deadline = MonotonicClock.deadline(after: grace)  // sub-second graces count too
         while now() < deadline {
             let idle = engine.withLock { engine -> Bool in
                 engine.progress()

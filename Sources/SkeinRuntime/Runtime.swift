@@ -232,7 +232,7 @@ public final class Runtime: Sendable {
         _ refs: [ObjectRef<T>], count: Int? = nil, timeout: Duration? = nil
     ) async -> (ready: [ObjectRef<T>], pending: [ObjectRef<T>]) {
         let wanted = min(count ?? refs.count, refs.count)
-        let deadline = timeout.map { MonotonicClock.now() &+ UInt64(max($0.components.seconds, 0)) &* 1_000_000_000 &+ UInt64(max($0.components.attoseconds, 0) / 1_000_000_000) }
+        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
         while true {
             let readiness = refs.map { core.isFinished($0.id) }
             let done = readiness.filter { $0 }.count

@@ -268,7 +268,7 @@ final class RuntimeCore: Sendable {
 
     /// Waits until object `id` is ready (or failed), rebuilding it from its lineage if it was lost.
     func value(_ id: UInt64, timeout: Duration?) async throws(RuntimeError) -> any Sendable {
-        let deadline = timeout.map { MonotonicClock.now() &+ UInt64($0.components.seconds) &* 1_000_000_000 &+ UInt64($0.components.attoseconds / 1_000_000_000) }
+        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
         var releasedLanes = false
         while true {
             let status = state.withLock { state -> Status? in

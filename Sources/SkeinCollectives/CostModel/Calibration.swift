@@ -18,7 +18,7 @@ extension Communicator {
         }
         let tag = Tag(context: context, sequence: sequence)
         let limit = timeout ?? self.timeout
-        let deadline = transport.now() &+ UInt64(limit.components.seconds) &* 1_000_000_000
+        let deadline = MonotonicClock.deadline(after: limit, from: transport.now())
         let signature = CallSignature(
             operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
         var measured = state.withLock { $0.cost }
