@@ -144,7 +144,7 @@ final class NativeRequest: @unchecked Sendable {
     let receiveCounts: UnsafeMutablePointer<Int32>
     let receiveDisplacements: UnsafeMutablePointer<Int32>
     /// Somewhere valid to point at when the input is empty (MPI wants an address even for 0 elements).
-    private let placeholder = AllocatedStorage(uninitializedByteCount: 64)
+    private static let placeholder = AllocatedStorage(uninitializedByteCount: 64)
 
     init(input: Chunk, output: AllocatedStorage, size: Int) {
         self.input = input
@@ -164,7 +164,7 @@ final class NativeRequest: @unchecked Sendable {
 
     var sendPointer: UnsafeRawPointer {
         // The chunk's storage outlives the request (held above), so its address stays valid.
-        input.withUnsafeBytes { $0.baseAddress } ?? UnsafeRawPointer(placeholder.base)
+        input.withUnsafeBytes { $0.baseAddress } ?? UnsafeRawPointer(Self.placeholder.base)
     }
 }
 #endif

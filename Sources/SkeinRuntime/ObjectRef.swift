@@ -26,10 +26,10 @@ public final class AnyObjectRef: Sendable, Hashable, CustomStringConvertible {
     public let id: UInt64
     let core: RuntimeCore
 
-    init(id: UInt64, core: RuntimeCore) {
+    init(id: UInt64, core: RuntimeCore, retained: Bool = false) {
         self.id = id
         self.core = core
-        core.retain(id)
+        if !retained { core.retain(id) }
     }
 
     deinit { core.release(id) }

@@ -166,22 +166,15 @@ public final class Runtime: Sendable {
             throw RuntimeError(.wrongArgumentType, task: name, "\(name)\(function.signature) takes \(function.arity) arguments, not \(args.count)")
         }
         var deps: [UInt64] = []
-        for arg in args {
-            if let ref = arg as? AnyObjectRef {
-                guard ref.core === core else { throw RuntimeError(.foreignReference, task: name, "an argument of \(name) is \(ref) from another runtime") }
-                deps.append(ref.id)
-            } else if let ref = arg as? any ErasedRef {
-                guard ref.core === core else { throw RuntimeError(.foreignReference, task: name, "an argument of \(name) is \(ref) from another runtime") }
-                deps.append(ref.id)
-            }
+        for case let ref as any ErasedRef in args {
+            guard ref.core === core else { throw RuntimeError(.foreignReference, task: name, "an argument of \(name) is \(ref) from another runtime") }
+            deps.append(ref.id)
         }
         let core = self.core
         let body: @Sendable () async throws -> any Sendable = {
             var values: [any Sendable] = []
             for arg in args {
-                if let ref = arg as? AnyObjectRef {
-                    values.append(try await core.readyValue(ref.id))
-                } else if let ref = arg as? any ErasedRef {
+                if let ref = arg as? any ErasedRef {
                     values.append(try await core.readyValue(ref.id))
                 } else {
                     values.append(arg)
@@ -190,7 +183,7 @@ public final class Runtime: Sendable {
             return try await function.call(values)
         }
         let id = try core.submit(name: options.name ?? name, options: options, deps: deps, actor: nil, localOnly: true, body: body)
-        return AnyObjectRef(adopting: id, core: core)
+        return AnyObjectRef(id: id, core: core, retained: true)
     }
 
     // MARK: objects
@@ -231,19 +224,8 @@ public final class Runtime: Sendable {
     public func wait<T: Sendable>(
         _ refs: [ObjectRef<T>], count: Int? = nil, timeout: Duration? = nil
     ) async -> (ready: [ObjectRef<T>], pending: [ObjectRef<T>]) {
-        let wanted = min(count ?? refs.count, refs.count)
-        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
-        while true {
-            let readiness = refs.map { core.isFinished($0.id) }
-            let done = readiness.filter { $0 }.count
-            if done >= wanted || (deadline.map { MonotonicClock.now() >= $0 } ?? false) {
-                return (zip(refs, readiness).filter { $0.1 }.map(\.0), zip(refs, readiness).filter { !$0.1 }.map(\.0))
-            }
-            // Sleep on the first unfinished one (with the deadline); any completion is re-checked.
-            if let first = zip(refs, readiness).first(where: { !$0.1 })?.0 {
-                await core.waitForChange(of: first.id, deadline: deadline ?? MonotonicClock.now() &+ 1_000_000)
-            }
-        }
+        let finished = await core.waitForAny(refs.map(\.id), count: count, timeout: timeout)
+        return (zip(refs, finished).filter { $0.1 }.map(\.0), zip(refs, finished).filter { !$0.1 }.map(\.0))
     }
 
     /// Drops the object's value now, whatever refs remain (as `ray.internal.free`); a later `get`
@@ -259,10 +241,8 @@ public final class Runtime: Sendable {
     public func wait(
         _ refs: [AnyObjectRef], count: Int? = nil, timeout: Duration? = nil
     ) async -> (ready: [AnyObjectRef], pending: [AnyObjectRef]) {
-        let typed = refs.map { ObjectRef<Int>(id: $0.id, core: $0.core) }  // ids only: the type is never read
-        let (ready, _) = await wait(typed, count: count, timeout: timeout)
-        let readyIDs = Set(ready.map(\.id))
-        return (refs.filter { readyIDs.contains($0.id) }, refs.filter { !readyIDs.contains($0.id) })
+        let finished = await core.waitForAny(refs.map(\.id), count: count, timeout: timeout)
+        return (zip(refs, finished).filter { $0.1 }.map(\.0), zip(refs, finished).filter { !$0.1 }.map(\.0))
     }
 
     /// Objects held, their bytes in memory, and bytes spilled to disk.
@@ -273,21 +253,16 @@ public final class Runtime: Sendable {
     public func simulateWorkerFailure(_ worker: Int) { core.loseWorker(worker) }
 }
 
-/// Typed refs seen through `any`, for `submit(named:)`.
+/// Refs seen through `any` (typed or not), for `submit(named:)`.
 protocol ErasedRef: Sendable {
     var id: UInt64 { get }
     var core: RuntimeCore { get }
 }
 
+extension AnyObjectRef: ErasedRef {}
+
 extension ObjectRef: ErasedRef {}
 
-extension AnyObjectRef {
-    /// Takes over a count already taken for the caller.
-    convenience init(adopting id: UInt64, core: RuntimeCore) {
-        self.init(id: id, core: core)
-        core.release(id)
-    }
-}
 
 extension RuntimeCore {
     /// A task's argument, resolved when the task runs.
@@ -312,6 +287,21 @@ extension RuntimeCore {
             let status = state.withLock { $0.objects[ref.id]?.status }
             if case .remote(let remote) = status, remote.rank == rank { return .stored(ref.id) }
             return .inline(try Wire.encode(try await readyValue(ref.id)))
+        }
+    }
+
+    /// Waits until `count` (all by default) of `ids` are finished or `timeout` passes; which are.
+    func waitForAny(_ ids: [UInt64], count: Int?, timeout: Duration?) async -> [Bool] {
+        let wanted = min(count ?? ids.count, ids.count)
+        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
+        while true {
+            state.withLock { state in
+                for id in ids { reconstruct(id, &state) }  // a lost object is waited for as it is rebuilt
+            }
+            let finished = ids.map(isFinished)
+            if finished.filter({ $0 }).count >= wanted || (deadline.map { MonotonicClock.now() >= $0 } ?? false) { return finished }
+            // Sleep until any unfinished one changes (or the deadline): no polling.
+            await waitForChange(of: zip(ids, finished).filter { !$0.1 }.map(\.0), deadline: deadline)
         }
     }
 

@@ -100,6 +100,19 @@ final class ActorState: @unchecked Sendable {
     }
 }
 
+/// A suspended waiter that may be registered on several objects: the first to change (or its
+/// timer) resumes it, and later attempts do nothing.
+final class Waker: Sendable {
+    private let continuation: CheckedContinuation<Void, Never>
+    private let fired = Atomic<Bool>(false)
+
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+
+    func fire() {
+        if !fired.exchange(true, ordering: .acquiringAndReleasing) { continuation.resume() }
+    }
+}
+
 /// The store, the task graph and the scheduler of one runtime, behind one lock.
 final class RuntimeCore: Sendable {
     enum Status {
@@ -120,7 +133,7 @@ final class RuntimeCore: Sendable {
         /// The worker lane that holds the bytes (-1: the driver, for `put`).
         var holder = -1
         var dependents: [TaskRecord] = []
-        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var waiters: [UInt64: Waker] = [:]
         var lastUse: UInt64 = 0
     }
 
@@ -307,35 +320,44 @@ final class RuntimeCore: Sendable {
 
     /// Suspends until object `id` changes state or `deadline` passes.
     func waitForChange(of id: UInt64, deadline: UInt64?) async {
+        await waitForChange(of: [id], deadline: deadline)
+    }
+
+    /// Suspends until any of `ids` changes state (at once if one is not pending) or `deadline` passes.
+    func waitForChange(of ids: [UInt64], deadline: UInt64?) async {
         let waiter = state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waker = Waker(continuation)
             let registered = state.withLock { state -> Bool in
-                guard state.objects[id] != nil else { return false }
-                if case .pending = state.objects[id]!.status {
-                    state.objects[id]!.waiters[waiter] = continuation
-                    return true
+                let pending = ids.filter { id in
+                    if case .pending = state.objects[id]?.status { return true }
+                    return false
                 }
-                return false
+                guard pending.count == ids.count else { return false }
+                for id in ids { state.objects[id]!.waiters[waiter] = waker }
+                return true
             }
             if !registered {
-                continuation.resume()
+                waker.fire()
             } else if let deadline {
-                // Whoever removes the waiter resumes it: the object's completion or this timer.
                 Task {
                     let now = MonotonicClock.now()
                     if deadline > now { try? await Task.sleep(nanoseconds: deadline - now) }
-                    let expired = self.state.withLock { state in state.objects[id]?.waiters.removeValue(forKey: waiter) }
-                    expired?.resume()
+                    waker.fire()
                 }
             }
+        }
+        // Whichever object (or the timer) woke us, the others must not keep a stale waiter.
+        state.withLock { state in
+            for id in ids { state.objects[id]?.waiters[waiter] = nil }
         }
     }
 
     /// Wakes whoever waits on `id` (under the lock: the continuations are resumed after it).
-    func takeWaiters(_ id: UInt64, _ state: inout State) -> [CheckedContinuation<Void, Never>] {
+    func takeWaiters(_ id: UInt64, _ state: inout State) -> [Waker] {
         guard let waiters = state.objects[id]?.waiters, !waiters.isEmpty else { return [] }
         state.objects[id]!.waiters = [:]
         return Array(waiters.values)
@@ -443,7 +465,7 @@ final class RuntimeCore: Sendable {
         guard options.cpus >= 0, options.cpus <= (localOnly ? localWorkers : workers) else {
             throw RuntimeError(.wrongArgumentType, task: name, "task \(name) needs \(options.cpus) CPUs; this runtime has \(workers) workers")
         }
-        var wake: [CheckedContinuation<Void, Never>] = []
+        var wake: [Waker] = []
         let output = try state.withLock { state throws(RuntimeError) -> UInt64 in
             if state.shutDown { throw RuntimeError(.shutDown, task: name, "the runtime was shut down") }
             if let rank = options.rank, !(0..<workers).contains(where: { $0 / localWorkers == rank && !state.deadLanes.contains($0) }) {
@@ -466,12 +488,12 @@ final class RuntimeCore: Sendable {
             resolve(task, &state, wake: &wake)
             return output
         }
-        for continuation in wake { continuation.resume() }
+        for waker in wake { waker.fire() }
         return output
     }
 
     /// Counts the task's unfinished dependencies, rebuilding lost ones; queues it when none remain.
-    private func resolve(_ task: TaskRecord, _ state: inout State, wake: inout [CheckedContinuation<Void, Never>]) {
+    private func resolve(_ task: TaskRecord, _ state: inout State, wake: inout [Waker]) {
         task.unresolved = 0
         task.failedDependency = nil
         for dep in task.deps {
@@ -491,7 +513,7 @@ final class RuntimeCore: Sendable {
         if task.unresolved == 0 { becomeReady(task, &state, wake: &wake) }
     }
 
-    private func becomeReady(_ task: TaskRecord, _ state: inout State, wake: inout [CheckedContinuation<Void, Never>]) {
+    private func becomeReady(_ task: TaskRecord, _ state: inout State, wake: inout [Waker]) {
         if let error = task.failedDependency {
             // An input failed: so does this task, with the original error and task name.
             complete(task, with: .failure(error), lanes: [], start: MonotonicClock.now(), &state, wake: &wake)
@@ -554,21 +576,23 @@ final class RuntimeCore: Sendable {
         Task { await self.run(task, lease: lease) }
     }
 
+    /// Runs a task's body with its context set, catching what it throws.
+    private func execute(_ task: TaskRecord, lease: LaneLease?) async -> Result<any Sendable, any Error> {
+        do {
+            return .success(try await ExecutionContext.$current.withValue(ExecutionContext(task: task, lease: lease)) { try await task.body() })
+        } catch {
+            return .failure(error)
+        }
+    }
+
     /// Runs a task, then, while its lanes are still its own, the next ready task on them.
     private func run(_ first: TaskRecord, lease: LaneLease) async {
         var task = first
         var lease = lease
         while true {
             let start = MonotonicClock.now()
-            let context = ExecutionContext(task: task, lease: lease)
-            let result: Result<any Sendable, any Error>
-            do {
-                let value = try await ExecutionContext.$current.withValue(context) { try await task.body() }
-                result = .success(value)
-            } catch {
-                result = .failure(error)
-            }
-            var wake: [CheckedContinuation<Void, Never>] = []
+            let result = await execute(task, lease: lease)
+            var wake: [Waker] = []
             let next = state.withLock { state -> (TaskRecord, LaneLease)? in
                 state.running -= 1
                 state.holdDispatch = true
@@ -611,7 +635,7 @@ final class RuntimeCore: Sendable {
                 dispatch(&state)
                 return nil
             }
-            for continuation in wake { continuation.resume() }
+            for waker in wake { waker.fire() }
             emptyGraveyard()
             guard let (nextTask, nextLease) = next else { return }
             task = nextTask
@@ -638,7 +662,7 @@ final class RuntimeCore: Sendable {
     /// Records a finished task: stores its output or error, retries it, and releases its dependents.
     private func complete(
         _ task: TaskRecord, with result: Result<any Sendable, any Error>, lanes: [Int], start: UInt64, _ state: inout State,
-        wake: inout [CheckedContinuation<Void, Never>]
+        wake: inout [Waker]
     ) {
         let end = MonotonicClock.now()
         if start != end || !lanes.isEmpty || task.actor != nil {
@@ -656,7 +680,7 @@ final class RuntimeCore: Sendable {
         } else if case .failure(let error as RuntimeError) = result, error.code == .workerLost, error.task == task.name {
             lost = true  // its rank died under it
         }
-        if case .failure(let error) = outcome, task.failedDependency == nil {
+        if case .failure = outcome, task.failedDependency == nil {
             let retryable = lost || task.options.retryErrors
             let somewhere = (0..<workers).contains { !state.deadLanes.contains($0) && allowed(task, onLane: $0) }
             if retryable && somewhere && task.attempts <= task.options.retries {
@@ -667,7 +691,6 @@ final class RuntimeCore: Sendable {
                     state.ready.append(task)
                     dispatch(&state)
                 }
-                _ = error
                 return
             }
         }
@@ -728,14 +751,14 @@ final class RuntimeCore: Sendable {
             return
         }
         state.objects[id]!.status = .pending
-        var wake: [CheckedContinuation<Void, Never>] = []
+        var wake: [Waker] = []
         if let actor = producer.actor {
             // An actor's state died with its worker: its results cannot be made again.
             state.objects[id]!.status = .failed(RuntimeError(.workerLost, task: producer.name, "actor \(actor.name)'s result was lost with its worker"))
             return
         }
         resolve(producer, &state, wake: &wake)
-        for continuation in wake { continuation.resume() }
+        for waker in wake { waker.fire() }
     }
 
     // MARK: actors
@@ -751,15 +774,8 @@ final class RuntimeCore: Sendable {
         var call = first
         while true {
             let start = MonotonicClock.now()
-            let context = ExecutionContext(task: call, lease: nil)
-            let result: Result<any Sendable, any Error>
-            do {
-                let value = try await ExecutionContext.$current.withValue(context) { try await call.body() }
-                result = .success(value)
-            } catch {
-                result = .failure(error)
-            }
-            var wake: [CheckedContinuation<Void, Never>] = []
+            let result = await execute(call, lease: nil)
+            var wake: [Waker] = []
             let next = state.withLock { state -> TaskRecord? in
                 let retried = call.attempts <= call.options.retries && call.options.retryErrors
                 complete(call, with: result, lanes: [], start: start, &state, wake: &wake)
@@ -771,7 +787,7 @@ final class RuntimeCore: Sendable {
                 head.attempts += 1
                 return head
             }
-            for continuation in wake { continuation.resume() }
+            for waker in wake { waker.fire() }
             emptyGraveyard()
             guard let next else { return }
             call = next

@@ -83,8 +83,6 @@ struct BenchTasks: AsyncParsableCommand {
             let start = MonotonicClock.now()
             let root = try runtime.submit(noop)
             let middle = try (0..<998).map { _ throws(RuntimeError) in try runtime.submit(inc, .ref(root)) }
-            let gather = runtime.register("gather") { (_: Int) in 0 }
-            _ = gather
             var all: [Int] = []
             for ref in middle { all.append(try await runtime.get(ref)) }
             _ = try await runtime.get(try runtime.submit(join, .value(all)))
