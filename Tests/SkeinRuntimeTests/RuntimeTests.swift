@@ -66,7 +66,7 @@ struct RuntimeTests {
         #expect(got == expected, "seed \(seed): \(count) nodes on \(workers) workers")
         let summary = runtime.summary()
         #expect(summary.tasks == count, "seed \(seed)")
-        #expect(summary.peakParallelism <= workers + count, "seed \(seed)")
+        #expect(summary.peakParallelism >= 1 && summary.peakParallelism <= workers, "seed \(seed): peak \(summary.peakParallelism) on \(workers) workers")
         refs.removeAll()
         #expect(runtime.store.objects == 0 && runtime.store.bytes == 0, "seed \(seed): the store still holds \(runtime.store)")
     }
@@ -178,13 +178,12 @@ struct RuntimeTests {
         #expect(runtime.store.objects == 200)  // 100 sums + the 100 inputs their lineage pins
         sums.removeAll()
         #expect(runtime.store.objects == 0 && runtime.store.bytes == 0, "left: \(runtime.store)")
-        // A freed object cannot be read through a stale id: refs are the only way in, so it is the
-        // untyped name lookup that reports it.
-        do {
-            _ = try runtime.submit(named: "sum", [Float(1)])
-        } catch {
-            Issue.record("submit(named:) threw \(error)")
-        }
+        // The untyped path counts alike: its input stays pinned by lineage until its result goes.
+        var untyped: AnyObjectRef? = try runtime.submit(named: "sum", [runtime.put([Float](repeating: 2, count: 4))])
+        #expect(try await runtime.get(untyped!) as? Float == 8)
+        #expect(runtime.store.objects == 2)
+        untyped = nil
+        #expect(runtime.store.objects == 0 && runtime.store.bytes == 0, "left: \(runtime.store)")
     }
 
     @Test("Past its memory limit the store spills arrays to disk and reads them back")
