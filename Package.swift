@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SkeinCollectives", targets: ["SkeinCollectives"]),
         .library(name: "SkeinMPI", targets: ["SkeinMPI"]),
         .library(name: "SkeinRuntime", targets: ["SkeinRuntime"]),
+        .library(name: "SkeinData", targets: ["SkeinData"]),
         .executable(name: "skein", targets: ["skein"]),
     ],
     traits: [
@@ -41,6 +42,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "SkeinRuntime", dependencies: ["SkeinCore"], swiftSettings: swiftSettings),
+        .target(name: "SkeinData", dependencies: ["SkeinCore"], swiftSettings: swiftSettings),
         .target(
             name: "SkeinTestSupport",
             dependencies: ["SkeinCore", "SkeinTransports", "SkeinCollectives"],
@@ -49,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "skein",
             dependencies: [
-                "SkeinCore", "SkeinTransports", "SkeinCollectives", "SkeinMPI", "SkeinRuntime",
+                "SkeinCore", "SkeinTransports", "SkeinCollectives", "SkeinMPI", "SkeinRuntime", "SkeinData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -68,6 +70,11 @@ let package = Package(
         .testTarget(
             name: "SkeinRuntimeTests",
             dependencies: ["SkeinRuntime", "SkeinTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SkeinDataTests",
+            dependencies: ["SkeinData", "SkeinTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,208 @@
+import Foundation
+import Synchronization
+
+/// Runs logical plans: pipelines of streaming operators (filter, project, the probe side of a join)
+/// run morsel by morsel on all threads; pipeline breakers (join build, aggregate, sort, limit, set
+/// operations) gather their input first. This is morsel-driven parallelism, as in DuckDB and HyPer.
+public struct Executor: Sendable {
+    public var threads: Int
+    public var morselRows: Int
+
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, morselRows: Int = 1 << 16) {
+        self.threads = max(1, threads)
+        self.morselRows = max(1024, morselRows)
+    }
+
+    /// Runs a plan to completion and returns its rows as one table.
+    public func run(_ plan: LogicalPlan) throws -> Table {
+        let s = try stream(plan)
+        let chunk = Chunk.concat(try collect(s), types: plan.types)
+        return Table(fields: plan.fields, chunk: chunk)
+    }
+
+    typealias Operator = @Sendable (Chunk) throws -> Chunk
+
+    /// Morsels waiting to be pushed through a chain of streaming operators.
+    struct Stream {
+        var morsels: [Chunk]
+        var operators: [Operator]
+
+        func then(_ op: @escaping Operator) -> Stream {
+            var s = self
+            s.operators.append(op)
+            return s
+        }
+    }
+
+    func morsels(_ chunk: Chunk) -> [Chunk] {
+        if chunk.count <= morselRows { return [chunk] }
+        return stride(from: 0, to: chunk.count, by: morselRows).map { chunk.slice($0..<min(chunk.count, $0 + morselRows)) }
+    }
+
+    func stream(_ plan: LogicalPlan) throws -> Stream {
+        switch plan {
+        case .scan(_, let table, let cols):
+            return Stream(morsels: morsels(Chunk(columns: cols.map { table.columns[$0] }, count: table.rowCount)), operators: [])
+        case .values(let t):
+            return Stream(morsels: morsels(t.chunk), operators: [])
+        case .filter(let input, let predicate):
+            return try stream(input).then { chunk in
+                let keep = try Evaluator(chunk: chunk).select(predicate)
+                return keep.count == chunk.count ? chunk : chunk.gather(keep)
+            }
+        case .project(let input, let exprs, _):
+            return try stream(input).then { chunk in
+                let ev = Evaluator(chunk: chunk)
+                return Chunk(columns: try exprs.map { try ev.evaluate($0) }, count: chunk.count)
+            }
+        case .join(let left, let right, let kind, let lk, let rk, let residual):
+            let build = try materialize(right)
+            let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
+            return try stream(left).then { try join.probe($0) }
+        case .aggregate(let input, let groups, let aggs, _):
+            let chunk = try aggregate(try stream(input), inputTypes: input.types, groups: groups, aggregates: aggs)
+            return Stream(morsels: morsels(chunk), operators: [])
+        case .sort(let input, let keys):
+            let chunk = try sortChunk(try materialize(input), keys)
+            return Stream(morsels: [chunk], operators: [])
+        case .limit(let input, let count, let offset):
+            // Without a sort below, any rows will do: stop gathering once there are enough.
+            let all = try materialize(input)
+            let lo = min(offset, all.count)
+            let hi = count.map { min(all.count, lo + $0) } ?? all.count
+            return Stream(morsels: [all.slice(lo..<hi)], operators: [])
+        case .distinct(let input):
+            let types = input.types
+            let chunk = try aggregate(try stream(input), inputTypes: types, groups: types.indices.map { Expr.col($0) }, aggregates: [])
+            return Stream(morsels: morsels(chunk), operators: [])
+        case .setOperation(let kind, let all, let l, let r):
+            return Stream(morsels: morsels(try setOperation(kind, all: all, l, r)), operators: [])
+        }
+    }
+
+    func materialize(_ plan: LogicalPlan) throws -> Chunk {
+        Chunk.concat(try collect(try stream(plan)), types: plan.types)
+    }
+
+    /// Pushes every morsel through the stream's operators, in parallel, keeping morsel order.
+    func collect(_ s: Stream) throws -> [Chunk] {
+        if s.operators.isEmpty { return s.morsels }
+        let ms = s.morsels, ops = s.operators
+        let results: [Result<Chunk, any Error>] = Parallel.map(ms.count, threads: threads) { i, _ in
+            Result { try ops.reduce(ms[i]) { try $1($0) } }
+        }
+        return try results.map { try $0.get() }
+    }
+
+    /// Hash aggregation: each thread keeps its own groups, merged at the end.
+    func aggregate(_ s: Stream, inputTypes: [DataType], groups: [Expr], aggregates: [Aggregate]) throws -> Chunk {
+        let keyTypes = groups.map { resultType($0, inputTypes) }
+        let argTypes = aggregates.map { a in a.argument.map { resultType($0, inputTypes) } }
+        let states = Shared((0..<threads).map { _ in AggregateState(keyTypes: keyTypes, aggregates: aggregates, argumentTypes: argTypes) })
+        let used = Mutex<Set<Int>>([])
+        let failure = Mutex<(any Error)?>(nil)
+        let ms = s.morsels, ops = s.operators
+        Parallel.forEach(ms.count, threads: threads) { i, w in
+            do {
+                let chunk = try ops.reduce(ms[i]) { try $1($0) }
+                let ev = Evaluator(chunk: chunk)
+                let keys = try groups.map { try ev.evaluate($0) }
+                let args = try aggregates.map { a in try a.argument.map { try ev.evaluate($0) } }
+                states.value[w].update(keyColumns: keys, arguments: args, count: chunk.count)
+                used.withLock { _ = $0.insert(w) }
+            } catch {
+                failure.withLock { $0 = $0 ?? error }
+            }
+        }
+        if let e = failure.withLock({ $0 }) { throw e }
+        let order = used.withLock { $0.sorted() }
+        guard let first = order.first else { return states.value[0].finish() }
+        let target = states.value[first]
+        for w in order.dropFirst() { target.merge(states.value[w]) }
+        return target.finish()
+    }
+
+    func setOperation(_ kind: SetOpKind, all: Bool, _ l: LogicalPlan, _ r: LogicalPlan) throws -> Chunk {
+        let types = l.types
+        let left = try materialize(l)
+        let right = try materialize(r)
+        guard right.columns.count == left.columns.count else {
+            throw DataError(.type, "\(kind.rawValue) needs inputs of the same width: \(left.columns.count) and \(right.columns.count) columns")
+        }
+        // Line the right side's types up with the left's.
+        let rightCast = Chunk(columns: try types.indices.map { c in
+            right.columns[c].type == types[c] ? right.columns[c] : try Evaluator(chunk: right).evaluate(.cast(.col(c), types[c]))
+        }, count: right.count)
+        if kind == .union && all { return Chunk.concat([left, rightCast], types: types) }
+        // Count each distinct row on both sides: union keeps any, intersect both, except left only.
+        let state = AggregateState(keyTypes: types, aggregates: [Aggregate(.count, .col(0)), Aggregate(.count, .col(0))],
+                                   argumentTypes: [.int64, .int64])
+        let one = Column(repeating: .int(1), type: .int64, count: max(left.count, right.count))
+        let none = Column(repeating: .null, type: .int64, count: max(left.count, right.count))
+        state.update(keyColumns: left.columns, arguments: [one.slice(0..<left.count), none.slice(0..<left.count)], count: left.count)
+        state.update(keyColumns: rightCast.columns, arguments: [none.slice(0..<right.count), one.slice(0..<right.count)], count: right.count)
+        let counted = state.finish()
+        let lc = counted.columns[types.count], rc = counted.columns[types.count + 1]
+        var pick: [Int32] = []
+        for g in 0..<counted.count {
+            let a = Int(lc.value(at: g).integerRepresentation(as: .int64) ?? 0)
+            let b = Int(rc.value(at: g).integerRepresentation(as: .int64) ?? 0)
+            let copies: Int
+            switch kind {
+            case .union: copies = 1
+            case .intersect: copies = all ? min(a, b) : (a > 0 && b > 0 ? 1 : 0)
+            case .except: copies = all ? max(0, a - b) : (a > 0 && b == 0 ? 1 : 0)
+            }
+            for _ in 0..<copies { pick.append(Int32(g)) }
+        }
+        return Chunk(columns: Array(counted.gather(pick).columns.prefix(types.count)), count: pick.count)
+    }
+
+    func sortChunk(_ chunk: Chunk, _ keys: [SortKey]) throws -> Chunk {
+        let ev = Evaluator(chunk: chunk)
+        let cols = try keys.map { try ev.evaluate($0.expr) }
+        var perm = (0..<Int32(chunk.count)).map { $0 }
+        let comparators: [(Int, Int) -> Int] = zip(cols, keys).map { c, k in rowComparator(c, k) }
+        perm.sort { a, b in
+            for cmp in comparators {
+                let r = cmp(Int(a), Int(b))
+                if r != 0 { return r < 0 }
+            }
+            return a < b  // stable
+        }
+        return chunk.gather(perm)
+    }
+}
+
+/// Compares two rows of one column under a sort key's direction and null placement.
+func rowComparator(_ c: Column, _ k: SortKey) -> (Int, Int) -> Int {
+    let dir = k.ascending ? 1 : -1
+    let nullOrder = k.nullsFirst ? -1 : 1
+    let valid = c.slicedValidity
+    func withNulls(_ f: @escaping (Int, Int) -> Int) -> (Int, Int) -> Int {
+        guard let valid else { return { f($0, $1) * dir } }
+        return { a, b in
+            switch (valid[a], valid[b]) {
+            case (true, true): return f(a, b) * dir
+            case (false, false): return 0
+            case (false, true): return nullOrder
+            case (true, false): return -nullOrder
+            }
+        }
+    }
+    switch c.storage {
+    case .ints:
+        let a = c.withInts { Array($0) }
+        return withNulls { x, y in a[x] == a[y] ? 0 : (a[x] < a[y] ? -1 : 1) }
+    case .doubles:
+        let a = c.withDoubles { Array($0) }
+        return withNulls { x, y in a[x] == a[y] ? 0 : (a[x] < a[y] ? -1 : 1) }
+    case .bools:
+        let a = c.withBools { Array($0) }
+        return withNulls { x, y in a[x] == a[y] ? 0 : (!a[x] ? -1 : 1) }
+    case .strings:
+        // Views stay valid while the closure holds the column (and so its heaps).
+        let views = c.withStrings { r in (0..<c.count).map { r.pointer($0) } }
+        return withNulls { x, y in withExtendedLifetime(c) { bytesCompare(views[x].0, views[x].1, views[y].0, views[y].1) } }
+    }
+}

@@ -1,0 +1,146 @@
+/// A hash join: the build side's rows are indexed by key once; probe morsels look up in parallel.
+/// Keys that pack into one Int64 compare as words; others hash every key column and compare
+/// column by column on a hash match.
+final class HashJoin: @unchecked Sendable {
+    // Safe to share: every field is set in init and only read by the probing threads.
+    let kind: JoinKind
+    let build: Chunk
+    let buildKeys: KeyColumns
+    let packing: KeyColumns.Packing?
+    let packedBuild: [Int64]
+    let buildHashes: [UInt64]
+    let table: RowHashTable
+    let probeKeyExprs: [Expr]
+    let residual: Expr?
+    /// The build side is the plan's left input (inner joins may build on either side).
+    let buildIsLeft: Bool
+    let buildHasNullKey: Bool
+
+    init(kind: JoinKind, build: Chunk, buildKeys: [Expr], probeKeys: [Expr], residual: Expr?, buildIsLeft: Bool) throws {
+        self.kind = kind
+        self.build = build
+        self.residual = residual
+        self.buildIsLeft = buildIsLeft
+        probeKeyExprs = probeKeys
+        let ev = Evaluator(chunk: build)
+        let keys = KeyColumns(columns: try buildKeys.map { try ev.evaluate($0) })
+        self.buildKeys = keys
+        var hasNull = false
+        for c in keys.columns where c.hasNulls { hasNull = true }
+        buildHasNullKey = hasNull
+        if !keys.columns.isEmpty, let p = KeyColumns.packing(keys.columns) {
+            packing = p
+            let (packed, valid) = p.pack(keys.columns)
+            packedBuild = packed
+            buildHashes = packed.map { mix64(UInt64(bitPattern: $0)) }
+            table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h) { i in !(valid?[i] ?? true) } }
+        } else {
+            packing = nil
+            packedBuild = []
+            buildHashes = keys.columns.isEmpty ? [UInt64](repeating: 0, count: build.count) : keys.hashes()
+            let k = keys
+            table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h) { i in k.hasNull(i) } }
+        }
+    }
+
+    /// Joins one probe morsel; the output columns are left's then right's (only left's for semi/anti).
+    func probe(_ chunk: Chunk) throws -> Chunk {
+        let n = chunk.count
+        var probeIdx: [Int32] = []
+        var buildIdx: [Int32] = []
+        probeIdx.reserveCapacity(n)
+        buildIdx.reserveCapacity(n)
+        if probeKeyExprs.isEmpty {
+            // Cross product.
+            for i in 0..<n { for j in 0..<build.count { probeIdx.append(Int32(i)); buildIdx.append(Int32(j)) } }
+        } else {
+            let ev = Evaluator(chunk: chunk)
+            let keys = KeyColumns(columns: try probeKeyExprs.map { try ev.evaluate($0) })
+            matchPairs(keys, n, &probeIdx, &buildIdx)
+        }
+        // Semi and anti joins without a residual need only whether a row matched.
+        var matched: [Bool]? = nil
+        if let residual {
+            let pairs = combine(chunk, probeIdx, buildIdx)
+            let keep = try Evaluator(chunk: pairs).select(residual)
+            if kind == .inner || kind == .cross {
+                return pairs.gather(keep)
+            }
+            probeIdx = keep.map { probeIdx[Int($0)] }
+            buildIdx = keep.map { buildIdx[Int($0)] }
+        }
+        switch kind {
+        case .inner, .cross:
+            return combine(chunk, probeIdx, buildIdx)
+        case .left:
+            var m = [Bool](repeating: false, count: n)
+            for p in probeIdx { m[Int(p)] = true }
+            // Unmatched left rows once each, with nulls on the right; then the matches.
+            var p2 = probeIdx, b2 = buildIdx
+            for i in 0..<n where !m[i] { p2.append(Int32(i)); b2.append(-1) }
+            return combine(chunk, p2, b2)
+        case .semi, .anti, .antiNullAware:
+            matched = [Bool](repeating: false, count: n)
+            for p in probeIdx { matched![Int(p)] = true }
+            var keep: [Int32] = []
+            if kind == .semi {
+                for i in 0..<n where matched![i] { keep.append(Int32(i)) }
+            } else if kind == .antiNullAware {
+                // x NOT IN (…null…) is never true; a null x is never true against a non-empty set.
+                if buildHasNullKey { return chunk.gather([]) }
+                let ev = Evaluator(chunk: chunk)
+                let probeKeys = try probeKeyExprs.map { try ev.evaluate($0) }
+                for i in 0..<n where !matched![i] && (build.count == 0 || !probeKeys.contains { !$0.isValid(i) }) { keep.append(Int32(i)) }
+            } else {
+                for i in 0..<n where !matched![i] { keep.append(Int32(i)) }
+            }
+            return chunk.gather(keep)
+        }
+    }
+
+    private func matchPairs(_ keys: KeyColumns, _ n: Int, _ probeIdx: inout [Int32], _ buildIdx: inout [Int32]) {
+        let semiOnly = (kind == .semi || kind == .anti || kind == .antiNullAware) && residual == nil
+        let mask = table.mask
+        table.heads.withUnsafeBufferPointer { heads in
+            table.next.withUnsafeBufferPointer { next in
+                if let packing {
+                    let (packed, valid) = packing.pack(keys.columns)
+                    packedBuild.withUnsafeBufferPointer { bk in
+                        for i in 0..<n where valid?[i] ?? true {
+                            let k = packed[i]
+                            var j = heads[Int(truncatingIfNeeded: mix64(UInt64(bitPattern: k))) & mask]
+                            while j >= 0 {
+                                if bk[Int(j)] == k {
+                                    probeIdx.append(Int32(i)); buildIdx.append(j)
+                                    if semiOnly { break }
+                                }
+                                j = next[Int(j)]
+                            }
+                        }
+                    }
+                } else {
+                    let hashes = keys.hashes()
+                    for i in 0..<n where !keys.hasNull(i) {
+                        let h = hashes[i]
+                        var j = heads[Int(truncatingIfNeeded: h) & mask]
+                        while j >= 0 {
+                            if buildHashes[Int(j)] == h && buildKeys.equal(Int(j), keys, i) {
+                                probeIdx.append(Int32(i)); buildIdx.append(j)
+                                if semiOnly { break }
+                            }
+                            j = next[Int(j)]
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The joined rows of pairs, in the plan's column order (left, then right).
+    private func combine(_ probe: Chunk, _ probeIdx: [Int32], _ buildIdx: [Int32]) -> Chunk {
+        let p = probe.gather(probeIdx)
+        let b = build.gather(buildIdx)
+        let cols = buildIsLeft ? b.columns + p.columns : p.columns + b.columns
+        return Chunk(columns: cols, count: probeIdx.count)
+    }
+}

@@ -1,0 +1,120 @@
+/// Hashes and compares rows by several key columns without allocating per row. Keys that are all
+/// integer-backed and narrow enough are packed into one Int64 (most joins and group-bys), so a
+/// probe compares one word.
+struct KeyColumns {
+    let columns: [Column]
+    var count: Int { columns.first?.count ?? 0 }
+
+    /// One Int64 per row when keys pack exactly, with the shared packing so both sides agree.
+    struct Packing {
+        var mins: [Int64]
+        var bits: [Int]
+
+        func pack(_ cols: [Column]) -> (keys: [Int64], valid: [Bool]?) {
+            let n = cols.first?.count ?? 0
+            var keys = [Int64](repeating: 0, count: n)
+            var valid: [Bool]? = nil
+            for (c, col) in cols.enumerated() {
+                let shift = bits[(c + 1)...].reduce(0, +)
+                let lo = mins[c]
+                let width = bits[c]
+                let limit: UInt64 = width >= 63 ? UInt64.max : (UInt64(1) << width) - 1
+                col.withInts { a in
+                    col.withValidity { v in
+                        for i in 0..<n {
+                            let d = UInt64(bitPattern: a[i] &- lo)
+                            if d > limit || !(v?[i] ?? true) {
+                                if valid == nil { valid = [Bool](repeating: true, count: n) }
+                                valid![i] = false
+                            } else {
+                                keys[i] |= Int64(bitPattern: d << UInt64(shift))
+                            }
+                        }
+                    }
+                }
+            }
+            return (keys, valid)
+        }
+    }
+
+    /// A packing for `build` keys (nil when they are not all integers or do not fit 63 bits).
+    static func packing(_ build: [Column]) -> Packing? {
+        guard !build.isEmpty, build.allSatisfy({ $0.type.isIntegerBacked || $0.type == .bool }), !build.contains(where: { $0.type == .bool }) else { return nil }
+        var mins: [Int64] = []
+        var bits: [Int] = []
+        for c in build {
+            var lo = Int64.max, hi = Int64.min
+            c.withInts { a in c.withValidity { v in
+                for i in 0..<a.count where v?[i] ?? true { lo = min(lo, a[i]); hi = max(hi, a[i]) }
+            } }
+            if lo > hi { lo = 0; hi = 0 }
+            let range = UInt64(bitPattern: hi &- lo)
+            let width = range == 0 ? 1 : 64 - range.leadingZeroBitCount
+            mins.append(lo)
+            bits.append(width)
+        }
+        if build.count == 1 { return Packing(mins: [0], bits: [64]) }
+        guard bits.reduce(0, +) <= 63 else { return nil }
+        return Packing(mins: mins, bits: bits)
+    }
+
+    func hashes() -> [UInt64] {
+        var h = [UInt64](repeating: 0x2545_F491_4F6C_DD1D, count: count)
+        h.withUnsafeMutableBufferPointer { hp in for c in columns { c.hash(into: hp) } }
+        return h
+    }
+
+    /// Whether any key of row i is null.
+    func hasNull(_ i: Int) -> Bool {
+        columns.contains { !$0.isValid(i) }
+    }
+
+    /// Row i of self equals row j of other (nulls equal each other, for grouping).
+    func equal(_ i: Int, _ other: KeyColumns, _ j: Int) -> Bool {
+        for (a, b) in zip(columns, other.columns) {
+            let va = a.isValid(i), vb = b.isValid(j)
+            if va != vb { return false }
+            if !va { continue }
+            switch (a.storage, b.storage) {
+            case (.ints(let x), .ints(let y)): if x[a.offset + i] != y[b.offset + j] { return false }
+            case (.doubles(let x), .doubles(let y)): if x[a.offset + i] != y[b.offset + j] { return false }
+            case (.bools(let x), .bools(let y)): if x[a.offset + i] != y[b.offset + j] { return false }
+            case (.strings, .strings):
+                let eq = a.withStrings { ra in b.withStrings { rb in
+                    let (p, l) = ra.pointer(i), (q, m) = rb.pointer(j)
+                    return bytesEqual(p, l, q, m)
+                } }
+                if !eq { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+}
+
+/// Chained hash table from key to rows, built once and probed by many threads.
+struct RowHashTable: @unchecked Sendable {
+    // Safe to share: built single-threaded before any probe; probes only read.
+    var mask: Int
+    var heads: [Int32]
+    var next: [Int32]
+
+    init(hashes: UnsafeBufferPointer<UInt64>, skip: (Int) -> Bool) {
+        let n = hashes.count
+        var cap = 16
+        while cap < n * 2 { cap <<= 1 }
+        mask = cap - 1
+        heads = [Int32](repeating: -1, count: cap)
+        next = [Int32](repeating: -1, count: n)
+        heads.withUnsafeMutableBufferPointer { hd in
+            next.withUnsafeMutableBufferPointer { nx in
+                // Insert in reverse so each chain lists rows in input order.
+                for i in stride(from: n - 1, through: 0, by: -1) where !skip(i) {
+                    let b = Int(truncatingIfNeeded: hashes[i]) & mask
+                    nx[i] = hd[b]
+                    hd[b] = Int32(i)
+                }
+            }
+        }
+    }
+}
