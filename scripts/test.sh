@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: Skein's own tests (embedded and simulated), then the MPI backend, built with
+# The whole test suite: Skein's own tests (embedded and simulated, and TPC-H at SF 0.1), then the MPI backend, built with
 # its trait, under mpirun with 1, 2, 3 and 4 processes, and the dead-rank check (kill -9 mid-collective).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# TPC-H SF 0.1 for the analytics engine's tests: tpchgen-cli from PyPI, pinned, in .venv-tpch.
+SKEIN_TPCH_DIR=$(scripts/tpch-data.sh 0.1)
+export SKEIN_TPCH_DIR
 
 swift test -c release
 

@@ -101,7 +101,7 @@ extension Column {
         withValidity { v in
             switch storage {
             case .ints:
-                withInts { a in for i in 0..<n { hashes[i] = mix64(hashes[i] &+ UInt64(bitPattern: a[i]) &* 0x9E37_79B9_7F4A_7C15) } }
+                withInts { a in for i in 0..<n { hashes[i] = hashInt(a[i], seed: hashes[i]) } }
             case .doubles:
                 withDoubles { a in for i in 0..<n { let d = a[i] == 0 ? 0 : a[i]; hashes[i] = mix64(hashes[i] &+ d.bitPattern &* 0x9E37_79B9_7F4A_7C15) } }
             case .bools:
@@ -113,6 +113,14 @@ extension Column {
         }
     }
 }
+
+/// The hash of an integer key, the same on every path (a one-key fast path must agree with the
+/// general multi-column one).
+@inline(__always) func hashInt(_ k: Int64, seed: UInt64 = keyHashSeed) -> UInt64 {
+    mix64(seed &+ UInt64(bitPattern: k) &* 0x9E37_79B9_7F4A_7C15)
+}
+
+let keyHashSeed: UInt64 = 0x2545_F491_4F6C_DD1D
 
 extension Chunk {
     public func gather(_ indices: [Int32]) -> Chunk {

@@ -102,6 +102,15 @@ struct Evaluator {
             return substring(try vec(x).materialize(n), start, length)
         case .cast(let x, let t):
             return try cast(try vec(x), to: t)
+        case .addMonths(let x, let months):
+            let a = try vec(x)
+            if case .constant(let v, _) = a {
+                if case .date(let d) = v { return .constant(.date(SkeinData.addMonths(d, months)), .date) }
+                return .constant(.null, .date)
+            }
+            let c = a.materialize(n)
+            let out = c.withInts { d in d.map { Int64(SkeinData.addMonths(Int32(truncatingIfNeeded: $0), months)) } }
+            return .column(Column(type: .date, storage: .ints(out), validity: c.slicedValidity))
         }
     }
 
@@ -164,7 +173,7 @@ struct Evaluator {
             out = compareGeneric(op, numeric(a, as: .int64), numeric(b, as: .int64))
         } else {
             let common = unify(ta, tb)
-            if common == .double {
+            if common == .double || !fitsRescaled(a, common) || !fitsRescaled(b, common) {
                 out = compareGeneric(op, doubles(a), doubles(b))
             } else {
                 out = compareGeneric(op, numeric(a, as: common), numeric(b, as: common))
@@ -342,6 +351,17 @@ struct Evaluator {
             }
             let m = pow10Int(-shift)
             return .owned(c.withInts { a in a.map { $0 / m } })
+        }
+    }
+
+    /// Whether a decimal operand can be rescaled to `type` without overflowing 64 bits.
+    func fitsRescaled(_ v: Vec, _ type: DataType) -> Bool {
+        let shift = type.scale - v.type.scale
+        guard shift > 0, v.type.isIntegerBacked else { return true }
+        let limit = Int64.max / pow10Int(shift)
+        switch v {
+        case .constant(let value, _): return abs(value.integerRepresentation(as: v.type) ?? 0) < limit
+        case .column(let c): return c.withInts { a in a.allSatisfy { $0 < limit && $0 > -limit } }
         }
     }
 

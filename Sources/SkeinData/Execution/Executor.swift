@@ -10,7 +10,7 @@ public struct Executor: Sendable {
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, morselRows: Int = 1 << 16) {
         self.threads = max(1, threads)
-        self.morselRows = max(1024, morselRows)
+        self.morselRows = max(1, morselRows)
     }
 
     /// Runs a plan to completion and returns its rows as one table.

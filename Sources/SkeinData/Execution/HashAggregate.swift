@@ -46,7 +46,7 @@ final class AggregateState {
             keyColumns[0].withInts { a in
                 for i in 0..<n {
                     let k = a[i]
-                    let h = mix64(UInt64(bitPattern: k))
+                    let h = hashInt(k)
                     var s = Int(truncatingIfNeeded: h) & mask
                     while true {
                         let g = slots[s]

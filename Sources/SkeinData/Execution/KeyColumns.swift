@@ -59,7 +59,7 @@ struct KeyColumns {
     }
 
     func hashes() -> [UInt64] {
-        var h = [UInt64](repeating: 0x2545_F491_4F6C_DD1D, count: count)
+        var h = [UInt64](repeating: keyHashSeed, count: count)
         h.withUnsafeMutableBufferPointer { hp in for c in columns { c.hash(into: hp) } }
         return h
     }

@@ -15,6 +15,8 @@ public struct CSVOptions: Sendable {
     /// Skip and count malformed rows instead of failing on the first.
     public var skipMalformed = false
     public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Files smaller than this parse on one thread (splitting costs more than it saves).
+    public var parallelMinimumBytes = 1 << 22
 
     public init(delimiter: Character = ",", header: Bool = true, schema: [Field]? = nil, skipMalformed: Bool = false) {
         self.delimiter = delimiter.asciiValue ?? UInt8(ascii: ",")
@@ -76,7 +78,7 @@ public enum CSVReader {
         let bodyLen = total - bodyStart
         var pieces: [Range<Int>] = [bodyStart..<total]
         let quoted = options.quote.map { q in memchr(base + bodyStart, Int32(q), bodyLen) != nil } ?? false
-        if options.threads > 1, bodyLen > 1 << 22, !quoted {
+        if options.threads > 1, bodyLen > options.parallelMinimumBytes, !quoted {
             let n = options.threads * 8
             var cuts = [bodyStart]
             for k in 1..<n {

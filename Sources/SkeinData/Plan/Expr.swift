@@ -13,6 +13,8 @@ public indirect enum Expr: Hashable, Sendable, CustomStringConvertible {
     case extract(DateField, Expr)
     case substring(Expr, start: Int, length: Int?)
     case cast(Expr, DataType)
+    /// date + INTERVAL n MONTH, clamping the day to the month's length.
+    case addMonths(Expr, Int)
     /// A column of the enclosing query, seen from inside a correlated subquery (binding only).
     case outer(Int, name: String)
 
@@ -41,6 +43,7 @@ public indirect enum Expr: Hashable, Sendable, CustomStringConvertible {
         case .extract(let f, let e): return "EXTRACT(\(f.rawValue.uppercased()) FROM \(e))"
         case .substring(let e, let s, let l): return "SUBSTRING(\(e), \(s)\(l.map { ", \($0)" } ?? ""))"
         case .cast(let e, let t): return "CAST(\(e) AS \(t))"
+        case .addMonths(let e, let n): return "(\(e) + INTERVAL '\(n)' MONTH)"
         }
     }
 
@@ -67,7 +70,7 @@ public indirect enum Expr: Hashable, Sendable, CustomStringConvertible {
         case .column, .literal, .outer: []
         case .binary(_, let l, let r): [l, r]
         case .not(let e), .negate(let e), .isNull(let e, _), .like(let e, _, _), .inList(let e, _, _),
-             .extractYear(let e), .extract(_, let e), .substring(let e, _, _), .cast(let e, _): [e]
+             .extractYear(let e), .extract(_, let e), .substring(let e, _, _), .cast(let e, _), .addMonths(let e, _): [e]
         case .caseWhen(let ws, let e): ws.flatMap { [$0.condition, $0.result] } + (e.map { [$0] } ?? [])
         }
     }
@@ -89,6 +92,7 @@ public indirect enum Expr: Hashable, Sendable, CustomStringConvertible {
         case .extract(let d, let e): rebuilt = .extract(d, e.transform(f))
         case .substring(let e, let s, let l): rebuilt = .substring(e.transform(f), start: s, length: l)
         case .cast(let e, let t): rebuilt = .cast(e.transform(f), t)
+        case .addMonths(let e, let n): rebuilt = .addMonths(e.transform(f), n)
         }
         return f(rebuilt)
     }
@@ -163,6 +167,7 @@ public func resultType(_ e: Expr, _ types: [DataType]) -> DataType {
     case .extractYear, .extract: return .int64
     case .substring: return .string
     case .cast(_, let t): return t
+    case .addMonths: return .date
     }
 }
 

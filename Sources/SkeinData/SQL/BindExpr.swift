@@ -191,8 +191,11 @@ extension Binder {
     func numberLiteral(_ text: String) throws -> Expr {
         if let i = Int64(text) { return .literal(.int(i), .int64) }
         if !text.contains("e"), !text.contains("E"), let dot = text.firstIndex(of: ".") {
-            let scale = text.distance(from: dot, to: text.endIndex) - 1
-            let digits = text.replacingOccurrences(of: ".", with: "")
+            // Trailing zeros add scale, not value: 0.0001000000 is 0.0001.
+            var t = text
+            while t.hasSuffix("0"), t.distance(from: dot, to: t.endIndex) > 2 { t.removeLast() }
+            let scale = t.distance(from: t.firstIndex(of: ".")!, to: t.endIndex) - 1
+            let digits = t.replacingOccurrences(of: ".", with: "")
             if scale <= 12, digits.count <= 18, let v = Int64(digits) { return .literal(.decimal(v, scale: scale), .decimal(scale: scale)) }
         }
         guard let d = Double(text) else { throw fail(.syntax, nil, "'\(text)' is not a number") }
@@ -227,8 +230,12 @@ extension Binder {
         let n = negate ? -n0 : n0
         let u = unit.hasSuffix("s") ? String(unit.dropLast()) : unit
         guard case .literal(.date(let d), _) = fold(base) else {
-            if u == "day" { return .binary(.add, base, .literal(.int(Int64(n)), .int64)) }
-            throw fail(.unsupported, pos, "INTERVAL '\(amount)' \(unit) can only be added to a constant date")
+            switch u {
+            case "day": return .binary(.add, base, .literal(.int(Int64(n)), .int64))
+            case "month": return .addMonths(base, n)
+            case "year": return .addMonths(base, 12 * n)
+            default: throw fail(.unsupported, pos, "INTERVAL unit '\(unit)' (use DAY, MONTH or YEAR)")
+            }
         }
         switch u {
         case "day": return .literal(.date(d + Int32(n)), .date)

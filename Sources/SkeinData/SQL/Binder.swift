@@ -322,6 +322,8 @@ struct Binder {
         case .table(let name, let alias, let pos):
             let q = alias ?? name
             if let (plan, cols) = ctes[name] {
+                // A DataFrame's columns keep the tables they came from ("b.v" after a join).
+                if name.hasPrefix("__") { return (plan, cols) }
                 return (plan, cols.map { ScopeColumn(qualifier: q, name: $0.name) })
             }
             guard let table = catalog[name] else {

@@ -7,9 +7,12 @@ public final class Database: Sendable {
     private let tables = Mutex<[String: Table]>([:])
     public let statistics = Statistics()
     public let threads: Int
+    /// Rows per morsel, the unit of parallel work (small values exercise merging in tests).
+    public let morselRows: Int
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, morselRows: Int = 1 << 16) {
         self.threads = max(1, threads)
+        self.morselRows = morselRows
     }
 
     /// Makes a table queryable under `name` (replacing any table of that name).
@@ -72,6 +75,6 @@ public final class Database: Sendable {
     /// Runs a logical plan.
     public func execute(_ plan: LogicalPlan, optimize: Bool = false) throws -> Table {
         let p = optimize ? Optimizer(statistics: statistics).optimize(plan) : plan
-        return try Executor(threads: threads).run(p)
+        return try Executor(threads: threads, morselRows: morselRows).run(p)
     }
 }

@@ -1,0 +1,155 @@
+import Foundation
+
+/// Writes a table as CSV with a header; strings are quoted when they hold the delimiter, a
+/// quote, a line end, or nothing at all (so that an empty string reads back apart from NULL).
+public enum CSVWriter {
+    public static func write(_ t: Table, to path: String, delimiter: Character = ",") throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            throw DataError(.io, "cannot create '\(path)'")
+        }
+        defer { try? h.close() }
+        let d = String(delimiter)
+        var buffer = t.names.map { quoteIfNeeded($0, d) }.joined(separator: d) + "\n"
+        for i in 0..<t.rowCount {
+            buffer += t.columns.map { c -> String in
+                let v = c.value(at: i)
+                if case .string(let s) = v { return quoteIfNeeded(s, d) }
+                return v.isNull ? "" : v.description
+            }.joined(separator: d)
+            buffer += "\n"
+            if buffer.utf8.count > 1 << 20 { try h.write(contentsOf: Data(buffer.utf8)); buffer = "" }
+        }
+        try h.write(contentsOf: Data(buffer.utf8))
+    }
+
+    static func quoteIfNeeded(_ s: String, _ d: String) -> String {
+        if s.isEmpty || s.contains(d) || s.contains("\"") || s.contains("\n") || s.contains("\r") {
+            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return s
+    }
+}
+
+/// Skein's own columnar file: a header with the schema, then each column's buffer as it lies in
+/// memory, so loading is a few large copies instead of parsing text.
+public enum ColumnarFile {
+    static let magic = Array("SKEINCOL".utf8)
+
+    public static func write(_ t: Table, to path: String) throws {
+        var out = Data()
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        out.append(contentsOf: magic)
+        put(UInt32(1))
+        put(UInt32(t.columns.count))
+        put(UInt64(t.rowCount))
+        for f in t.fields {
+            let name = Array(f.name.utf8)
+            put(UInt32(name.count))
+            out.append(contentsOf: name)
+            let tag: UInt8
+            switch f.type {
+            case .int64: tag = 0
+            case .double: tag = 1
+            case .decimal: tag = 2
+            case .bool: tag = 3
+            case .date: tag = 4
+            case .string: tag = 5
+            }
+            out.append(tag)
+            out.append(UInt8(f.type.scale))
+        }
+        let h = try handle(path)
+        defer { try? h.close() }
+        try h.write(contentsOf: out)
+        for c in t.columns {
+            var block = Data()
+            block.append(c.validity == nil ? 0 : 1)
+            c.withValidity { v in if let v { v.withMemoryRebound(to: UInt8.self) { block.append(contentsOf: $0) } } }
+            switch c.storage {
+            case .ints: c.withInts { block.append(contentsOf: UnsafeRawBufferPointer($0)) }
+            case .doubles: c.withDoubles { block.append(contentsOf: UnsafeRawBufferPointer($0)) }
+            case .bools: c.withBools { v in v.withMemoryRebound(to: UInt8.self) { block.append(contentsOf: $0) } }
+            case .strings:
+                c.withStrings { r in
+                    var lengths = [UInt32](repeating: 0, count: c.count)
+                    var total = 0
+                    for i in 0..<c.count { let (_, l) = r.pointer(i); lengths[i] = UInt32(l); total += l }
+                    lengths.withUnsafeBytes { block.append(contentsOf: $0) }
+                    withUnsafeBytes(of: UInt64(total).littleEndian) { block.append(contentsOf: $0) }
+                    for i in 0..<c.count { block.append(contentsOf: r.bytes(i)) }
+                }
+            }
+            try h.write(contentsOf: block)
+        }
+    }
+
+    static func handle(_ path: String) throws -> FileHandle {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            throw DataError(.io, "cannot create '\(path)'")
+        }
+        return h
+    }
+
+    public static func read(path: String) throws -> Table {
+        let file = try MappedFile(path: path)
+        return try file.withBytes { b in
+            var p = 0
+            func need(_ n: Int) throws {
+                if p + n > b.count { throw DataError(.io, "'\(path)' is truncated at byte \(p) (wanted \(n) more); rewrite it") }
+            }
+            func get<T: FixedWidthInteger>(_: T.Type) throws -> T {
+                try need(MemoryLayout<T>.size)
+                defer { p += MemoryLayout<T>.size }
+                return T(littleEndian: b.loadUnaligned(fromByteOffset: p, as: T.self))
+            }
+            try need(8)
+            guard Array(b[0..<8]) == magic else { throw DataError(.io, "'\(path)' is not a Skein columnar file (bad magic)") }
+            p = 8
+            guard try get(UInt32.self) == 1 else { throw DataError(.io, "'\(path)' has an unknown version") }
+            let ncols = Int(try get(UInt32.self))
+            let rows = Int(try get(UInt64.self))
+            var fields: [Field] = []
+            for _ in 0..<ncols {
+                let n = Int(try get(UInt32.self))
+                try need(n)
+                let name = String(decoding: b[p..<(p + n)], as: UTF8.self)
+                p += n
+                let tag = try get(UInt8.self)
+                let scale = Int(try get(UInt8.self))
+                let types: [DataType] = [.int64, .double, .decimal(scale: scale), .bool, .date, .string]
+                guard Int(tag) < types.count else { throw DataError(.io, "'\(path)': unknown column type \(tag)") }
+                fields.append(Field(name, types[Int(tag)]))
+            }
+            func array<T>(_: T.Type, _ count: Int) throws -> [T] {
+                let bytes = count * MemoryLayout<T>.stride
+                try need(bytes)
+                defer { p += bytes }
+                return [T](unsafeUninitializedCapacity: count) { out, c in
+                    if bytes > 0 { memcpy(out.baseAddress!, b.baseAddress! + p, bytes) }
+                    c = count
+                }
+            }
+            var columns: [Column] = []
+            for f in fields {
+                let hasValidity = try get(UInt8.self) == 1
+                let validity: [Bool]? = hasValidity ? try array(Bool.self, rows) : nil
+                switch f.type {
+                case .double: columns.append(Column(type: f.type, storage: .doubles(try array(Double.self, rows)), validity: validity))
+                case .bool: columns.append(Column(type: f.type, storage: .bools(try array(Bool.self, rows)), validity: validity))
+                case .string:
+                    let lengths = try array(UInt32.self, rows)
+                    let total = Int(try get(UInt64.self))
+                    try need(total)
+                    let heap = StringHeap(copying: UnsafeRawBufferPointer(rebasing: b[p..<(p + total)]))
+                    p += total
+                    var refs = [UInt64](repeating: 0, count: rows)
+                    var off: UInt64 = 0
+                    for i in 0..<rows { refs[i] = off; off += UInt64(lengths[i]) }
+                    columns.append(Column(type: .string, storage: .strings(StringArray(refs: refs, lengths: lengths, heaps: [heap])), validity: validity))
+                default: columns.append(Column(type: f.type, storage: .ints(try array(Int64.self, rows)), validity: validity))
+                }
+            }
+            return Table(fields: fields, columns: columns)
+        }
+    }
+}

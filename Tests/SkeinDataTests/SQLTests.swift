@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+import SkeinData
+import SkeinTestSupport
+
+@Suite("SQL: errors that point at the problem, EXPLAIN, the DataFrame API")
+struct SQLTests {
+    func db() -> Database {
+        var rng = SeededGenerator(seed: 5)
+        return database(["orders": randomTable(&rng, rows: 20, keys: 4), "items": randomTable(&rng, rows: 20, keys: 4)])
+    }
+
+    @Test("Syntax, name and type errors say what, where, and the closest name")
+    func errors() throws {
+        let cases: [(String, DataError.Code, String)] = [
+            ("SELECT k FROM orders WHERE", .syntax, "line 1, column 27: expected an expression, found the end of the query"),
+            ("SELECT k\nFROM orders WHERE k = = 1", .syntax, "line 2, column 23: expected an expression, found '='"),
+            ("SELECT k FROM order", .unknownTable, "unknown table 'order'; did you mean 'orders'?"),
+            ("SELECT kk FROM orders", .unknownColumn, "unknown column 'kk'; did you mean 'k'?"),
+            ("SELECT o.k FROM orders x", .unknownTable, "no table or alias named 'o'"),
+            ("SELECT k FROM orders, items", .unknownColumn, "ambiguous"),
+            ("SELECT k + s FROM orders", .type, "cannot apply + to BIGINT and VARCHAR"),
+            ("SELECT k FROM orders WHERE s > 3", .type, "cannot compare VARCHAR with BIGINT"),
+            ("SELECT k, sum(v) FROM orders", .syntax, "column 'k' must appear in GROUP BY"),
+            ("SELECT 'abc", .syntax, "expected a closing quote"),
+            ("SELECT frob(k) FROM orders", .syntax, "unknown function frob()"),
+        ]
+        let d = db()
+        for (sql, code, message) in cases {
+            do {
+                _ = try d.sql(sql)
+                Issue.record("no error for \(sql)")
+            } catch let e as DataError {
+                #expect(e.code == code && e.message.contains(message), "\(sql): \(e.message)")
+            }
+        }
+    }
+
+    @Test("EXPLAIN shows the optimized plan: filters pushed to scans, cross products turned into joins")
+    func explain() throws {
+        let plan = try db().explain("SELECT o.k, i.s FROM orders o, items i WHERE o.k = i.k AND i.d > 10 AND o.s = 'fig'")
+        #expect(plan.contains("INNER JOIN ON"), "\(plan)")
+        #expect(!plan.contains("CROSS"), "\(plan)")
+        let lines = plan.split(separator: "\n")
+        // Each filter sits directly above a scan.
+        for (i, l) in lines.enumerated() where l.contains("FILTER") {
+            #expect(i + 1 < lines.count && lines[i + 1].contains("SCAN"), "\(plan)")
+        }
+        let t = try db().sql("EXPLAIN SELECT count(*) FROM orders")
+        #expect(t.rowCount >= 2)
+    }
+
+    @Test("The DataFrame API builds the same plan as SQL and gives the same rows", arguments: [UInt64(1), 2, 3])
+    func dataFrame(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: seed)
+        let d = database(["a": randomTable(&rng, rows: 50, keys: 5), "b": randomTable(&rng, rows: 30, keys: 5)])
+        let viaSQL = try d.sql("""
+            SELECT a.s, count(*) AS n, sum(b.v) AS total FROM a JOIN b ON a.k = b.k
+            WHERE a.d > 20 GROUP BY a.s ORDER BY n DESC, a.s LIMIT 3
+            """)
+        let a = try d.frame("a"), b = try d.frame("b")
+        let viaFrame = try a.filter(col("d") > 20)
+            .join(b, on: [("k", "k")])
+            .groupBy("a.s").agg(count().as("n"), sum(col("b.v")).as("total"))
+            .orderBy(col("n").desc, col("s"))
+            .limit(3)
+            .collect()
+        #expect(viaFrame.names == ["s", "n", "total"])
+        #expect(sameRows(viaFrame.rows, viaSQL.rows, ordered: true), "seed \(seed)")
+    }
+}
