@@ -72,8 +72,12 @@ def main():
             import polars as pl
             os.environ["POLARS_MAX_THREADS"] = str(threads)
             ctx = pl.SQLContext()
-            for t in SCHEMA:
-                ctx.register(t, con.execute("SELECT * FROM %s" % t).pl())
+            kinds = {"BIGINT": pl.Int64, "VARCHAR": pl.Utf8, "DATE": pl.Date, MONEY: pl.Decimal(15, 2)}
+            for t, cols in SCHEMA.items():
+                df = pl.read_csv("%s/%s.tbl" % (data, t), separator="|", has_header=False, quote_char=None,
+                                 new_columns=[c for c, _ in cols] + ["extra"], infer_schema=False)
+                df = df.select([pl.col(c).str.to_date("%Y-%m-%d") if k == "DATE" else pl.col(c).cast(kinds[k]) for c, k in cols])
+                ctx.register(t, df)
             for n in range(1, 23):
                 best = None
                 try:

@@ -5,7 +5,7 @@ struct Skein: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "skein",
         abstract: "Skein: collective communication, a task runtime, analytics and training for Swift.",
-        subcommands: [Demo.self, Bench.self, Simulate.self, Calibrate.self, TimelineCommand.self])
+        subcommands: [Demo.self, Bench.self, SQLCommand.self, Simulate.self, Calibrate.self, TimelineCommand.self])
 }
 
 /// "8", "4KiB", "64MiB", "1GiB", "1e6": a byte count.

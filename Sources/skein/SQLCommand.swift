@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import SkeinData
+
+/// `skein sql`: queries over CSV, .tbl and Skein columnar files, or an interactive shell.
+struct SQLCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sql",
+        abstract: "Run SQL over CSV/.tbl/.skein files (each file is a table named after it), or open a shell.",
+        discussion: """
+            skein sql data/orders.csv -c "SELECT count(*) FROM orders"
+            skein sql --tpch .build/tpch/sf1 -f Benchmarks/tpch/queries/q01.sql --explain
+            skein sql data/orders.csv            (no query: an interactive shell; .help lists its commands)
+            """)
+
+    @Argument(help: "Files to load as tables: .csv (header, inferred types), .tbl ('|', no header), .skein.")
+    var files: [String] = []
+    @Option(name: .customLong("tpch"), help: "A directory of TPC-H .tbl files to load with their schema.")
+    var tpchDirectory: String?
+    @Option(name: .shortAndLong, help: "A query (several may be separated by ';').")
+    var command: String?
+    @Option(name: .shortAndLong, help: "A file of queries.")
+    var file: String?
+    @Flag(help: "Print the optimized plan instead of running the query.")
+    var explain = false
+    @Option(help: "Worker threads (default: one per core).")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Field delimiter for .csv files.")
+    var delimiter = ","
+    @Option(help: "Write the last result to this file (.csv or .skein).")
+    var output: String?
+    @Flag(help: "Skip malformed CSV rows (and count them) instead of stopping at the first.")
+    var skipMalformed = false
+
+    func run() throws {
+        let db = Database(threads: threads)
+        do {
+            try load(db)
+            var text = command
+            if let file { text = try String(contentsOfFile: file, encoding: .utf8) }
+            guard let text else { return shell(db) }
+            for statement in text.split(separator: ";").map(String.init) where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                try runOne(db, statement, timing: false)
+            }
+        } catch let e as DataError {
+            FileHandle.standardError.write(Data("Error: \(e.message)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    func load(_ db: Database) throws {
+        var paths = files.map { ($0, URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent.lowercased()) }
+        if let dir = tpchDirectory {
+            paths += TPCH.tableNames.map { ("\(dir)/\($0).tbl", $0) }
+        }
+        for (path, name) in paths {
+            let start = Date()
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            if path.hasSuffix(".skein") {
+                db.register(try ColumnarFile.read(path: path), as: name)
+            } else {
+                var o: CSVOptions
+                if path.hasSuffix(".tbl") {
+                    o = TPCH.schema(name) != nil ? TPCH.options(name, threads: threads) : CSVOptions(delimiter: "|", header: false)
+                } else {
+                    o = CSVOptions(delimiter: Character(delimiter), header: true)
+                }
+                o.skipMalformed = skipMalformed
+                o.threads = threads
+                var progress: (@Sendable (Int, Int) -> Void)? = nil
+                if size > 50_000_000 {
+                    let label = name
+                    progress = { @Sendable done, total in
+                        let pct = 100 * Double(done) / Double(max(1, total))
+                        FileHandle.standardError.write(Data(String(format: "\r  loading %@ %3.0f%%", label, pct).utf8))
+                    }
+                }
+                let r = try db.loadCSV(path: path, as: name, options: o, progress: progress)
+                if progress != nil { FileHandle.standardError.write(Data("\r".utf8)) }
+                if r.skippedRows > 0 {
+                    FileHandle.standardError.write(Data("skipped \(r.skippedRows) malformed rows of \(path); first: \(r.skippedErrors.first?.message ?? "")\n".utf8))
+                }
+            }
+            let t = db.table(name)!
+            let dt = Date().timeIntervalSince(start)
+            FileHandle.standardError.write(Data(String(format: "loaded %@: %d rows, %d columns in %.2f s (%.0f MB/s)\n",
+                                                       name, t.rowCount, t.fields.count, dt, Double(size) / dt / 1e6).utf8))
+        }
+    }
+
+    func runOne(_ db: Database, _ sql: String, timing: Bool) throws {
+        if explain {
+            out(try db.explain(sql))
+            return
+        }
+        let start = Date()
+        let result = try db.sql(sql)
+        let dt = Date().timeIntervalSince(start)
+        out(result.formatted(maxRows: 60))
+        if timing { out(String(format: "Run time: %.3f s", dt)) }
+        if let output {
+            if output.hasSuffix(".skein") { try ColumnarFile.write(result, to: output) } else { try CSVWriter.write(result, to: output) }
+        }
+    }
+
+    /// Writes a line straight to standard output, so results and prompts keep their order.
+    func out(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+
+    /// A line-oriented shell: statements end with ';', dot-commands inspect; history goes to ~/.skein_history.
+    func shell(_ db: Database) {
+        let historyPath = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".skein_history").path
+        let history = FileHandle(forUpdatingAtPath: historyPath) ?? {
+            FileManager.default.createFile(atPath: historyPath, contents: nil)
+            return FileHandle(forUpdatingAtPath: historyPath)
+        }()
+        _ = try? history?.seekToEnd()
+        out("Skein SQL shell: statements end with ';'. .tables, .schema NAME, .explain SQL, .quit")
+        var buffer = ""
+        while true {
+            FileHandle.standardOutput.write(Data((buffer.isEmpty ? "skein> " : "   ..> ").utf8))
+            guard let line = readLine() else { break }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if buffer.isEmpty, trimmed.hasPrefix(".") {
+                let parts = trimmed.split(separator: " ", maxSplits: 1).map(String.init)
+                switch parts[0] {
+                case ".quit", ".exit": return
+                case ".tables": out(db.tableNames.joined(separator: "  "))
+                case ".schema":
+                    for n in parts.count > 1 ? [parts[1]] : db.tableNames {
+                        guard let t = db.table(n) else { out("no table \(n)"); continue }
+                        out("\(n)(" + t.fields.map { "\($0.name) \($0.type)" }.joined(separator: ", ") + ")  \(t.rowCount) rows")
+                    }
+                case ".explain" where parts.count > 1:
+                    do { out(try db.explain(parts[1])) } catch { out("Error: \(error)") }
+                default: out("commands: .tables  .schema [NAME]  .explain SQL  .quit")
+                }
+                continue
+            }
+            buffer += line + "\n"
+            guard trimmed.hasSuffix(";") else { continue }
+            history?.write(Data((buffer.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
+            do { try runOne(db, buffer, timing: true) } catch { out("Error: \(error)") }
+            buffer = ""
+        }
+    }
+}
