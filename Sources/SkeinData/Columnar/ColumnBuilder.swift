@@ -28,6 +28,12 @@ final class ColumnBuilder {
         validity?.append(true)
     }
 
+    func appendInts(_ values: [Int64]) {
+        ints.append(contentsOf: values)
+        count += values.count
+        if validity != nil { validity!.append(contentsOf: repeatElement(true, count: values.count)) }
+    }
+
     func appendNull() {
         if validity == nil { validity = [Bool](repeating: true, count: count) }
         switch type {

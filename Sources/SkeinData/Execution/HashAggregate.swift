@@ -1,20 +1,31 @@
+import Foundation
+
 /// The state of a hash aggregation on one thread: the groups' keys, a table from key to group id,
 /// and one accumulator per aggregate indexed by group id. Threads aggregate their morsels apart;
 /// `merge` folds one state into another at the end (DuckDB's local/global sink states).
 final class AggregateState {
     let keyTypes: [DataType]
-    let keys: [ColumnBuilder]
+    /// The groups' key values; a struct, taken out of the object while a morsel is grouped so the
+    /// hot loop works on a local value (no per-access exclusivity checks on class properties).
+    private var keys: KeyStore
     var accumulators: [any Accumulator]
     private var slots: [Int32]
+    /// With one integer key, the key of each slot's group (so probes touch one array).
+    private var slotKeys: [Int64]
+    /// The hash of each slot's group, so a probe does not look up the group to compare hashes.
+    private var slotHashes: [UInt64]
+    private var nullGroup: Int32 = -1
     private var groupHashes: [UInt64] = []
     private var mask: Int
     var groupCount = 0
 
     init(keyTypes: [DataType], aggregates: [Aggregate], argumentTypes: [DataType?]) {
         self.keyTypes = keyTypes
-        keys = keyTypes.map { ColumnBuilder($0) }
+        keys = KeyStore(keyTypes)
         accumulators = zip(aggregates, argumentTypes).map { makeAccumulator($0.function, $1) }
         slots = [Int32](repeating: -1, count: 1024)
+        slotKeys = [Int64](repeating: 0, count: 1024)
+        slotHashes = [UInt64](repeating: 0, count: 1024)
         mask = 1023
         if keyTypes.isEmpty { newGroup(hash: 0) }  // a global aggregate has one row even over no input
     }
@@ -25,88 +36,130 @@ final class AggregateState {
         for a in accumulators { a.grow(groupCount) }
     }
 
-    private func grow() {
-        let cap = slots.count * 2
-        slots = [Int32](repeating: -1, count: cap)
-        mask = cap - 1
-        for g in 0..<groupCount {
-            var s = Int(truncatingIfNeeded: groupHashes[g]) & mask
-            while slots[s] >= 0 { s = (s + 1) & mask }
-            slots[s] = Int32(g)
+    /// Grows the table so that `extra` more groups fit under half load; no growth mid-loop.
+    private func reserve(_ extra: Int) {
+        guard (groupCount + extra) * 2 > slots.count else { return }
+        var cap = slots.count
+        while (groupCount + extra) * 2 > cap { cap *= 2 }
+        var newSlots = [Int32](repeating: -1, count: cap)
+        var newKeys = [Int64](repeating: 0, count: cap)
+        var newHashes = [UInt64](repeating: 0, count: cap)
+        let m = cap - 1
+        let oneInt = keyTypes.count == 1 && keyTypes[0].isIntegerBacked
+        let ints = oneInt ? keys.ints[0] : []
+        groupHashes.withUnsafeBufferPointer { gh in
+            newSlots.withUnsafeMutableBufferPointer { sp in
+                newKeys.withUnsafeMutableBufferPointer { kp in
+                    newHashes.withUnsafeMutableBufferPointer { hp in
+                        for g in 0..<groupCount {
+                            let h = gh[g]
+                            var s = Int(truncatingIfNeeded: h) & m
+                            while sp[s] >= 0 { s = (s + 1) & m }
+                            sp[s] = Int32(g)
+                            hp[s] = h
+                            if oneInt { kp[s] = ints[g] }
+                        }
+                    }
+                }
+            }
         }
+        slots = newSlots
+        slotKeys = newKeys
+        slotHashes = newHashes
+        mask = m
     }
 
     /// The group id of every row of `keyColumns`, creating groups as needed.
     func groupIDs(_ keyColumns: [Column], count n: Int) -> [Int32] {
         if keyTypes.isEmpty { return [Int32](repeating: 0, count: n) }
+        reserve(n)
         var ids = [Int32](repeating: 0, count: n)
-        let kc = KeyColumns(columns: keyColumns)
-        // One integer key: compare words, no per-column dispatch.
+        // One integer key: each slot holds its key, so a probe compares one word in one array.
         if keyColumns.count == 1, keyTypes[0].isIntegerBacked, !keyColumns[0].hasNulls {
+            var newKeys: [Int64] = []
+            var newHashes: [UInt64] = []
+            let first = groupCount
+            let nullGroup = self.nullGroup
+            let mask = self.mask
             keyColumns[0].withInts { a in
-                for i in 0..<n {
-                    let k = a[i]
-                    let h = hashInt(k)
-                    var s = Int(truncatingIfNeeded: h) & mask
-                    while true {
-                        let g = slots[s]
-                        if g < 0 {
-                            keys[0].appendInt(k)
-                            slots[s] = Int32(groupCount)
-                            ids[i] = Int32(groupCount)
-                            newGroup(hash: h)
-                            if groupCount * 2 > slots.count { grow() }
-                            break
+                ids.withUnsafeMutableBufferPointer { idp in
+                    slots.withUnsafeMutableBufferPointer { sp in
+                        slotKeys.withUnsafeMutableBufferPointer { kp in
+                          slotHashes.withUnsafeMutableBufferPointer { hp in
+                            for i in 0..<n {
+                                let k = a[i]
+                                let h = hashInt(k)
+                                var s = Int(truncatingIfNeeded: h) & mask
+                                while true {
+                                    let g = sp[s]
+                                    if g < 0 {
+                                        let id = Int32(first + newKeys.count)
+                                        sp[s] = id
+                                        kp[s] = k
+                                        hp[s] = h
+                                        idp[i] = id
+                                        newKeys.append(k)
+                                        newHashes.append(h)
+                                        break
+                                    }
+                                    if kp[s] == k && g != nullGroup { idp[i] = g; break }
+                                    s = (s + 1) & mask
+                                }
+                            }
+                          }
                         }
-                        if keys[0].ints[Int(g)] == k { ids[i] = g; break }
-                        s = (s + 1) & mask
                     }
                 }
             }
+            keys.ints[0].append(contentsOf: newKeys)
+            keys.valid[0].append(contentsOf: repeatElement(true, count: newKeys.count))
+            groupHashes.append(contentsOf: newHashes)
+            groupCount += newKeys.count
+            for a in accumulators { a.grow(groupCount) }
             return ids
         }
+        let kc = KeyColumns(columns: keyColumns)
         let hashes = kc.hashes()
-        let readers = keyColumns
-        for i in 0..<n {
-            let h = hashes[i]
-            var s = Int(truncatingIfNeeded: h) & mask
-            while true {
-                let g = slots[s]
-                if g < 0 {
-                    for (c, b) in keys.enumerated() { b.append(readers[c], row: i) }
-                    slots[s] = Int32(groupCount)
-                    ids[i] = Int32(groupCount)
-                    newGroup(hash: h)
-                    if groupCount * 2 > slots.count { grow() }
-                    break
+        let access = keyColumns.map { KeyAccess($0) }
+        let oneInt = keyTypes.count == 1 && keyTypes[0].isIntegerBacked
+        let mask = self.mask
+        var created: [UInt64] = []
+        let first = groupCount
+        var store = keys
+        keys = KeyStore([])
+        var nullGroup = self.nullGroup
+        slots.withUnsafeMutableBufferPointer { sp in
+            slotHashes.withUnsafeMutableBufferPointer { hp in
+                slotKeys.withUnsafeMutableBufferPointer { kp in
+                    for i in 0..<n {
+                        let h = hashes[i]
+                        var s = Int(truncatingIfNeeded: h) & mask
+                        while true {
+                            let g = sp[s]
+                            if g < 0 {
+                                let id = first + created.count
+                                store.append(access, i)
+                                sp[s] = Int32(id)
+                                hp[s] = h
+                                if oneInt { kp[s] = store.ints[0][id] }
+                                if access.count == 1, !access[0].isValid(i) { nullGroup = Int32(id) }
+                                ids[i] = Int32(id)
+                                created.append(h)
+                                break
+                            }
+                            if hp[s] == h && store.equal(Int(g), access, i) { ids[i] = g; break }
+                            s = (s + 1) & mask
+                        }
+                    }
                 }
-                if groupHashes[Int(g)] == h && storedEqual(Int(g), readers, i) { ids[i] = g; break }
-                s = (s + 1) & mask
             }
         }
+        keys = store
+        self.nullGroup = nullGroup
+        groupHashes.append(contentsOf: created)
+        groupCount += created.count
+        for a in accumulators { a.grow(groupCount) }
         return ids
-    }
-
-    private func storedEqual(_ g: Int, _ cols: [Column], _ i: Int) -> Bool {
-        for (c, b) in keys.enumerated() {
-            let col = cols[c]
-            let valid = col.isValid(i)
-            let stored = b.validity?[g] ?? true
-            if valid != stored { return false }
-            if !valid { continue }
-            switch col.storage {
-            case .ints(let a): if a[col.offset + i] != b.ints[g] { return false }
-            case .doubles(let a): if a[col.offset + i] != b.doubles[g] { return false }
-            case .bools(let a): if a[col.offset + i] != b.bools[g] { return false }
-            case .strings:
-                let eq = col.withStrings { r in
-                    let (p, l) = r.pointer(i)
-                    return bytesEqual(p, l, b.strings.bytes + Int(b.strings.refs[g]), Int(b.strings.lengths[g]))
-                }
-                if !eq { return false }
-            }
-        }
-        return true
     }
 
     func update(keyColumns: [Column], arguments: [Column?], count n: Int) {
@@ -119,7 +172,7 @@ final class AggregateState {
     /// Folds another thread's groups into this state.
     func merge(_ other: AggregateState) {
         guard other.groupCount > 0 else { return }
-        let otherKeys = other.keys.map { $0.finish() }
+        let otherKeys = other.keys.finish()
         let ids = groupIDs(otherKeys, count: other.groupCount)
         ids.withUnsafeBufferPointer { idp in
             for (a, b) in zip(accumulators, other.accumulators) { a.merge(b, idp) }
@@ -127,7 +180,88 @@ final class AggregateState {
     }
 
     func finish() -> Chunk {
-        Chunk(columns: keys.map { $0.finish() } + accumulators.map { $0.finish() }, count: groupCount)
+        Chunk(columns: keys.finish() + accumulators.map { $0.finish() }, count: groupCount)
+    }
+}
+
+/// Group keys column by column, in plain arrays.
+struct KeyStore {
+    let types: [DataType]
+    var ints: [[Int64]]
+    var doubles: [[Double]]
+    var bools: [[Bool]]
+    var bytes: [[UInt8]]
+    var starts: [[Int]]
+    var lengths: [[Int]]
+    var valid: [[Bool]]
+
+    init(_ types: [DataType]) {
+        self.types = types
+        let k = types.count
+        ints = Array(repeating: [], count: k)
+        doubles = Array(repeating: [], count: k)
+        bools = Array(repeating: [], count: k)
+        bytes = Array(repeating: [], count: k)
+        starts = Array(repeating: [], count: k)
+        lengths = Array(repeating: [], count: k)
+        valid = Array(repeating: [], count: k)
+    }
+
+    mutating func append(_ cols: [KeyAccess], _ i: Int) {
+        for c in cols.indices {
+            let a = cols[c]
+            let ok = a.isValid(i)
+            valid[c].append(ok)
+            switch a.kind {
+            case .ints(let x): ints[c].append(ok ? x[a.offset + i] : 0)
+            case .doubles(let x): doubles[c].append(ok ? x[a.offset + i] : 0)
+            case .bools(let x): bools[c].append(ok ? x[a.offset + i] : false)
+            case .strings(let r):
+                let (p, l) = ok ? r.pointer(a.offset + i) : (UnsafePointer<UInt8>(bitPattern: 1)!, 0)
+                starts[c].append(bytes[c].count)
+                lengths[c].append(l)
+                bytes[c].append(contentsOf: UnsafeBufferPointer(start: p, count: l))
+            }
+        }
+    }
+
+    func equal(_ g: Int, _ cols: [KeyAccess], _ i: Int) -> Bool {
+        for c in cols.indices {
+            let a = cols[c]
+            let ok = a.isValid(i)
+            if ok != valid[c][g] { return false }
+            if !ok { continue }
+            switch a.kind {
+            case .ints(let x): if x[a.offset + i] != ints[c][g] { return false }
+            case .doubles(let x): if x[a.offset + i] != doubles[c][g] { return false }
+            case .bools(let x): if x[a.offset + i] != bools[c][g] { return false }
+            case .strings(let r):
+                let (p, l) = r.pointer(a.offset + i)
+                if l != lengths[c][g] { return false }
+                let same = bytes[c].withUnsafeBufferPointer { b in l == 0 || memcmp(p, b.baseAddress! + starts[c][g], l) == 0 }
+                if !same { return false }
+            }
+        }
+        return true
+    }
+
+    func finish() -> [Column] {
+        types.indices.map { c in
+            let v: [Bool]? = valid[c].contains(false) ? valid[c] : nil
+            switch types[c] {
+            case .double: return Column(type: .double, storage: .doubles(doubles[c]), validity: v)
+            case .bool: return Column(type: .bool, storage: .bools(bools[c]), validity: v)
+            case .string:
+                var b = StringArrayBuilder(capacity: bytes[c].count + 1, rows: lengths[c].count)
+                bytes[c].withUnsafeBufferPointer { p in
+                    for g in lengths[c].indices {
+                        if lengths[c][g] == 0 { b.appendEmpty() } else { b.append(p.baseAddress! + starts[c][g], lengths[c][g]) }
+                    }
+                }
+                return Column(type: .string, storage: .strings(b.finish()), validity: v)
+            default: return Column(type: types[c], storage: .ints(ints[c]), validity: v)
+            }
+        }
     }
 }
 

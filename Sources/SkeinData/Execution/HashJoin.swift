@@ -120,11 +120,13 @@ final class HashJoin: @unchecked Sendable {
                     }
                 } else {
                     let hashes = keys.hashes()
+                    let probeAccess = keys.columns.map { KeyAccess($0) }
+                    let buildAccess = buildKeys.columns.map { KeyAccess($0) }
                     for i in 0..<n where !keys.hasNull(i) {
                         let h = hashes[i]
                         var j = heads[Int(truncatingIfNeeded: h) & mask]
                         while j >= 0 {
-                            if buildHashes[Int(j)] == h && buildKeys.equal(Int(j), keys, i) {
+                            if buildHashes[Int(j)] == h && KeyColumns.equal(buildAccess, Int(j), probeAccess, i) {
                                 probeIdx.append(Int32(i)); buildIdx.append(j)
                                 if semiOnly { break }
                             }

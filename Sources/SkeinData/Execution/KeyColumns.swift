@@ -69,26 +69,67 @@ struct KeyColumns {
         columns.contains { !$0.isValid(i) }
     }
 
-    /// Row i of self equals row j of other (nulls equal each other, for grouping).
-    func equal(_ i: Int, _ other: KeyColumns, _ j: Int) -> Bool {
-        for (a, b) in zip(columns, other.columns) {
-            let va = a.isValid(i), vb = b.isValid(j)
+    /// Row i of `a` equals row j of `b` (nulls equal each other, for grouping).
+    static func equal(_ a: [KeyAccess], _ i: Int, _ b: [KeyAccess], _ j: Int) -> Bool {
+        for (x, y) in zip(a, b) {
+            let va = x.isValid(i), vb = y.isValid(j)
             if va != vb { return false }
             if !va { continue }
-            switch (a.storage, b.storage) {
-            case (.ints(let x), .ints(let y)): if x[a.offset + i] != y[b.offset + j] { return false }
-            case (.doubles(let x), .doubles(let y)): if x[a.offset + i] != y[b.offset + j] { return false }
-            case (.bools(let x), .bools(let y)): if x[a.offset + i] != y[b.offset + j] { return false }
-            case (.strings, .strings):
-                let eq = a.withStrings { ra in b.withStrings { rb in
-                    let (p, l) = ra.pointer(i), (q, m) = rb.pointer(j)
-                    return bytesEqual(p, l, q, m)
-                } }
-                if !eq { return false }
+            switch (x.kind, y.kind) {
+            case (.ints(let p), .ints(let q)): if p[x.offset + i] != q[y.offset + j] { return false }
+            case (.doubles(let p), .doubles(let q)): if p[x.offset + i] != q[y.offset + j] { return false }
+            case (.bools(let p), .bools(let q)): if p[x.offset + i] != q[y.offset + j] { return false }
+            case (.strings(let p), .strings(let q)):
+                let (s, l) = p.pointer(x.offset + i), (t, m) = q.pointer(y.offset + j)
+                if !bytesEqual(s, l, t, m) { return false }
             default: return false
             }
         }
         return true
+    }
+}
+
+/// Row access to one key column without a closure per row: its buffer (kept alive here) and,
+/// for strings, the heaps' base pointers resolved once.
+struct KeyAccess {
+    enum Kind {
+        case ints([Int64])
+        case doubles([Double])
+        case bools([Bool])
+        case strings(StringViews)
+    }
+    let kind: Kind
+    let validity: [Bool]?
+    let offset: Int
+
+    init(_ c: Column) {
+        validity = c.validity
+        offset = c.offset
+        switch c.storage {
+        case .ints(let a): kind = .ints(a)
+        case .doubles(let a): kind = .doubles(a)
+        case .bools(let a): kind = .bools(a)
+        case .strings(let s): kind = .strings(StringViews(s))
+        }
+    }
+
+    @inline(__always) func isValid(_ i: Int) -> Bool { validity?[offset + i] ?? true }
+}
+
+/// A string array's rows as (pointer, length), valid while this value lives (it holds the heaps).
+struct StringViews {
+    let array: StringArray
+    let bases: [UnsafePointer<UInt8>]
+
+    init(_ a: StringArray) {
+        array = a
+        bases = a.heaps.map { UnsafePointer($0.base) }
+    }
+
+    /// Row i of the whole array (not of a column window).
+    @inline(__always) func pointer(_ i: Int) -> (UnsafePointer<UInt8>, Int) {
+        let r = array.refs[i]
+        return (bases[Int(r >> 40)] + Int(r & StringArray.offsetMask), Int(array.lengths[i]))
     }
 }
 
