@@ -46,15 +46,26 @@ public struct Executor: Sendable {
         case .values(let t):
             return Stream(morsels: morsels(t.chunk), operators: [])
         case .filter(let input, let predicate):
+            let filter = ConjunctionFilter(predicate)
             return try stream(input).then { chunk in
-                let keep = try Evaluator(chunk: chunk).select(predicate)
-                return keep.count == chunk.count ? chunk : chunk.gather(keep)
+                guard let keep = try filter.select(chunk) else { return chunk }
+                return chunk.gather(keep)
             }
         case .project(let input, let exprs, _):
             return try stream(input).then { chunk in
                 let ev = Evaluator(chunk: chunk)
                 return Chunk(columns: try exprs.map { try ev.evaluate($0) }, count: chunk.count)
             }
+        case .join(let left, let right, let kind, let lk, let rk, let residual) where kind == .semi || kind == .anti || kind == .left:
+            // Run the left side first: whichever input is smaller gets the hash table.
+            let leftMorsels = try collect(try stream(left))
+            let leftRows = leftMorsels.reduce(0) { $0 + $1.count }
+            let build = try materialize(right)
+            if build.count > 2 * leftRows, !lk.isEmpty {
+                return Stream(morsels: morsels(try leftBuild(kind, Chunk.concat(leftMorsels, types: left.types), build, lk, rk, residual)), operators: [])
+            }
+            let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
+            return Stream(morsels: leftMorsels, operators: []).then { try join.probe($0) }
         case .join(let left, let right, let kind, let lk, let rk, let residual):
             let build = try materialize(right)
             let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
@@ -78,6 +89,23 @@ public struct Executor: Sendable {
         case .setOperation(let kind, let all, let l, let r):
             return Stream(morsels: morsels(try setOperation(kind, all: all, l, r)), operators: [])
         }
+    }
+
+    /// A semi, anti or left join with the hash table on the left input, probed by the right.
+    func leftBuild(_ kind: JoinKind, _ left: Chunk, _ right: Chunk, _ lk: [Expr], _ rk: [Expr], _ residual: Expr?) throws -> Chunk {
+        let join = try LeftBuildJoin(kind: kind, left: left, leftKeys: lk, rightKeys: rk, residual: residual)
+        let probes = morsels(right)
+        let marks = Shared((0..<threads).map { _ in MarkArray(left.count) })
+        let results: [Result<Chunk?, any Error>] = Parallel.map(probes.count, threads: threads) { i, w in
+            Result { try join.probe(probes[i], marks: &marks.value[w].marks) }
+        }
+        var outputs: [Chunk] = []
+        for r in results { if let c = try r.get() { outputs.append(c) } }
+        var merged = [Bool](repeating: false, count: left.count)
+        for m in marks.value { for i in 0..<left.count where m.marks[i] { merged[i] = true } }
+        outputs.append(join.finish(merged, rightShape: right))
+        let types = outputs.last!.columns.map(\.type)
+        return Chunk.concat(outputs, types: types)
     }
 
     func materialize(_ plan: LogicalPlan) throws -> Chunk {
@@ -205,4 +233,11 @@ func rowComparator(_ c: Column, _ k: SortKey) -> (Int, Int) -> Int {
         let views = c.withStrings { r in (0..<c.count).map { r.pointer($0) } }
         return withNulls { x, y in withExtendedLifetime(c) { bytesCompare(views[x].0, views[x].1, views[y].0, views[y].1) } }
     }
+}
+
+/// One worker's marks of matched left rows.
+final class MarkArray: @unchecked Sendable {
+    // Safe: each worker index writes only its own array; they are read after the loop.
+    var marks: [Bool]
+    init(_ n: Int) { marks = [Bool](repeating: false, count: n) }
 }

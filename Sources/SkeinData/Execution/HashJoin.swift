@@ -98,8 +98,8 @@ final class HashJoin: @unchecked Sendable {
         }
     }
 
-    private func matchPairs(_ keys: KeyColumns, _ n: Int, _ probeIdx: inout [Int32], _ buildIdx: inout [Int32]) {
-        let semiOnly = (kind == .semi || kind == .anti || kind == .antiNullAware) && residual == nil
+    func matchPairs(_ keys: KeyColumns, _ n: Int, _ probeIdx: inout [Int32], _ buildIdx: inout [Int32], allMatches: Bool = false) {
+        let semiOnly = (kind == .semi || kind == .anti || kind == .antiNullAware) && residual == nil && !allMatches
         let mask = table.mask
         table.heads.withUnsafeBufferPointer { heads in
             table.next.withUnsafeBufferPointer { next in
@@ -144,5 +144,56 @@ final class HashJoin: @unchecked Sendable {
         let b = build.gather(buildIdx)
         let cols = buildIsLeft ? b.columns + p.columns : p.columns + b.columns
         return Chunk(columns: cols, count: probeIdx.count)
+    }
+}
+
+/// A semi, anti or left join that builds its hash table on the left (smaller) input and probes
+/// with the right, marking the left rows that match (DuckDB's RIGHT_SEMI and RIGHT_ANTI; Q4 and
+/// Q22 keep a few thousand orders or customers against millions of right-side rows). Each thread
+/// marks its own array; `finish` merges them and emits the left rows.
+final class LeftBuildJoin: @unchecked Sendable {
+    // Safe to share: set in init, read by probing threads; marks are per worker.
+    let kind: JoinKind
+    let left: Chunk
+    let table: HashJoin
+    let rightKeys: [Expr]
+    let residual: Expr?
+
+    init(kind: JoinKind, left: Chunk, leftKeys: [Expr], rightKeys: [Expr], residual: Expr?) throws {
+        self.kind = kind
+        self.left = left
+        self.rightKeys = rightKeys
+        self.residual = residual
+        table = try HashJoin(kind: .inner, build: left, buildKeys: leftKeys, probeKeys: rightKeys, residual: nil, buildIsLeft: true)
+    }
+
+    /// Probes with one right morsel; returns the joined rows for a left join (nothing otherwise).
+    func probe(_ right: Chunk, marks: inout [Bool]) throws -> Chunk? {
+        var probeIdx: [Int32] = [], buildIdx: [Int32] = []
+        let ev = Evaluator(chunk: right)
+        let keys = KeyColumns(columns: try rightKeys.map { try ev.evaluate($0) })
+        table.matchPairs(keys, right.count, &probeIdx, &buildIdx, allMatches: true)
+        var pairs: Chunk? = nil
+        if let residual {
+            let combined = Chunk(columns: left.gather(buildIdx).columns + right.gather(probeIdx).columns, count: probeIdx.count)
+            let keep = try Evaluator(chunk: combined).select(residual)
+            buildIdx = keep.map { buildIdx[Int($0)] }
+            probeIdx = keep.map { probeIdx[Int($0)] }
+            if kind == .left { pairs = combined.gather(keep) }
+        }
+        for b in buildIdx { marks[Int(b)] = true }
+        guard kind == .left else { return nil }
+        return pairs ?? Chunk(columns: left.gather(buildIdx).columns + right.gather(probeIdx).columns, count: probeIdx.count)
+    }
+
+    /// The left rows the join keeps, after every right morsel was probed (for a left join: the
+    /// unmatched rows with nulls on the right, shaped like `rightShape`).
+    func finish(_ marks: [Bool], rightShape: Chunk) -> Chunk {
+        var keep: [Int32] = []
+        let wantMatched = kind == .semi
+        for i in 0..<left.count where marks[i] == wantMatched || (kind == .left && !marks[i]) { keep.append(Int32(i)) }
+        if kind != .left { return left.gather(keep) }
+        let nulls = [Int32](repeating: -1, count: keep.count)
+        return Chunk(columns: left.gather(keep).columns + rightShape.gather(nulls).columns, count: keep.count)
     }
 }
