@@ -9,7 +9,7 @@ public struct Optimizer: Sendable {
     }
 
     public func optimize(_ plan: LogicalPlan) -> LogicalPlan {
-        let pushed = rewrite(plan)
+        let pushed = reduceAggregates(rewrite(plan))
         let (pruned, mapping) = prune(pushed, required: Set(pushed.fields.indices))
         // The root keeps its columns, in order.
         let fields = pushed.fields
