@@ -398,11 +398,26 @@ struct Evaluator {
         let c = a.materialize(n)
         var out: [Bool]
         if c.type == .string {
-            let wanted = values.compactMap { v -> [UInt8]? in if case .string(let s) = v { return Array(s.utf8) }; return nil }
+            // All candidates in one buffer; a row compares lengths first, bytes only on a length match.
+            let strings = values.compactMap { v -> [UInt8]? in if case .string(let s) = v { return Array(s.utf8) }; return nil }
+            let flat = strings.flatMap { $0 }
+            var starts: [Int] = []
+            var acc = 0
+            for w in strings { starts.append(acc); acc += w.count }
+            let lengths = strings.map(\.count)
             out = c.withStrings { r in
-                (0..<n).map { i in
-                    let (p, l) = r.pointer(i)
-                    return wanted.contains { w in w.withUnsafeBufferPointer { bytesEqual(p, l, $0.baseAddress ?? p, w.count) } }
+                flat.withUnsafeBufferPointer { f in
+                    [Bool](unsafeUninitializedCapacity: n) { o, k in
+                        for i in 0..<n {
+                            let (p, l) = r.pointer(i)
+                            var hit = false
+                            for w in 0..<lengths.count where lengths[w] == l {
+                                if l == 0 || memcmp(p, f.baseAddress! + starts[w], l) == 0 { hit = true; break }
+                            }
+                            o[i] = hit
+                        }
+                        k = n
+                    }
                 }
             }
         } else if c.type == .double {

@@ -26,12 +26,15 @@ struct ConjunctionFilter: Sendable {
         for c in conjuncts {
             if let s = sel, s.isEmpty { return s }
             if let refined = try kernel(c, chunk, sel) { sel = refined; continue }
-            let keep = try Evaluator(chunk: chunk).select(c)
             if let s = sel {
-                var mark = [Bool](repeating: false, count: chunk.count)
-                for i in keep { mark[Int(i)] = true }
-                sel = s.filter { mark[Int($0)] }
+                // Evaluate only the rows still selected, gathering just the columns it reads.
+                let used = c.columns
+                var cols = chunk.columns
+                s.withUnsafeBufferPointer { ix in for i in used { cols[i] = chunk.columns[i].gather(ix) } }
+                let keep = try Evaluator(chunk: Chunk(columns: cols, count: s.count)).select(c)
+                sel = keep.map { s[Int($0)] }
             } else {
+                let keep = try Evaluator(chunk: chunk).select(c)
                 sel = keep.count == chunk.count ? nil : keep
             }
         }

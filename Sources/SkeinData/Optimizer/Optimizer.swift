@@ -294,7 +294,11 @@ public struct Optimizer: Sendable {
             return max(1, min(estimate(input), ndv))
         case .join(let l, let r, let kind, let lk, let rk, _):
             switch kind {
-            case .semi, .anti, .antiNullAware: return max(1, estimate(l) / 2)
+            case .semi, .anti, .antiNullAware:
+                // The share of left keys that find a partner: right's rows over left's distinct keys.
+                var share = 0.5
+                if case .column(let a, _)? = lk.first, let d = baseDistinct(l, a) { share = min(1, estimate(r) / max(1, d)) }
+                return max(1, estimate(l) * (kind == .semi ? share : max(0.1, 1 - share)))
             case .left: return estimate(l)
             case .cross where lk.isEmpty: return estimate(l) * estimate(r)
             default:
