@@ -78,8 +78,9 @@ public enum CSVReader {
         let bodyLen = total - bodyStart
         var pieces: [Range<Int>] = [bodyStart..<total]
         let quoted = options.quote.map { q in memchr(base + bodyStart, Int32(q), bodyLen) != nil } ?? false
-        if options.threads > 1, bodyLen > options.parallelMinimumBytes, !quoted {
-            let n = options.threads * 8
+        // Split large files even on one thread: pieces are the unit of progress reports.
+        if bodyLen > options.parallelMinimumBytes, !quoted {
+            let n = max(16, options.threads * 8)
             var cuts = [bodyStart]
             for k in 1..<n {
                 var p = bodyStart + bodyLen * k / n
@@ -224,7 +225,8 @@ struct PieceParser {
     let fields: [Field]
     let options: CSVOptions
     let name: String
-    let builders: [ColumnBuilder]
+    /// The columns being filled, mutated through this pointer (see ParseColumn).
+    let builders: UnsafeMutablePointer<ParseColumn>
     var unquoteBuffer: [UInt8] = []
 
     init(base: UnsafePointer<UInt8>, fields: [Field], options: CSVOptions, name: String, expectedRows: Int) {
@@ -232,7 +234,8 @@ struct PieceParser {
         self.fields = fields
         self.options = options
         self.name = name
-        builders = fields.map { ColumnBuilder($0.type, capacity: expectedRows, stringBytes: expectedRows * 16) }
+        builders = .allocate(capacity: max(1, fields.count))
+        for (c, f) in fields.enumerated() { (builders + c).initialize(to: ParseColumn(f.type, capacity: expectedRows)) }
     }
 
     struct FieldError: Error { let column: Int; let offset: Int; let expected: String; let found: String }
@@ -323,13 +326,20 @@ struct PieceParser {
                 }
             }
             if let f = failure {
+                if !options.skipMalformed {
+                    let colName = f.column < nf ? "'\(fields[f.column].name)' (field \(f.column + 1))" : "field \(f.column + 1)"
+                    for c in 0..<nf { _ = builders[c].finish() }
+                    builders.deinitialize(count: nf)
+                    builders.deallocate()
+                    return .failure(DataError(.malformedCSV, "\(name):@LINE+\(line):\(f.offset + 1): expected \(f.expected) in column \(colName), found '\(f.found.prefix(40))'"))
+                }
                 let colName = f.column < nf ? "'\(fields[f.column].name)' (field \(f.column + 1))" : "field \(f.column + 1)"
                 let msg = "\(name):@LINE+\(line):\(f.offset + 1): expected \(f.expected) in column \(colName), found '\(f.found.prefix(40))'"
                 let err = DataError(.malformedCSV, msg)
                 if !options.skipMalformed { return .failure(err) }
                 skipped += 1
                 if errors.count < 10 { errors.append(err) }
-                for b in builders { b.truncate(to: rows) }
+                for c in 0..<nf { builders[c].truncate(to: rows) }
                 // Resume after this line.
                 if let nl = memchr(base + p, 0x0A, end - p) {
                     p = UnsafePointer(nl.assumingMemoryBound(to: UInt8.self)) - base + 1
@@ -343,31 +353,34 @@ struct PieceParser {
             rows += 1
             line += 1 + linesInRow
         }
-        return .success(ParsedPiece(columns: builders.map { $0.finish() }, skipped: skipped, errors: errors))
+        let columns = (0..<nf).map { builders[$0].finish() }
+        builders.deinitialize(count: nf)
+        builders.deallocate()
+        return .success(ParsedPiece(columns: columns, skipped: skipped, errors: errors))
     }
 
     /// Parses one field into its column; returns what was expected when the text does not parse.
     @inline(__always) func store(_ c: Int, _ p: UnsafePointer<UInt8>, _ n: Int, quoted: Bool) -> String? {
-        let b = builders[c]
-        if n == 0 && !quoted { b.appendNull(); return nil }
-        switch b.type {
+        let b = builders + c
+        if n == 0 && !quoted { b.pointee.appendNull(); return nil }
+        switch b.pointee.type {
         case .string:
-            b.appendString(p, n)
+            b.pointee.appendString(p, n)
         case .int64:
             guard let v = parseInt(p, n) else { return "an integer" }
-            b.appendInt(v)
+            b.pointee.appendInt(v)
         case .decimal(let s):
             guard let v = parseDecimal(p, n, scale: s) else { return "a decimal number" }
-            b.appendInt(v)
+            b.pointee.appendInt(v)
         case .double:
             guard let v = parseDouble(p, n) else { return "a number" }
-            b.appendDouble(v)
+            b.pointee.appendDouble(v)
         case .date:
             guard let v = parseDateBytes(p, n) else { return "a date (YYYY-MM-DD)" }
-            b.appendInt(Int64(v))
+            b.pointee.appendInt(Int64(v))
         case .bool:
             guard let v = parseBool(p, n) else { return "a boolean (true/false)" }
-            b.appendBool(v)
+            b.pointee.appendBool(v)
         }
         return nil
     }
