@@ -30,6 +30,7 @@ struct BenchTPCH: ParsableCommand {
     }
 
     func run() throws {
+        Database.retainFreedMemory()
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         let dir = try shell("scripts/tpch-data.sh \(sf)").trimmingCharacters(in: .whitespacesAndNewlines)
         let answers = "Tests/SkeinDataTests/TPCH/sf\(sf)"

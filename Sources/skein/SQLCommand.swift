@@ -33,6 +33,7 @@ struct SQLCommand: ParsableCommand {
     var skipMalformed = false
 
     func run() throws {
+        Database.retainFreedMemory()
         let db = Database(threads: threads)
         do {
             try load(db)
