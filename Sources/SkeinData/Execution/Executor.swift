@@ -51,6 +51,15 @@ public struct Executor: Sendable {
                 guard let keep = try filter.select(chunk) else { return chunk }
                 return chunk.gather(keep)
             }
+        case .project(.filter(let input, let predicate), let exprs, _) where exprs.allSatisfy({ if case .column = $0 { return true }; return false }):
+            // Filter then keep some columns: gather only the kept ones.
+            let filter = ConjunctionFilter(predicate)
+            let keep = exprs.map { e -> Int in if case .column(let i, _) = e { return i }; return 0 }
+            return try stream(input).then { chunk in
+                let kept = keep.map { chunk.columns[$0] }
+                guard let sel = try filter.select(chunk) else { return Chunk(columns: kept, count: chunk.count) }
+                return sel.withUnsafeBufferPointer { ix in Chunk(columns: kept.map { $0.gather(ix) }, count: ix.count) }
+            }
         case .project(let input, let exprs, _):
             return try stream(input).then { chunk in
                 let ev = Evaluator(chunk: chunk)
@@ -60,10 +69,12 @@ public struct Executor: Sendable {
             // Run the left side first: whichever input is smaller gets the hash table.
             let leftMorsels = try collect(try stream(left))
             let leftRows = leftMorsels.reduce(0) { $0 + $1.count }
-            let build = try materialize(right)
-            if build.count > 2 * leftRows, !lk.isEmpty {
-                return Stream(morsels: morsels(try leftBuild(kind, Chunk.concat(leftMorsels, types: left.types), build, lk, rk, residual)), operators: [])
+            let rightMorsels = try collect(try stream(right))
+            if rightMorsels.reduce(0, { $0 + $1.count }) > 2 * leftRows, !lk.isEmpty {
+                let joined = try leftBuild(kind, Chunk.concat(leftMorsels, types: left.types), rightMorsels, right.types, lk, rk, residual)
+                return Stream(morsels: morsels(joined), operators: [])
             }
+            let build = Chunk.concat(rightMorsels, types: right.types)
             let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
             return Stream(morsels: leftMorsels, operators: []).then { try join.probe($0) }
         case .join(let left, let right, let kind, let lk, let rk, let residual):
@@ -92,9 +103,9 @@ public struct Executor: Sendable {
     }
 
     /// A semi, anti or left join with the hash table on the left input, probed by the right.
-    func leftBuild(_ kind: JoinKind, _ left: Chunk, _ right: Chunk, _ lk: [Expr], _ rk: [Expr], _ residual: Expr?) throws -> Chunk {
+    func leftBuild(_ kind: JoinKind, _ left: Chunk, _ probes: [Chunk], _ rightTypes: [DataType], _ lk: [Expr], _ rk: [Expr],
+                   _ residual: Expr?) throws -> Chunk {
         let join = try LeftBuildJoin(kind: kind, left: left, leftKeys: lk, rightKeys: rk, residual: residual)
-        let probes = morsels(right)
         let marks = Shared((0..<threads).map { _ in MarkArray(left.count) })
         let results: [Result<Chunk?, any Error>] = Parallel.map(probes.count, threads: threads) { i, w in
             Result { try join.probe(probes[i], marks: &marks.value[w].marks) }
@@ -103,7 +114,7 @@ public struct Executor: Sendable {
         for r in results { if let c = try r.get() { outputs.append(c) } }
         var merged = [Bool](repeating: false, count: left.count)
         for m in marks.value { for i in 0..<left.count where m.marks[i] { merged[i] = true } }
-        outputs.append(join.finish(merged, rightShape: right))
+        outputs.append(join.finish(merged, rightShape: probes.first ?? Chunk(columns: rightTypes.map { Column.empty($0) }, count: 0)))
         let types = outputs.last!.columns.map(\.type)
         return Chunk.concat(outputs, types: types)
     }

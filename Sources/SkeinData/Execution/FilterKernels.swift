@@ -52,10 +52,10 @@ struct ConjunctionFilter: Sendable {
             if col.type.isIntegerBacked, vt.isIntegerBacked || vt == .date, vt.scale <= col.type.scale || vt == .int64 && col.type == .date {
                 guard let k = v.integerRepresentation(as: col.type) else { return nil }
                 if vt.scale > col.type.scale { return nil }
-                return col.withInts { x in col.withValidity { valid in refine(sel, chunk.count, valid) { cmp(op, x[$0], k) } } }
+                return col.withInts { x in col.withValidity { valid in compareToConstant(op, x, k, sel, chunk.count, valid) } }
             }
             if col.type == .double, let k = v.doubleValue {
-                return col.withDoubles { x in col.withValidity { valid in refine(sel, chunk.count, valid) { cmp(op, x[$0], k) } } }
+                return col.withDoubles { x in col.withValidity { valid in compareToConstant(op, x, k, sel, chunk.count, valid) } }
             }
             if col.type == .string, case .string(let s) = v, op == .eq || op == .ne {
                 let want = Array(s.utf8)
@@ -75,10 +75,34 @@ struct ConjunctionFilter: Sendable {
         case (.column(let i, _), .column(let j, _)):
             let x = chunk.columns[i], y = chunk.columns[j]
             guard x.type.isIntegerBacked, x.type == y.type, x.validity == nil, y.validity == nil else { return nil }
-            return x.withInts { p in y.withInts { q in refine(sel, chunk.count, nil) { cmp(op, p[$0], q[$0]) } } }
+            return x.withInts { p in y.withInts { q in compareColumns(op, p, q, sel, chunk.count) } }
         default:
             return nil
         }
+    }
+}
+
+/// The operator is chosen once, outside the loop, so each loop body is one compare.
+private func compareToConstant<T: Comparable>(_ op: BinaryOp, _ x: UnsafeBufferPointer<T>, _ k: T, _ sel: [Int32]?, _ n: Int,
+                                              _ valid: UnsafeBufferPointer<Bool>?) -> [Int32] {
+    switch op {
+    case .eq: refine(sel, n, valid) { x[$0] == k }
+    case .ne: refine(sel, n, valid) { x[$0] != k }
+    case .lt: refine(sel, n, valid) { x[$0] < k }
+    case .le: refine(sel, n, valid) { x[$0] <= k }
+    case .gt: refine(sel, n, valid) { x[$0] > k }
+    default: refine(sel, n, valid) { x[$0] >= k }
+    }
+}
+
+private func compareColumns<T: Comparable>(_ op: BinaryOp, _ p: UnsafeBufferPointer<T>, _ q: UnsafeBufferPointer<T>, _ sel: [Int32]?, _ n: Int) -> [Int32] {
+    switch op {
+    case .eq: refine(sel, n, nil) { p[$0] == q[$0] }
+    case .ne: refine(sel, n, nil) { p[$0] != q[$0] }
+    case .lt: refine(sel, n, nil) { p[$0] < q[$0] }
+    case .le: refine(sel, n, nil) { p[$0] <= q[$0] }
+    case .gt: refine(sel, n, nil) { p[$0] > q[$0] }
+    default: refine(sel, n, nil) { p[$0] >= q[$0] }
     }
 }
 

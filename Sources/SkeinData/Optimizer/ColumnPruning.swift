@@ -11,7 +11,13 @@ extension Optimizer {
             return (plan, Array(plan.fields.indices))
         case .filter(let input, let pred):
             let (p, m) = prune(input, required: required.union(pred.columns))
-            return (.filter(p, pred.remap { m[$0] }), m)
+            let filtered = LogicalPlan.filter(p, pred.remap { m[$0] })
+            // Columns only the predicate reads are dropped right after it (the executor fuses the two).
+            let keep = (0..<m.count).filter { required.contains($0) && m[$0] >= 0 }
+            guard !keep.isEmpty, keep.count < p.fields.count else { return (filtered, m) }
+            let names = p.fields.map(\.name)
+            let out = mapping(m.count, keep)
+            return (.project(filtered, keep.map { Expr.column(m[$0], name: names[m[$0]]) }, names: keep.map { names[m[$0]] }), out)
         case .project(let input, let exprs, let names):
             let keep = exprs.indices.filter { required.contains($0) }
             let kept = keep.isEmpty ? [0] : keep
