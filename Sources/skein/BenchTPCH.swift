@@ -61,7 +61,7 @@ struct BenchTPCH: ParsableCommand {
             }
         }
         if !noPeers {
-            try shell("scripts/tpch-setup.sh")
+            try shell("scripts/tpch-setup.sh --peers")
             for t in threadCounts {
                 note("running DuckDB and Polars on \(t) thread(s)")
                 let out = try shell(".venv-tpch/bin/python Benchmarks/tpch/duckdb_tpch.py time \(dir) \(t) \(repetitions)")
