@@ -69,3 +69,31 @@ struct SQLTests {
         #expect(sameRows(viaFrame.rows, viaSQL.rows, ordered: true), "seed \(seed)")
     }
 }
+
+@Suite("The README's analytics example")
+struct ReadmeExampleTests {
+    @Test("SQL and the DataFrame chain in the README give the same top customers")
+    func readme() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("skein-readme-orders.csv").path
+        var text = "customer,total\n"
+        var spent: [String: Double] = [:]
+        var rng = SeededGenerator(seed: 77)
+        for _ in 0..<500 {
+            let c = "c\(rng.next() % 40)", t = Double(rng.next() % 10_000) / 4
+            text += "\(c),\(t)\n"
+            spent[c, default: 0] += t
+        }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+
+        let db = Database()
+        try db.loadCSV(path: path, as: "orders")
+        let top = try db.sql("SELECT customer, sum(total) AS spent FROM orders GROUP BY customer ORDER BY spent DESC LIMIT 5")
+        let same = try db.frame("orders").groupBy("customer").agg(sum(col("total")).as("spent"))
+            .orderBy(col("spent").desc).limit(5).collect()
+        let want = spent.sorted { $0.value > $1.value }.prefix(5).map { [Value.string($0.key), .double($0.value)] }
+        #expect(sameRows(top.rows, want, ordered: true))
+        #expect(sameRows(same.rows, want, ordered: true))
+        #expect(top.names == ["customer", "spent"] && same.names == ["customer", "spent"])
+    }
+}
