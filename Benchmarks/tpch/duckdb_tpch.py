@@ -30,9 +30,21 @@ SCHEMA = {
 }
 
 
+def queries():
+    """The 22 queries, read from the Swift source that Skein runs (one copy of the text)."""
+    import re
+    with open(os.path.join(HERE, "..", "..", "Sources", "SkeinData", "TPCH", "TPCHQueries.swift")) as f:
+        text = f.read()
+    found = re.findall(r'#"""\n(.*?)\n\s*"""#', text, re.S)
+    assert len(found) == 22, "expected 22 queries in TPCHQueries.swift, found %d" % len(found)
+    return [re.sub(r"(?m)^        ", "", q) for q in found]
+
+
+QUERIES = queries()
+
+
 def query(n):
-    with open(os.path.join(HERE, "queries", "q%02d.sql" % n)) as f:
-        return f.read()
+    return QUERIES[n - 1]
 
 
 def load(con, data):

@@ -9,7 +9,7 @@ struct SQLCommand: ParsableCommand {
         abstract: "Run SQL over CSV/.tbl/.skein files (each file is a table named after it), or open a shell.",
         discussion: """
             skein sql data/orders.csv -c "SELECT count(*) FROM orders"
-            skein sql --tpch .build/tpch/sf1 -f Benchmarks/tpch/queries/q01.sql --explain
+            skein sql --tpch .build/tpch/sf1 --tpch-query 9 --explain
             skein sql data/orders.csv            (no query: an interactive shell; .help lists its commands)
             """)
 
@@ -21,6 +21,8 @@ struct SQLCommand: ParsableCommand {
     var command: String?
     @Option(name: .shortAndLong, help: "A file of queries.")
     var file: String?
+    @Option(name: .customLong("tpch-query"), help: "Run TPC-H query N (1-22), as DuckDB prints it.")
+    var tpchQuery: Int?
     @Flag(help: "Print the optimized plan instead of running the query.")
     var explain = false
     @Option(help: "Worker threads (default: one per core).")
@@ -39,6 +41,10 @@ struct SQLCommand: ParsableCommand {
             try load(db)
             var text = command
             if let file { text = try String(contentsOfFile: file, encoding: .utf8) }
+            if let n = tpchQuery {
+                guard (1...22).contains(n) else { throw ValidationError("TPC-H has queries 1 to 22, not \(n)") }
+                text = TPCH.queries[n - 1]
+            }
             guard let text else { return shell(db) }
             for statement in text.split(separator: ";").map(String.init) where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                 try runOne(db, statement, timing: false)

@@ -1,5 +1,5 @@
 /// The 22 TPC-H queries with the validation parameters, as DuckDB's tpch extension prints them.
-/// Generated from Benchmarks/tpch/queries/*.sql.
+/// Benchmarks/tpch/duckdb_tpch.py reads them from this file, so DuckDB and Polars run the same text.
 extension TPCH {
     public static let queries: [String] = [
         #"""
