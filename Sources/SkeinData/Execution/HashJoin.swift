@@ -8,6 +8,9 @@ final class HashJoin: @unchecked Sendable {
     let buildKeys: KeyColumns
     let packing: KeyColumns.Packing?
     let packedBuild: [Int64]
+    /// With a narrow key range, slot = key − base: no hashing, and a slot holds one key only.
+    let directBase: Int64?
+    let directRange: UInt64
     let buildHashes: [UInt64]
     let table: RowHashTable
     let probeKeyExprs: [Expr]
@@ -32,11 +35,25 @@ final class HashJoin: @unchecked Sendable {
             packing = p
             let (packed, valid) = p.pack(keys.columns)
             packedBuild = packed
-            buildHashes = packed.map { mix64(UInt64(bitPattern: $0)) }
-            table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h) { i in !(valid?[i] ?? true) } }
+            var lo = Int64.max, hi = Int64.min
+            for (i, k) in packed.enumerated() where valid?[i] ?? true { lo = min(lo, k); hi = max(hi, k) }
+            let range = lo <= hi ? UInt64(bitPattern: hi &- lo) : 0
+            if lo <= hi, range < UInt64(max(1 << 16, 4 * packed.count)), range < 1 << 26 {
+                directBase = lo
+                directRange = range
+                buildHashes = packed.map { UInt64(bitPattern: $0 &- lo) }
+                table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h, capacity: Int(range) + 1) { i in !(valid?[i] ?? true) } }
+            } else {
+                directBase = nil
+                directRange = 0
+                buildHashes = packed.map { mix64(UInt64(bitPattern: $0)) }
+                table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h) { i in !(valid?[i] ?? true) } }
+            }
         } else {
             packing = nil
             packedBuild = []
+            directBase = nil
+            directRange = 0
             buildHashes = keys.columns.isEmpty ? [UInt64](repeating: 0, count: build.count) : keys.hashes()
             let k = keys
             table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h) { i in k.hasNull(i) } }
@@ -103,7 +120,20 @@ final class HashJoin: @unchecked Sendable {
         let mask = table.mask
         table.heads.withUnsafeBufferPointer { heads in
             table.next.withUnsafeBufferPointer { next in
-                if let packing {
+                if let packing, let base = directBase {
+                    let (packed, valid) = packing.pack(keys.columns)
+                    let range = directRange
+                    for i in 0..<n where valid?[i] ?? true {
+                        let d = UInt64(bitPattern: packed[i] &- base)
+                        guard d <= range else { continue }
+                        var j = heads[Int(d)]
+                        while j >= 0 {
+                            probeIdx.append(Int32(i)); buildIdx.append(j)
+                            if semiOnly { break }
+                            j = next[Int(j)]
+                        }
+                    }
+                } else if let packing {
                     let (packed, valid) = packing.pack(keys.columns)
                     packedBuild.withUnsafeBufferPointer { bk in
                         for i in 0..<n where valid?[i] ?? true {

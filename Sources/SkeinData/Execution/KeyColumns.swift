@@ -140,10 +140,11 @@ struct RowHashTable: @unchecked Sendable {
     var heads: [Int32]
     var next: [Int32]
 
-    init(hashes: UnsafeBufferPointer<UInt64>, skip: (Int) -> Bool) {
+    /// `capacity`: at least this many buckets (direct addressing passes its key range).
+    init(hashes: UnsafeBufferPointer<UInt64>, capacity: Int = 0, skip: (Int) -> Bool) {
         let n = hashes.count
         var cap = 16
-        while cap < n * 2 { cap <<= 1 }
+        while cap < max(n * 2, capacity) { cap <<= 1 }
         mask = cap - 1
         heads = [Int32](repeating: -1, count: cap)
         next = [Int32](repeating: -1, count: n)
