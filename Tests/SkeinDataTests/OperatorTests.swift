@@ -118,11 +118,20 @@ struct OperatorTests {
         #expect(try db.sql("SELECT k, count(*) FROM t GROUP BY k").rowCount == 0)
     }
 
-    @Test("Inner, left, semi and anti joins (with residuals and null keys)", arguments: seeds)
-    func joins(seed: UInt64) throws {
+    /// The same table with its keys spread far apart, so joins hash instead of indexing directly.
+    static func spread(_ t: Table) -> Table {
+        var cols = t.columns
+        cols[0] = column(t.columns[0].values.map { v in if case .int(let k) = v { return .int(k &* 1_000_000_007) }; return v }, .int64)
+        return Table(fields: t.fields, columns: cols)
+    }
+
+    @Test("Inner, left, semi and anti joins (with residuals and null keys), direct and hashed tables",
+          arguments: seeds.flatMap { [($0, false), ($0, true)] })
+    func joins(seed: UInt64, spreadKeys: Bool) throws {
         var rng = SeededGenerator(seed: seed)
-        let a = randomTable(&rng, rows: Int(rng.next() % 40), keys: 8)
-        let b = randomTable(&rng, rows: Int(rng.next() % 40), keys: 8)
+        var a = randomTable(&rng, rows: Int(rng.next() % 40), keys: 8)
+        var b = randomTable(&rng, rows: Int(rng.next() % 40), keys: 8)
+        if spreadKeys { a = Self.spread(a); b = Self.spread(b) }
         let db = database(["a": a, "b": b])
         let ar = a.rows, br = b.rows
         func eq(_ x: Value, _ y: Value) -> Bool { cmp(x, y) == 0 }
