@@ -19,6 +19,8 @@ struct BenchTPCH: ParsableCommand {
     var noPeers = false
     @Flag(help: "One JSON object per query instead of a table.")
     var json = false
+    @Option(help: "Also run Q9 and Q18 under this working-memory limit.")
+    var memoryLimit = ByteSize(bytes: 256 << 20)
 
     struct Row: Codable {
         var query: Int
@@ -60,6 +62,26 @@ struct BenchTPCH: ParsableCommand {
                 note(String(format: "  Q%02d %.3f s %@", i + 1, best, correct.map { $0 ? "correct" : "WRONG" } ?? "(no reference answer)"))
             }
         }
+        // Q9 and Q18 under the memory limit (aggregations partition to disk past it).
+        var limited: [(Int, Double, Int, Int, Bool?)] = []
+        do {
+            let db = Database(threads: threadCounts.max() ?? 2, memoryLimit: memoryLimit.bytes)
+            let free = Database(threads: threadCounts.max() ?? 2)
+            for name in TPCH.tableNames {
+                let t = try CSVReader.read(path: "\(dir)/\(name).tbl", options: TPCH.options(name, threads: threadCounts.max() ?? 2)).table
+                db.register(t, as: name)
+                free.register(t, as: name)
+            }
+            for q in [9, 18] {
+                _ = try free.sql(TPCH.queries[q - 1])
+                let unlimitedPeak = free.lastQueryPeakBytes
+                let start = Date()
+                let r = try db.sql(TPCH.queries[q - 1])
+                let dt = Date().timeIntervalSince(start)
+                let expected = try? String(contentsOfFile: String(format: "%@/q%02d.csv", answers, q), encoding: .utf8)
+                limited.append((q, dt, db.lastQueryPeakBytes, unlimitedPeak, expected.map { AnswerCheck.mismatch(r, expected: $0) == nil }))
+            }
+        }
         if !noPeers {
             try shell("scripts/tpch-setup.sh --peers")
             for t in threadCounts {
@@ -87,6 +109,11 @@ struct BenchTPCH: ParsableCommand {
             return
         }
         report(rows, threadCounts, ingest)
+        print("under a \(memoryLimit) working-memory limit (\(threadCounts.max() ?? 2) threads):")
+        for (q, dt, peak, unlimited, ok) in limited {
+            print(String(format: "  Q%d: %.1f ms, peak working memory %@ (without the limit: %@), %@", q, dt * 1000, formatBytes(peak),
+                         formatBytes(unlimited), ok.map { $0 ? "correct" : "WRONG" } ?? "unchecked"))
+        }
     }
 
     func report(_ rows: [Row], _ threadCounts: [Int], _ ingest: [(String, Int, Double)]) {

@@ -33,10 +33,12 @@ struct SQLCommand: ParsableCommand {
     var output: String?
     @Flag(help: "Skip malformed CSV rows (and count them) instead of stopping at the first.")
     var skipMalformed = false
+    @Option(help: "Working memory a query may hold (e.g. 256MB); aggregations past it spill to disk.")
+    var memoryLimit: ByteSize?
 
     func run() throws {
         Database.retainFreedMemory()
-        let db = Database(threads: threads)
+        let db = Database(threads: threads, memoryLimit: memoryLimit?.bytes)
         do {
             try load(db)
             var text = command
@@ -104,7 +106,7 @@ struct SQLCommand: ParsableCommand {
         let result = try db.sql(sql)
         let dt = Date().timeIntervalSince(start)
         out(result.formatted(maxRows: 60))
-        if timing { out(String(format: "Run time: %.3f s", dt)) }
+        if timing { out(String(format: "Run time: %.3f s, peak working memory %@", dt, formatBytes(db.lastQueryPeakBytes))) }
         if let output {
             if output.hasSuffix(".skein") { try ColumnarFile.write(result, to: output) } else { try CSVWriter.write(result, to: output) }
         }

@@ -244,3 +244,24 @@ struct OperatorTests {
         #expect(interval.row(0).map(\.description) == ["1998-09-02", "2000-02-29"])
     }
 }
+
+@Suite("Working memory: a limit makes aggregations partition to disk, with the same answers")
+struct MemoryLimitTests {
+    @Test("Group-by under a tiny memory limit equals the unlimited run; spill files are removed", arguments: [UInt64(31), 32, 33])
+    func spillingAggregate(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: seed)
+        let t = randomTable(&rng, rows: 3000, keys: 1500)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skein-spill-test-\(seed)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let limited = Database(threads: 2, morselRows: 256, memoryLimit: 16 << 10, spillDirectory: dir)
+        let free = Database(threads: 2, morselRows: 256)
+        limited.register(t, as: "t")
+        free.register(t, as: "t")
+        let sql = "SELECT k, s, count(*), sum(v), avg(d), min(t), max(s), count(DISTINCT t) FROM t GROUP BY k, s"
+        let a = try limited.sql(sql), b = try free.sql(sql)
+        #expect(sameRows(a.rows, b.rows, ordered: false), "seed \(seed)")
+        #expect(limited.lastQueryPeakBytes < free.lastQueryPeakBytes, "seed \(seed): \(limited.lastQueryPeakBytes) vs \(free.lastQueryPeakBytes)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "spill files left behind")
+    }
+}

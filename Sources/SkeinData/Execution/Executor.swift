@@ -7,10 +7,21 @@ import Synchronization
 public struct Executor: Sendable {
     public var threads: Int
     public var morselRows: Int
+    /// Working memory held by this run's operators, against the limit (if any).
+    public var memory: MemoryTracker
+    /// Where operators that spill write their partitions.
+    public var spillDirectory: String
+    /// Distinct-value estimates, for deciding whether an aggregation fits the memory limit.
+    public var statistics: Statistics
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, morselRows: Int = 1 << 16) {
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, morselRows: Int = 1 << 16,
+                memory: MemoryTracker = MemoryTracker(limit: nil), spillDirectory: String = NSTemporaryDirectory(),
+                statistics: Statistics = Statistics()) {
         self.threads = max(1, threads)
         self.morselRows = max(1, morselRows)
+        self.memory = memory
+        self.spillDirectory = spillDirectory
+        self.statistics = statistics
     }
 
     /// Runs a plan to completion and returns its rows as one table.
@@ -75,17 +86,36 @@ public struct Executor: Sendable {
                 return Stream(morsels: morsels(joined), operators: [])
             }
             let build = Chunk.concat(rightMorsels, types: right.types)
+            memory.reserve(build.workingBytes * 2 + leftMorsels.reduce(0) { $0 + $1.workingBytes })
             let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
             return Stream(morsels: leftMorsels, operators: []).then { try join.probe($0) }
         case .join(let left, let right, let kind, let lk, let rk, let residual):
             let build = try materialize(right)
+            // The build rows plus the table (about as large again) stay until the query ends.
+            memory.reserve(build.workingBytes * 2)
             let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
             return try stream(left).then { try join.probe($0) }
         case .aggregate(let input, let groups, let aggs, _):
-            let chunk = try aggregate(try stream(input), inputTypes: input.types, groups: groups, aggregates: aggs)
+            let chunk: Chunk
+            if let limit = memory.limit, !groups.isEmpty {
+                // Partition to disk when the groups would not fit in a quarter of the limit.
+                let keyTypes = groups.map { resultType($0, input.types) }
+                let expected = Optimizer(statistics: statistics).estimate(plan) * Double(Executor.bytesPerGroup(keys: keyTypes, aggregates: aggs))
+                let share = Double(limit) / 4
+                if expected > share {
+                    let partitions = min(256, max(2, Int((expected / share).rounded(.up)) * 2))
+                    chunk = try partitionedAggregate(try stream(input), inputTypes: input.types, groups: groups, aggregates: aggs, partitions: partitions)
+                } else {
+                    chunk = try aggregate(try stream(input), inputTypes: input.types, groups: groups, aggregates: aggs)
+                }
+            } else {
+                chunk = try aggregate(try stream(input), inputTypes: input.types, groups: groups, aggregates: aggs)
+            }
             return Stream(morsels: morsels(chunk), operators: [])
         case .sort(let input, let keys):
-            let chunk = try sortChunk(try materialize(input), keys)
+            let rows = try materialize(input)
+            memory.reserve(rows.workingBytes * 2)
+            let chunk = try sortChunk(rows, keys)
             return Stream(morsels: [chunk], operators: [])
         case .limit(let input, let count, let offset):
             // Without a sort below, any rows will do: stop gathering once there are enough.
@@ -134,8 +164,9 @@ public struct Executor: Sendable {
     }
 
     /// Hash aggregation: each thread keeps its own groups, merged at the end.
-    func aggregate(_ s: Stream, inputTypes: [DataType], groups: [Expr], aggregates: [Aggregate]) throws -> Chunk {
+    func aggregate(_ s: Stream, inputTypes: [DataType], groups: [Expr], aggregates: [Aggregate], spill: Bool = true) throws -> Chunk {
         let keyTypes = groups.map { resultType($0, inputTypes) }
+        let perGroup = Executor.bytesPerGroup(keys: keyTypes, aggregates: aggregates)
         let argTypes = aggregates.map { a in a.argument.map { resultType($0, inputTypes) } }
         let states = Shared((0..<threads).map { _ in AggregateState(keyTypes: keyTypes, aggregates: aggregates, argumentTypes: argTypes) })
         let used = Mutex<Set<Int>>([])
@@ -147,7 +178,10 @@ public struct Executor: Sendable {
                 let ev = Evaluator(chunk: chunk)
                 let keys = try groups.map { try ev.evaluate($0) }
                 let args = try aggregates.map { a in try a.argument.map { try ev.evaluate($0) } }
+                let before = states.value[w].groupCount
                 states.value[w].update(keyColumns: keys, arguments: args, count: chunk.count)
+                memory.reserve((states.value[w].groupCount - before) * perGroup + chunk.workingBytes)
+                memory.release(chunk.workingBytes)
                 used.withLock { _ = $0.insert(w) }
             } catch {
                 failure.withLock { $0 = $0 ?? error }
@@ -158,6 +192,8 @@ public struct Executor: Sendable {
         guard let first = order.first else { return states.value[0].finish() }
         let target = states.value[first]
         for w in order.dropFirst() { target.merge(states.value[w]) }
+        let total = states.value.reduce(0) { $0 + $1.groupCount }
+        defer { memory.release(total * perGroup) }
         return target.finish()
     }
 

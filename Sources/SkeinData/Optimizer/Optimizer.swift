@@ -287,10 +287,7 @@ public struct Optimizer: Sendable {
         case .distinct(let input): return estimate(input) / 2
         case .aggregate(let input, let groups, _, _):
             if groups.isEmpty { return 1 }
-            let ndv = groups.map { g -> Double in
-                if case .column(let i, _) = g { return baseDistinct(input, i) ?? estimate(input) / 10 }
-                return estimate(input) / 10
-            }.reduce(1, *)
+            let ndv = groups.map { distinct(of: $0, over: input) ?? estimate(input) / 10 }.reduce(1, *)
             return max(1, min(estimate(input), ndv))
         case .join(let l, let r, let kind, let lk, let rk, _):
             switch kind {
@@ -318,8 +315,7 @@ public struct Optimizer: Sendable {
         case .scan(let name, let t, let cols): return statistics.distinct(table: name, t, column: cols[col])
         case .filter(let input, _): return baseDistinct(input, col).map { min($0, estimate(p)) }
         case .project(let input, let exprs, _):
-            if case .column(let i, _) = exprs[col] { return baseDistinct(input, i) }
-            return nil
+            return distinct(of: exprs[col], over: input)
         case .join(let l, let r, let kind, _, _, _):
             let nl = l.fields.count
             let d = col < nl ? baseDistinct(l, col) : (kind == .semi || kind == .anti ? nil : baseDistinct(r, col - nl))
@@ -329,6 +325,20 @@ public struct Optimizer: Sendable {
             return nil
         case .sort(let input, _), .limit(let input, _, _), .distinct(let input): return baseDistinct(input, col)
         default: return nil
+        }
+    }
+
+    /// The distinct values of an expression over `input`, when they can be bounded.
+    func distinct(of e: Expr, over input: LogicalPlan) -> Double? {
+        switch e {
+        case .column(let i, _): return baseDistinct(input, i)
+        case .extractYear(let x), .extract(.year, let x):
+            // Years of dates: the distinct days over 365, at least one.
+            return distinct(of: x, over: input).map { max(1, $0 / 365 + 1) }
+        default:
+            // A function of one column has at most that column's distinct values.
+            if e.columns.count == 1 { return baseDistinct(input, e.columns.first!) }
+            return nil
         }
     }
 

@@ -9,11 +9,22 @@ public final class Database: Sendable {
     public let threads: Int
     /// Rows per morsel, the unit of parallel work (small values exercise merging in tests).
     public let morselRows: Int
+    /// Working memory a query may hold (join tables, aggregation states, sort inputs; not the
+    /// tables it reads). Over it, hash aggregations partition their input to `spillDirectory`.
+    public let memoryLimit: Int?
+    public let spillDirectory: String
+    private let lastPeak = Mutex(0)
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, morselRows: Int = 1 << 16) {
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, morselRows: Int = 1 << 16,
+                memoryLimit: Int? = nil, spillDirectory: String = NSTemporaryDirectory()) {
         self.threads = max(1, threads)
         self.morselRows = morselRows
+        self.memoryLimit = memoryLimit
+        self.spillDirectory = spillDirectory
     }
+
+    /// The most working memory the last query held at once.
+    public var lastQueryPeakBytes: Int { lastPeak.withLock { $0 } }
 
     /// Makes a table queryable under `name` (replacing any table of that name).
     public func register(_ table: Table, as name: String) {
@@ -75,7 +86,10 @@ public final class Database: Sendable {
     /// Runs a logical plan.
     public func execute(_ plan: LogicalPlan, optimize: Bool = false) throws -> Table {
         let p = optimize ? Optimizer(statistics: statistics).optimize(plan) : plan
-        return try Executor(threads: threads, morselRows: morselRows).run(p)
+        let memory = MemoryTracker(limit: memoryLimit)
+        defer { lastPeak.withLock { $0 = memory.peak } }
+        return try Executor(threads: threads, morselRows: morselRows, memory: memory, spillDirectory: spillDirectory,
+                            statistics: statistics).run(p)
     }
 }
 
