@@ -97,3 +97,15 @@ struct ReadmeExampleTests {
         #expect(top.names == ["customer", "spent"] && same.names == ["customer", "spent"])
     }
 }
+
+@Suite("Overflow is an error, not a wrong answer")
+struct OverflowTests {
+    @Test("A sum past 64 bits says so and how to avoid it")
+    func sumOverflow() throws {
+        let db = Database(threads: 1)
+        db.register(Table(fields: [Field("x", .int64)], columns: [Column(ints: [Int64.max, Int64.max, 1])]), as: "big")
+        #expect(throws: DataError.self) { try db.sql("SELECT sum(x) FROM big") }
+        #expect(try db.sql("SELECT sum(CAST(x AS DOUBLE)) FROM big").rowCount == 1)
+        #expect(try db.sql("SELECT avg(x) FROM big").row(0)[0].doubleValue! > 6e18)
+    }
+}

@@ -189,12 +189,12 @@ public struct Executor: Sendable {
         }
         if let e = failure.withLock({ $0 }) { throw e }
         let order = used.withLock { $0.sorted() }
-        guard let first = order.first else { return states.value[0].finish() }
+        guard let first = order.first else { return try states.value[0].finish() }
         let target = states.value[first]
         for w in order.dropFirst() { target.merge(states.value[w]) }
         let total = states.value.reduce(0) { $0 + $1.groupCount }
         defer { memory.release(total * perGroup) }
-        return target.finish()
+        return try target.finish()
     }
 
     func setOperation(_ kind: SetOpKind, all: Bool, _ l: LogicalPlan, _ r: LogicalPlan) throws -> Chunk {
@@ -216,7 +216,7 @@ public struct Executor: Sendable {
         let none = Column(repeating: .null, type: .int64, count: max(left.count, right.count))
         state.update(keyColumns: left.columns, arguments: [one.slice(0..<left.count), none.slice(0..<left.count)], count: left.count)
         state.update(keyColumns: rightCast.columns, arguments: [none.slice(0..<right.count), one.slice(0..<right.count)], count: right.count)
-        let counted = state.finish()
+        let counted = try state.finish()
         let lc = counted.columns[types.count], rc = counted.columns[types.count + 1]
         var pick: [Int32] = []
         for g in 0..<counted.count {

@@ -179,8 +179,11 @@ final class AggregateState {
         }
     }
 
-    func finish() -> Chunk {
-        Chunk(columns: keys.finish() + accumulators.map { $0.finish() }, count: groupCount)
+    func finish() throws -> Chunk {
+        if accumulators.contains(where: { ($0 as? IntSumAccumulator)?.overflows == true }) {
+            throw DataError(.type, "a sum exceeds the 64-bit range of its integer or DECIMAL(18,s) type; cast its argument to DOUBLE")
+        }
+        return Chunk(columns: keys.finish() + accumulators.map { $0.finish() }, count: groupCount)
     }
 }
 
@@ -356,12 +359,11 @@ final class IntSumAccumulator: Accumulator {
         if average {
             return Column(doubles: zip(sums, counts).map { s, c in c == 0 ? 0 : Double(s) / scale / Double(c) }, validity: valid)
         }
-        if sums.allSatisfy({ $0 >= Int128(Int64.min) && $0 <= Int128(Int64.max) }) {
-            return Column(ints: sums.map { Int64($0) }, type: type, validity: valid)
-        }
-        // Too large for 64 bits: report as a double rather than wrap.
-        return Column(doubles: sums.map { Double($0) / scale }, validity: valid)
+        // Past 64 bits the sum cannot be the column type; `overflows` lets the executor say so.
+        return Column(ints: sums.map { Int64(clamping: $0) }, type: type, validity: valid)
     }
+
+    var overflows: Bool { !average && sums.contains { $0 < Int128(Int64.min) || $0 > Int128(Int64.max) } }
 }
 
 final class DoubleSumAccumulator: Accumulator {

@@ -12,6 +12,10 @@ struct KeyColumns {
 
         func pack(_ cols: [Column]) -> (keys: [Int64], valid: [Bool]?) {
             let n = cols.first?.count ?? 0
+            // One full-width key is its own packing: copy it, with its validity.
+            if cols.count == 1, bits[0] >= 64, mins[0] == 0 {
+                return (cols[0].withInts { Array($0) }, cols[0].slicedValidity)
+            }
             var keys = [Int64](repeating: 0, count: n)
             var valid: [Bool]? = nil
             for (c, col) in cols.enumerated() {
