@@ -221,7 +221,7 @@ public struct Optimizer: Sendable {
             return out
         }
         while comps.count > 1 {
-            var best: (Int, Int, Double)? = nil
+            var best: (Int, Int, Double, Double)? = nil
             for i in comps.indices {
                 for j in comps.indices where i < j {
                     let pairs = equiPairs(comps[i], comps[j])
@@ -231,15 +231,19 @@ public struct Optimizer: Sendable {
                         sel = 1 / max(distinct(x, comps[i]), distinct(y, comps[j]), 1)
                     }
                     let est = max(1, comps[i].estimate * comps[j].estimate * sel)
-                    if best == nil || est < best!.2 { best = (i, j, est) }
+                    // Rank by the rows produced plus the hash table built (the smaller side), so a
+                    // join against a small table goes first when the outputs are close.
+                    let cost = est + min(comps[i].estimate, comps[j].estimate)
+                    if best == nil || cost < best!.3 { best = (i, j, est, cost) }
                 }
             }
             if best == nil {
                 // Nothing connects: a cross product of the two smallest.
                 let order = comps.indices.sorted { comps[$0].estimate < comps[$1].estimate }
-                best = (min(order[0], order[1]), max(order[0], order[1]), comps[order[0]].estimate * comps[order[1]].estimate)
+                let est = comps[order[0]].estimate * comps[order[1]].estimate
+                best = (min(order[0], order[1]), max(order[0], order[1]), est, est)
             }
-            let (i, j, est) = best!
+            let (i, j, est, _) = best!
             // Probe with the larger side, build the smaller.
             let (probe, build) = comps[i].estimate >= comps[j].estimate ? (comps[i], comps[j]) : (comps[j], comps[i])
             let pairs = equiPairs(probe, build)
