@@ -120,34 +120,9 @@ final class HashJoin: @unchecked Sendable {
         let mask = table.mask
         table.heads.withUnsafeBufferPointer { heads in
             table.next.withUnsafeBufferPointer { next in
-                if let packing, let base = directBase {
+                if let packing, build.count > 0 {
                     let (packed, valid) = packing.pack(keys.columns)
-                    let range = directRange
-                    for i in 0..<n where valid?[i] ?? true {
-                        let d = UInt64(bitPattern: packed[i] &- base)
-                        guard d <= range else { continue }
-                        var j = heads[Int(d)]
-                        while j >= 0 {
-                            probeIdx.append(Int32(i)); buildIdx.append(j)
-                            if semiOnly { break }
-                            j = next[Int(j)]
-                        }
-                    }
-                } else if let packing {
-                    let (packed, valid) = packing.pack(keys.columns)
-                    packedBuild.withUnsafeBufferPointer { bk in
-                        for i in 0..<n where valid?[i] ?? true {
-                            let k = packed[i]
-                            var j = heads[Int(truncatingIfNeeded: mix64(UInt64(bitPattern: k))) & mask]
-                            while j >= 0 {
-                                if bk[Int(j)] == k {
-                                    probeIdx.append(Int32(i)); buildIdx.append(j)
-                                    if semiOnly { break }
-                                }
-                                j = next[Int(j)]
-                            }
-                        }
-                    }
+                    probePacked(packed, valid, heads, next, semiOnly, &probeIdx, &buildIdx)
                 } else {
                     let hashes = keys.hashes()
                     let probeAccess = keys.columns.map { KeyAccess($0) }
@@ -166,6 +141,68 @@ final class HashJoin: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Probes packed keys. The first candidate of each row is written without a branch (the
+    /// write always happens; the count advances on a match), so a probe that mostly misses does
+    /// not pay a mispredicted branch per row; rows whose slot chains further take a slow loop.
+    private func probePacked(_ packed: [Int64], _ valid: [Bool]?, _ heads: UnsafeBufferPointer<Int32>, _ next: UnsafeBufferPointer<Int32>,
+                             _ semiOnly: Bool, _ probeIdx: inout [Int32], _ buildIdx: inout [Int32]) {
+        let n = packed.count
+        let firstProbe = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, n))
+        let firstBuild = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, n))
+        defer { firstProbe.deallocate(); firstBuild.deallocate() }
+        var m = 0
+        var extraProbe: [Int32] = [], extraBuild: [Int32] = []
+        let mask = table.mask
+        packed.withUnsafeBufferPointer { kp in
+            packedBuild.withUnsafeBufferPointer { bk in
+                if let base = directBase {
+                    // Slot = key − base holds only that key: a non-empty slot is a match.
+                    let range = directRange
+                    for i in 0..<n {
+                        let d = UInt64(bitPattern: kp[i] &- base)
+                        let j = d <= range ? heads[Int(d)] : -1
+                        let ok = j >= 0 && (valid == nil || valid![i])
+                        firstProbe[m] = Int32(i)
+                        firstBuild[m] = j
+                        m &+= ok ? 1 : 0
+                        if ok && !semiOnly {
+                            var c = next[Int(j)]
+                            while c >= 0 { extraProbe.append(Int32(i)); extraBuild.append(c); c = next[Int(c)] }
+                        }
+                    }
+                } else {
+                    for i in 0..<n {
+                        let k = kp[i]
+                        let j = heads[Int(truncatingIfNeeded: mix64(UInt64(bitPattern: k))) & mask]
+                        let jj = Int(max(j, 0))
+                        let ok = j >= 0 && bk[jj] == k && (valid == nil || valid![i])
+                        firstProbe[m] = Int32(i)
+                        firstBuild[m] = j
+                        m &+= ok ? 1 : 0
+                        // The slot's chain goes on: more rows with this key, or other keys.
+                        if j >= 0 && next[jj] >= 0 && (!ok || !semiOnly) && (valid == nil || valid![i]) {
+                            var found = ok
+                            var c = next[jj]
+                            while c >= 0 {
+                                if bk[Int(c)] == k {
+                                    extraProbe.append(Int32(i)); extraBuild.append(c)
+                                    found = true
+                                    if semiOnly { break }
+                                }
+                                c = next[Int(c)]
+                            }
+                            _ = found
+                        }
+                    }
+                }
+            }
+        }
+        probeIdx.append(contentsOf: UnsafeBufferPointer(start: firstProbe, count: m))
+        buildIdx.append(contentsOf: UnsafeBufferPointer(start: firstBuild, count: m))
+        probeIdx.append(contentsOf: extraProbe)
+        buildIdx.append(contentsOf: extraBuild)
     }
 
     /// The joined rows of pairs, in the plan's column order (left, then right).
