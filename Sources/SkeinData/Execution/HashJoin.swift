@@ -47,7 +47,10 @@ final class HashJoin: @unchecked Sendable {
                 directBase = nil
                 directRange = 0
                 buildHashes = packed.map { mix64(UInt64(bitPattern: $0)) }
-                table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h) { i in !(valid?[i] ?? true) } }
+                // A small table gets many empty slots (still in L1): most probes of a selective
+                // join then stop at an empty slot, a branch the CPU predicts.
+                let sparse = packed.count <= 4096 ? packed.count * 16 : 0
+                table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h, capacity: sparse) { i in !(valid?[i] ?? true) } }
             }
         } else {
             packing = nil
