@@ -76,7 +76,12 @@ public struct Executor: Sendable {
                 let ev = Evaluator(chunk: chunk)
                 return Chunk(columns: try exprs.map { try ev.evaluate($0) }, count: chunk.count)
             }
-        case .join(let left, let right, let kind, let lk, let rk, let residual) where kind == .semi || kind == .anti || kind == .left:
+        case .join(let left, let right, let kind, let lk0, let rk0, let residual)
+            where !lk0.isEmpty && kind != .antiNullAware && kind != .cross && buildExceedsLimit(right):
+            let (lk, rk) = alignKeys(lk0, left.types, rk0, right.types)
+            return Stream(morsels: morsels(try graceJoin(kind, left, right, lk, rk, residual)), operators: [])
+        case .join(let left, let right, let kind, let lk0, let rk0, let residual) where kind == .semi || kind == .anti || kind == .left:
+            let (lk, rk) = alignKeys(lk0, left.types, rk0, right.types)
             // Run the left side first: whichever input is smaller gets the hash table.
             let leftMorsels = try collect(try stream(left))
             let leftRows = leftMorsels.reduce(0) { $0 + $1.count }
@@ -89,7 +94,8 @@ public struct Executor: Sendable {
             memory.reserve(build.workingBytes * 2 + leftMorsels.reduce(0) { $0 + $1.workingBytes })
             let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
             return Stream(morsels: leftMorsels, operators: []).then { try join.probe($0) }
-        case .join(let left, let right, let kind, let lk, let rk, let residual):
+        case .join(let left, let right, let kind, let lk0, let rk0, let residual):
+            let (lk, rk) = alignKeys(lk0, left.types, rk0, right.types)
             let build = try materialize(right)
             // The build rows plus the table (about as large again) stay until the query ends.
             memory.reserve(build.workingBytes * 2)
@@ -130,6 +136,20 @@ public struct Executor: Sendable {
         case .setOperation(let kind, let all, let l, let r):
             return Stream(morsels: morsels(try setOperation(kind, all: all, l, r)), operators: [])
         }
+    }
+
+    /// Join keys of different types (BIGINT = DECIMAL, DECIMAL(2) = DECIMAL(4)) cast to their
+    /// common type, so equal values have equal representations in the hash table.
+    func alignKeys(_ lk: [Expr], _ lt: [DataType], _ rk: [Expr], _ rt: [DataType]) -> ([Expr], [Expr]) {
+        var l = lk, r = rk
+        for i in lk.indices {
+            let a = resultType(lk[i], lt), b = resultType(rk[i], rt)
+            guard a != b else { continue }
+            let t = unify(a, b)
+            if a != t { l[i] = .cast(lk[i], t) }
+            if b != t { r[i] = .cast(rk[i], t) }
+        }
+        return (l, r)
     }
 
     /// A semi, anti or left join with the hash table on the left input, probed by the right.

@@ -23,22 +23,7 @@ extension Executor {
         let argExprs = aggregates.compactMap(\.argument)
         let spill = try SpillFiles(directory: spillDirectory, partitions: partitions)
         defer { spill.removeAll() }
-        let ms = s.morsels, ops = s.operators
-        let results: [Result<Void, any Error>] = Parallel.map(ms.count, threads: threads) { i, _ in
-            Result {
-                let chunk = try ops.reduce(ms[i]) { try $1($0) }
-                let ev = Evaluator(chunk: chunk)
-                let cols = try groups.map { try ev.evaluate($0) } + argExprs.map { try ev.evaluate($0) }
-                let rows = Chunk(columns: cols, count: chunk.count)
-                let hashes = KeyColumns(columns: Array(cols.prefix(groups.count))).hashes()
-                var parts = [[Int32]](repeating: [], count: partitions)
-                for (r, h) in hashes.enumerated() { parts[Int((h >> 40) % UInt64(partitions))].append(Int32(r)) }
-                for (p, sel) in parts.enumerated() where !sel.isEmpty {
-                    try spill.write(rows.gather(sel), partition: p)
-                }
-            }
-        }
-        for r in results { try r.get() }
+        try spillByHash(s, keys: groups, values: argExprs, into: spill)
         // One partition at a time; keys are the first columns, then the arguments in order.
         var next = groups.count
         let remapped = aggregates.map { a -> Aggregate in
@@ -68,12 +53,14 @@ final class SpillFiles: @unchecked Sendable {
     private let lock = NSLock()
     private var files: [[String]]
     private let prefix: String
+    let partitions: Int
     private var counter = 0
 
     init(directory: String, partitions: Int) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         prefix = "\(directory)/skein-spill-\(UUID().uuidString)"
         files = Array(repeating: [], count: partitions)
+        self.partitions = partitions
     }
 
     func write(_ chunk: Chunk, partition: Int) throws {
