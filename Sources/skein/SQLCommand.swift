@@ -36,6 +36,12 @@ struct SQLCommand: ParsableCommand {
     @Option(help: "Working memory a query may hold (e.g. 256MB); aggregations past it spill to disk.")
     var memoryLimit: ByteSize?
 
+    func validate() throws {
+        guard delimiter.count == 1, let c = delimiter.first, c.isASCII else {
+            throw ValidationError("--delimiter must be one ASCII character, not '\(delimiter)'")
+        }
+    }
+
     func run() throws {
         Database.retainFreedMemory()
         let db = Database(threads: threads, memoryLimit: memoryLimit?.bytes)
