@@ -42,7 +42,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "SkeinRuntime", dependencies: ["SkeinCore"], swiftSettings: swiftSettings),
-        .target(name: "SkeinData", dependencies: ["SkeinCore"], swiftSettings: swiftSettings),
+        .target(name: "SkeinData", dependencies: ["SkeinCore", "SkeinCollectives"], swiftSettings: swiftSettings),
         .target(
             name: "SkeinTestSupport",
             dependencies: ["SkeinCore", "SkeinTransports", "SkeinCollectives"],
@@ -74,7 +74,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SkeinDataTests",
-            dependencies: ["SkeinData", "SkeinTestSupport"],
+            dependencies: ["SkeinData", "SkeinTestSupport", "SkeinCollectives", "SkeinTransports"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

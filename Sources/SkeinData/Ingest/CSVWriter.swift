@@ -36,6 +36,13 @@ public enum ColumnarFile {
     static let magic = Array("SKEINCOL".utf8)
 
     public static func write(_ t: Table, to path: String) throws {
+        let h = try handle(path)
+        defer { try? h.close() }
+        try h.write(contentsOf: encode(t))
+    }
+
+    /// The table in Skein's columnar format, as bytes (a file's contents, or a message).
+    public static func encode(_ t: Table) -> Data {
         var out = Data()
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         out.append(contentsOf: magic)
@@ -58,9 +65,6 @@ public enum ColumnarFile {
             out.append(tag)
             out.append(UInt8(f.type.scale))
         }
-        let h = try handle(path)
-        defer { try? h.close() }
-        try h.write(contentsOf: out)
         for c in t.columns {
             var block = Data()
             block.append(c.validity == nil ? 0 : 1)
@@ -79,8 +83,9 @@ public enum ColumnarFile {
                     for i in 0..<c.count { block.append(contentsOf: r.bytes(i)) }
                 }
             }
-            try h.write(contentsOf: block)
+            out.append(block)
         }
+        return out
     }
 
     static func handle(_ path: String) throws -> FileHandle {
@@ -92,7 +97,12 @@ public enum ColumnarFile {
 
     public static func read(path: String) throws -> Table {
         let file = try MappedFile(path: path)
-        return try file.withBytes { b in
+        return try file.withBytes { try decode($0, name: path) }
+    }
+
+    /// A table from `encode`'s bytes; `name` says where they came from in errors.
+    public static func decode(_ b: UnsafeRawBufferPointer, name path: String = "<bytes>") throws -> Table {
+        do {
             var p = 0
             func need(_ n: Int) throws {
                 if p + n > b.count { throw DataError(.io, "'\(path)' is truncated at byte \(p) (wanted \(n) more); rewrite it") }

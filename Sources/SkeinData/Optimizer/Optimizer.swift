@@ -282,7 +282,7 @@ public struct Optimizer: Sendable {
 
     func estimate(_ p: LogicalPlan) -> Double {
         switch p {
-        case .scan(_, let t, _): return Double(max(1, t.rowCount))
+        case .scan(let name, let t, _): return Double(max(1, statistics.rows(table: name) ?? t.rowCount))
         case .values(let t): return Double(max(1, t.rowCount))
         case .filter(let input, let pred):
             return max(1, estimate(input) * pred.conjuncts.map { selectivity($0, input) }.reduce(1, *))
