@@ -59,7 +59,7 @@ let package = Package(
         // Checks every operation and algorithm over MPI against the naive references; run under mpirun.
         .executableTarget(
             name: "skein-mpi-check",
-            dependencies: ["SkeinCore", "SkeinTransports", "SkeinCollectives", "SkeinMPI", "SkeinTestSupport", "SkeinRuntime"],
+            dependencies: ["SkeinCore", "SkeinTransports", "SkeinCollectives", "SkeinMPI", "SkeinTestSupport", "SkeinRuntime", "SkeinData"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -28,6 +28,11 @@ for n in 1 2 3 4; do
     timeout 300 "${mpirun[@]}" -n "$n" "$check" check
 done
 
+for n in 2 3; do
+    echo "== SQL over tables spread across $n MPI processes (random tables, TPC-H SF 0.1)"
+    timeout 300 "${mpirun[@]}" -n "$n" "$check" sql "$SKEIN_TPCH_DIR"
+done
+
 for n in 2 4; do
     echo "== the task runtime over MPI, $n processes"
     timeout 300 "${mpirun[@]}" -n "$n" "$check" runtime

@@ -8,6 +8,7 @@ import SkeinCollectives
 import SkeinMPI
 import SkeinTestSupport
 import SkeinRuntime
+import SkeinData
 import Foundation
 
 #if MPI
@@ -387,7 +388,73 @@ func runtimeDeadRank() async -> Int32 {
     return failures.isEmpty ? 0 : 1
 }
 
+/// SQL over tables spread across the processes: random tables against one process's answers,
+/// then (given a directory of TPC-H .tbl files) all 22 TPC-H queries against DuckDB's answers.
+func sqlCheck(tpch: String?) async -> Int32 {
+    var failures: [String] = []
+    func part(_ t: Table) -> Table {
+        Table(fields: t.fields, chunk: t.chunk.gather(Array(stride(from: Int32(rank), to: Int32(t.rowCount), by: p))))
+    }
+    do {
+        for seed in UInt64(1)...3 {
+            var rng = SeededGenerator(seed: seed)
+            func table(_ rows: Int) -> Table {
+                let k = (0..<rows).map { _ in Int64(rng.next() % 40) }
+                let v = (0..<rows).map { _ in Int64(rng.next() % 20_000) - 10_000 }
+                let s = (0..<rows).map { _ in ["red", "green", "blue", "gray"][Int(rng.next() % 4)] }
+                return Table(fields: [Field("k", .int64), Field("v", .decimal(scale: 2)), Field("s", .string)],
+                             columns: [Column(ints: k), Column(ints: v, type: .decimal(scale: 2)), Column(strings: s)])
+            }
+            let a = table(500), b = table(400)
+            let single = Database(threads: 1)
+            single.register(a, as: "a")
+            single.register(b, as: "b")
+            let db = DistributedDatabase(communicator: comm)
+            try await db.register(part(a), as: "a")
+            try await db.register(part(b), as: "b")
+            for q in ["SELECT a.k, count(*), sum(b.v), max(a.s) FROM a JOIN b ON a.k = b.k GROUP BY a.k",
+                      "SELECT s, count(DISTINCT k), min(v) FROM a GROUP BY s",
+                      "SELECT k, v FROM a WHERE NOT EXISTS (SELECT * FROM b WHERE b.k = a.k AND b.s = a.s)",
+                      "SELECT k, s FROM a EXCEPT SELECT k, s FROM b",
+                      "SELECT k, v FROM a ORDER BY v DESC, k LIMIT 5"] {
+                let got = try await db.sql(q)
+                if rank == 0 {
+                    let render: (Table) -> [String] = { t in t.rows.map { $0.map(\.description).joined(separator: "|") } }
+                    let want = render(try single.sql(q)), have = render(got!)
+                    let same = q.contains("ORDER BY") ? want == have : want.sorted() == have.sorted()
+                    if !same { failures.append("seed \(seed): \(q): \(have.count) rows, expected \(want.count)") }
+                }
+            }
+        }
+        if let dir = tpch {
+            let db = DistributedDatabase(communicator: comm)
+            for name in TPCH.tableNames {
+                let t = try CSVReader.read(path: "\(dir)/\(name).tbl", options: TPCH.options(name, threads: 1)).table
+                try await db.register(part(t), as: name)
+            }
+            for (i, q) in TPCH.queries.enumerated() {
+                let got = try await db.sql(q)
+                if rank == 0 {
+                    let answer = try String(contentsOfFile: String(format: "Tests/SkeinDataTests/TPCH/sf0.1/q%02d.csv", i + 1), encoding: .utf8)
+                    if let problem = AnswerCheck.mismatch(got!, expected: answer) { failures.append("TPC-H Q\(i + 1): \(problem)") }
+                }
+            }
+        }
+    } catch {
+        failures.append("rank \(rank): \(error)")
+    }
+    for f in failures { say("FAIL sql: \(f)") }
+    if rank == 0 || !failures.isEmpty {
+        say("sql over MPI, \(p) processes: \(failures.isEmpty ? "random joins, group-bys, anti joins, set operations, top-k\(tpch == nil ? "" : " and all 22 TPC-H queries") agree" : "FAILURES")")
+    }
+    return failures.isEmpty ? 0 : 1
+}
+
 switch arguments.first ?? "check" {
+case "sql":
+    let status = await sqlCheck(tpch: arguments.dropFirst().first)
+    transport.shutdown()
+    exit(status)
 case "runtime-dead":
     let status = await runtimeDeadRank()
     transport.shutdown(finalize: false, grace: .seconds(1))
@@ -417,7 +484,7 @@ case "dead-rank":
     transport.shutdown(finalize: false, grace: .seconds(2))
     exit(status)
 default:
-    say("usage: mpirun -n P skein-mpi-check [check | dead-rank SEED | pingpong | runtime | runtime-dead | bigsend]")
+    say("usage: mpirun -n P skein-mpi-check [check | dead-rank SEED | pingpong | runtime | runtime-dead | bigsend | sql [TPCH-DIR]]")
     exit(2)
 }
 #else
