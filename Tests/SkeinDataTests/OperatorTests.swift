@@ -268,6 +268,22 @@ struct MemoryLimitTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "spill files left behind")
     }
 
+    @Test("ORDER BY under a tiny limit (an external merge sort) gives the same order", arguments: [UInt64(61), 62])
+    func externalSort(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: seed)
+        let t = randomTable(&rng, rows: 5000, keys: 50)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skein-sort-test-\(seed)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let limited = Database(threads: 2, morselRows: 700, memoryLimit: 32 << 10, spillDirectory: dir)
+        let free = Database(threads: 2, morselRows: 700)
+        for db in [limited, free] { db.register(t, as: "t") }
+        // Every column is a key, so the order is total and must match row for row.
+        let sql = "SELECT k, s, d, v, t FROM t ORDER BY k DESC, s NULLS FIRST, d, v DESC, t"
+        #expect(sameRows(try limited.sql(sql).rows, try free.sql(sql).rows, ordered: true), "seed \(seed)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "spill files left behind")
+    }
+
     @Test("Join keys of different types (BIGINT = DECIMAL) match by value")
     func mixedKeyTypes() throws {
         let db = Database(threads: 1)

@@ -39,6 +39,21 @@ struct TPCHTests {
         }
     }
 
+    @Test("Under a 1 MiB working-memory limit (aggregations, joins and sorts spill), every answer still matches")
+    func spilling() throws {
+        let dir = try Self.dataDirectory()
+        let spill = FileManager.default.temporaryDirectory.appendingPathComponent("skein-tpch-spill").path
+        try FileManager.default.createDirectory(atPath: spill, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: spill) }
+        let db = Database(threads: 2, memoryLimit: 1 << 20, spillDirectory: spill)
+        for t in TPCH.tableNames { try db.loadCSV(path: "\(dir)/\(t).tbl", as: t, options: TPCH.options(t, threads: 2)) }
+        for (i, sql) in TPCH.queries.enumerated() {
+            let problem = AnswerCheck.mismatch(try db.sql(sql), expected: try Self.answer(i + 1))
+            #expect(problem == nil, "Q\(i + 1) under 1 MiB: \(problem ?? "")")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spill).isEmpty, "spill files left behind")
+    }
+
     @Test("The specification's own text (DATE literals, INTERVAL arithmetic) gives the same answers")
     func specificationText() throws {
         let db = try Self.load(threads: 2)

@@ -118,6 +118,8 @@ public struct Executor: Sendable {
                 chunk = try aggregate(try stream(input), inputTypes: input.types, groups: groups, aggregates: aggs)
             }
             return Stream(morsels: morsels(chunk), operators: [])
+        case .sort(let input, let keys) where sortExceedsLimit(input):
+            return Stream(morsels: morsels(try externalSort(try stream(input), types: input.types, keys: keys)), operators: [])
         case .sort(let input, let keys):
             let rows = try materialize(input)
             memory.reserve(rows.workingBytes * 2)

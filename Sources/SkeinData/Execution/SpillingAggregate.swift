@@ -79,6 +79,9 @@ final class SpillFiles: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// The files of one partition, in the order written.
+    func paths(partition: Int) -> [String] { lock.withLock { files[partition] } }
+
     func read(partition: Int) throws -> [Chunk] {
         let paths = lock.withLock { files[partition] }
         return try paths.map { try ColumnarFile.read(path: $0).chunk }
