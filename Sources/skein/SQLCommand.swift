@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
+import SkeinCollectives
 import SkeinData
+import SkeinTransports
 
 /// `skein sql`: queries over CSV, .tbl and Skein columnar files, or an interactive shell.
-struct SQLCommand: ParsableCommand {
+struct SQLCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sql",
         abstract: "Run SQL over CSV/.tbl/.skein files (each file is a table named after it), or open a shell.",
@@ -33,8 +35,10 @@ struct SQLCommand: ParsableCommand {
     var output: String?
     @Flag(help: "Skip malformed CSV rows (and count them) instead of stopping at the first.")
     var skipMalformed = false
-    @Option(help: "Working memory a query may hold (e.g. 256MB); aggregations past it spill to disk.")
+    @Option(help: "Working memory a query may hold (e.g. 256MB); aggregations, joins and sorts past it spill to disk.")
     var memoryLimit: ByteSize?
+    @Option(help: "Run distributed over this many in-process ranks, each holding every n-th row of each table (with -c, -f or --tpch-query).")
+    var ranks: Int?
 
     func validate() throws {
         guard delimiter.count == 1, let c = delimiter.first, c.isASCII else {
@@ -42,7 +46,7 @@ struct SQLCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         Database.retainFreedMemory()
         let db = Database(threads: threads, memoryLimit: memoryLimit?.bytes)
         do {
@@ -54,6 +58,10 @@ struct SQLCommand: ParsableCommand {
                 text = TPCH.queries[n - 1]
             }
             guard let text else { return shell(db) }
+            if let ranks, ranks > 1 {
+                try await distributed(db, text, ranks: ranks)
+                return
+            }
             for statement in text.split(separator: ";").map(String.init) where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                 try runOne(db, statement, timing: false)
             }
@@ -115,6 +123,29 @@ struct SQLCommand: ParsableCommand {
         if timing { out(String(format: "Run time: %.3f s, peak working memory %@", dt, formatBytes(db.lastQueryPeakBytes))) }
         if let output {
             if output.hasSuffix(".skein") { try ColumnarFile.write(result, to: output) } else { try CSVWriter.write(result, to: output) }
+        }
+    }
+
+    /// Splits every table over `ranks` in-process ranks and runs the statements there (SPMD).
+    func distributed(_ db: Database, _ text: String, ranks: Int) async throws {
+        let statements = text.split(separator: ";").map(String.init).filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+        let tables = db.tableNames.map { ($0, db.table($0)!) }
+        let outcomes = await InProcessGroup.run(size: ranks) { transport -> [(Table, Double)] in
+            let ddb = DistributedDatabase(communicator: Communicator(transport: transport))
+            for (name, t) in tables {
+                let rows = Array(stride(from: Int32(transport.rank), to: Int32(t.rowCount), by: ranks))
+                try await ddb.register(Table(fields: t.fields, chunk: t.chunk.gather(rows)), as: name)
+            }
+            var results: [(Table, Double)] = []
+            for s in statements {
+                let start = Date()
+                if let r = try await ddb.sql(s) { results.append((r, Date().timeIntervalSince(start))) }
+            }
+            return results
+        }
+        for (table, seconds) in try outcomes[0].get() {
+            out(table.formatted(maxRows: 60))
+            out(String(format: "Run time: %.3f s on %d ranks", seconds, ranks))
         }
     }
 
