@@ -251,8 +251,7 @@ struct MemoryLimitTests {
     func graceJoins(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let a = randomTable(&rng, rows: 2000, keys: 300), b = randomTable(&rng, rows: 2500, keys: 300)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skein-grace-test-\(seed)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("skein-grace-test-\(seed)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let limited = Database(threads: 2, morselRows: 300, memoryLimit: 64 << 10, spillDirectory: dir)
         let free = Database(threads: 2, morselRows: 300)
@@ -272,8 +271,7 @@ struct MemoryLimitTests {
     func externalSort(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let t = randomTable(&rng, rows: 5000, keys: 50)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skein-sort-test-\(seed)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("skein-sort-test-\(seed)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let limited = Database(threads: 2, morselRows: 700, memoryLimit: 32 << 10, spillDirectory: dir)
         let free = Database(threads: 2, morselRows: 700)
@@ -297,8 +295,7 @@ struct MemoryLimitTests {
     func spillingAggregate(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let t = randomTable(&rng, rows: 3000, keys: 1500)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("skein-spill-test-\(seed)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("skein-spill-test-\(seed)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let limited = Database(threads: 2, morselRows: 256, memoryLimit: 16 << 10, spillDirectory: dir)
         let free = Database(threads: 2, morselRows: 256)

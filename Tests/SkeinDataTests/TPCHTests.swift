@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SkeinData
+import SkeinTestSupport
 
 /// TPC-H at scale factor 0.1: the data comes from tpchgen-cli (scripts/tpch-data.sh, which the
 /// test script runs), the answers from DuckDB, checked in under TPCH/sf0.1.
@@ -42,8 +43,7 @@ struct TPCHTests {
     @Test("Under a 1 MiB working-memory limit (aggregations, joins and sorts spill), every answer still matches")
     func spilling() throws {
         let dir = try Self.dataDirectory()
-        let spill = FileManager.default.temporaryDirectory.appendingPathComponent("skein-tpch-spill").path
-        try FileManager.default.createDirectory(atPath: spill, withIntermediateDirectories: true)
+        let spill = try scratchDirectory("skein-tpch-spill")
         defer { try? FileManager.default.removeItem(atPath: spill) }
         let db = Database(threads: 2, memoryLimit: 1 << 20, spillDirectory: spill)
         for t in TPCH.tableNames { try db.loadCSV(path: "\(dir)/\(t).tbl", as: t, options: TPCH.options(t, threads: 2)) }

@@ -8,8 +8,8 @@ public struct ColumnExpr: Sendable, ExpressibleByIntegerLiteral, ExpressibleByFl
 
     init(_ e: SQLExpr) { sql = SQLExprBox(e) }
 
-    public init(integerLiteral v: Int) { self.init(.number(String(v))) }
-    public init(floatLiteral v: Double) { self.init(.number(String(v))) }
+    public init(integerLiteral v: Int) { self.init(.number(String(v), pos: -1)) }
+    public init(floatLiteral v: Double) { self.init(.number(String(v), pos: -1)) }
     public init(stringLiteral v: String) { self.init(.string(v)) }
 
     /// Names the result column.
@@ -17,13 +17,13 @@ public struct ColumnExpr: Sendable, ExpressibleByIntegerLiteral, ExpressibleByFl
     /// Sorts descending (in `orderBy`).
     public var desc: ColumnExpr { var c = self; c.descending = true; return c }
 
-    public func like(_ pattern: String) -> ColumnExpr { ColumnExpr(.like(sqlExpr, .string(pattern), negated: false)) }
+    public func like(_ pattern: String) -> ColumnExpr { ColumnExpr(.like(sqlExpr, .string(pattern), negated: false, pos: -1)) }
     public func isIn(_ values: [ColumnExpr]) -> ColumnExpr { ColumnExpr(.inList(sqlExpr, values.map(\.sqlExpr), negated: false)) }
     public func between(_ lo: ColumnExpr, _ hi: ColumnExpr) -> ColumnExpr { ColumnExpr(.between(sqlExpr, lo.sqlExpr, hi.sqlExpr, negated: false)) }
     public var isNull: ColumnExpr { ColumnExpr(.isNull(sqlExpr, negated: false)) }
-    public var year: ColumnExpr { ColumnExpr(.extract("year", sqlExpr)) }
+    public var year: ColumnExpr { ColumnExpr(.extract("year", sqlExpr, pos: -1)) }
 
-    static func op(_ o: String, _ a: ColumnExpr, _ b: ColumnExpr) -> ColumnExpr { ColumnExpr(.binary(o, a.sqlExpr, b.sqlExpr)) }
+    static func op(_ o: String, _ a: ColumnExpr, _ b: ColumnExpr) -> ColumnExpr { ColumnExpr(.binary(o, a.sqlExpr, b.sqlExpr, pos: -1)) }
     public static func + (a: ColumnExpr, b: ColumnExpr) -> ColumnExpr { op("+", a, b) }
     public static func - (a: ColumnExpr, b: ColumnExpr) -> ColumnExpr { op("-", a, b) }
     public static func * (a: ColumnExpr, b: ColumnExpr) -> ColumnExpr { op("*", a, b) }

@@ -192,7 +192,7 @@ public struct Optimizer: Sendable {
                 }
             }
         }
-        var rels: [Relation] = leaves.indices.map { k in
+        let rels: [Relation] = leaves.indices.map { k in
             let p = local[k].isEmpty ? rewrite(leaves[k]) : pushFilter(local[k], into: leaves[k])
             return Relation(plan: p, offset: offsets[k], width: leaves[k].fields.count, estimate: estimate(p))
         }

@@ -23,8 +23,8 @@ extension Binder {
             return try resolve(parts, pos, ctx.scope)
         case .star:
             throw fail(.syntax, nil, "* is only allowed in the select list and count(*)")
-        case .number(let text):
-            return try numberLiteral(text)
+        case .number(let text, let pos):
+            return try numberLiteral(text, pos)
         case .string(let s):
             return .literal(.string(s), .string)
         case .null:
@@ -48,7 +48,7 @@ extension Binder {
                 }
             }
             return .negate(x)
-        case .binary(let op, let a, let b):
+        case .binary(let op, let a, let b, let opPos):
             // date ± INTERVAL folds at bind time (the specification's "date '1998-12-01' - interval '90' day").
             if case .interval(let amount, let unit, let pos) = b, op == "+" || op == "-" {
                 let base = try bindExpr(a, &ctx)
@@ -77,20 +77,22 @@ extension Binder {
             default: bop = .concat
             }
             if bop.isComparison { (x, y) = try coerceForComparison(x, y, &ctx) }
-            try checkOperands(bop, x, y, ctx)
+            try checkOperands(bop, x, y, ctx, opPos)
             return .binary(bop, x, y)
         case .between(let v, let lo, let hi, let negated):
             let x = try bindExpr(v, &ctx)
             let (a, l) = try coerceForComparison(x, try bindExpr(lo, &ctx), &ctx)
             let (b, h) = try coerceForComparison(x, try bindExpr(hi, &ctx), &ctx)
+            try checkOperands(.ge, a, l, ctx, lo.position)
+            try checkOperands(.le, b, h, ctx, hi.position ?? v.position)
             let both = Expr.binary(.and, .binary(.ge, a, l), .binary(.le, b, h))
             return negated ? .not(both) : both
-        case .like(let v, let p, let negated):
+        case .like(let v, let p, let negated, let pos):
             let x = try bindExpr(v, &ctx)
             guard case .literal(.string(let pattern), _) = try bindExpr(p, &ctx) else {
-                throw fail(.unsupported, nil, "LIKE needs a constant string pattern")
+                throw fail(.unsupported, p.position ?? pos, "LIKE needs a constant string pattern")
             }
-            guard ctx.type(of: x) == .string else { throw fail(.type, nil, "LIKE needs a string, found \(ctx.type(of: x)) in \(x)") }
+            guard ctx.type(of: x) == .string else { throw fail(.type, pos, "LIKE needs a VARCHAR on its left, found \(ctx.type(of: x)) in \(x)") }
             return .like(x, pattern: pattern, negated: negated)
         case .inList(let v, let items, let negated):
             let x = try bindExpr(v, &ctx)
@@ -98,6 +100,7 @@ extension Binder {
             var values: [Value] = []
             for item in items {
                 let (_, lit) = try coerceForComparison(x, try bindExpr(item, &ctx), &ctx)
+                try checkOperands(.eq, x, lit, ctx, item.position)
                 guard case .literal(let value, _) = fold(lit) else {
                     // Not constants: expand to ORs.
                     let ors = try items.map { Expr.binary(.eq, x, try coerceForComparison(x, try bindExpr($0, &ctx), &ctx).1) }
@@ -108,7 +111,7 @@ extension Binder {
             }
             return .inList(x, values, negated: negated)
         case .inQuery, .exists:
-            throw fail(.unsupported, nil, "IN (subquery) and EXISTS are supported as conditions joined by AND in WHERE")
+            throw fail(.unsupported, e.position, "IN (subquery) and EXISTS are supported as conditions joined by AND in WHERE")
         case .subquery(let q):
             return try applyScalar(q, &ctx)
         case .isNull(let v, let negated):
@@ -121,10 +124,13 @@ extension Binder {
         case .caseWhen(let operand, let whens, let otherwise):
             var clauses: [WhenClause] = []
             for (c, r) in whens {
-                var cond = try bindExpr(c, &ctx)
+                var cond: Expr
                 if let operand {
-                    let (a, b) = try coerceForComparison(try bindExpr(operand, &ctx), cond, &ctx)
+                    let (a, b) = try coerceForComparison(try bindExpr(operand, &ctx), try bindExpr(c, &ctx), &ctx)
+                    try checkOperands(.eq, a, b, ctx, c.position)
                     cond = .binary(.eq, a, b)
+                } else {
+                    cond = try bindCondition(c, "WHEN", &ctx)
                 }
                 clauses.append(WhenClause(condition: cond, result: try bindExpr(r, &ctx)))
             }
@@ -134,21 +140,22 @@ extension Binder {
             let x = try bindExpr(v, &ctx)
             if case .literal(let value, _) = x { return .literal(try castValue(value, to: t), t) }
             return .cast(x, t)
-        case .extract(let field, let v):
+        case .extract(let field, let v, let pos):
             let x = try bindExpr(v, &ctx)
-            guard ctx.type(of: x) == .date else { throw fail(.type, nil, "EXTRACT needs a DATE, found \(ctx.type(of: x))") }
+            guard ctx.type(of: x) == .date else { throw fail(.type, v.position ?? pos, "EXTRACT needs a DATE, found \(ctx.type(of: x)) in \(x)") }
             switch field {
             case "year": return .extractYear(x)
             case "month": return .extract(.month, x)
             case "day": return .extract(.day, x)
-            default: throw fail(.unsupported, nil, "EXTRACT(\(field.uppercased()) …) is not supported; use YEAR, MONTH or DAY")
+            default: throw fail(.unsupported, pos, "EXTRACT(\(field.uppercased()) …) is not supported; use YEAR, MONTH or DAY")
             }
-        case .substring(let v, let from, let len):
+        case .substring(let v, let from, let len, let pos):
             let x = try bindExpr(v, &ctx)
-            guard case .literal(.int(let start), _) = fold(try bindExpr(from, &ctx)) else { throw fail(.unsupported, nil, "SUBSTRING needs a constant start") }
+            guard ctx.type(of: x) == .string else { throw fail(.type, v.position ?? pos, "SUBSTRING needs a VARCHAR, found \(ctx.type(of: x)) in \(x)") }
+            guard case .literal(.int(let start), _) = fold(try bindExpr(from, &ctx)) else { throw fail(.unsupported, from.position ?? pos, "SUBSTRING needs a constant integer start") }
             var length: Int? = nil
             if let len {
-                guard case .literal(.int(let l), _) = fold(try bindExpr(len, &ctx)) else { throw fail(.unsupported, nil, "SUBSTRING needs a constant length") }
+                guard case .literal(.int(let l), _) = fold(try bindExpr(len, &ctx)) else { throw fail(.unsupported, len.position ?? pos, "SUBSTRING needs a constant integer length") }
                 length = Int(l)
             }
             return .substring(x, start: Int(start), length: length)
@@ -188,7 +195,7 @@ extension Binder {
         throw fail(.unknownColumn, pos, "unknown column '\(parts.joined(separator: "."))'\(hint)")
     }
 
-    func numberLiteral(_ text: String) throws -> Expr {
+    func numberLiteral(_ text: String, _ pos: Int? = nil) throws -> Expr {
         if let i = Int64(text) { return .literal(.int(i), .int64) }
         if !text.contains("e"), !text.contains("E"), let dot = text.firstIndex(of: ".") {
             // Trailing zeros add scale, not value: 0.0001000000 is 0.0001.
@@ -198,7 +205,7 @@ extension Binder {
             let digits = t.replacingOccurrences(of: ".", with: "")
             if scale <= 12, digits.count <= 18, let v = Int64(digits) { return .literal(.decimal(v, scale: scale), .decimal(scale: scale)) }
         }
-        guard let d = Double(text) else { throw fail(.syntax, nil, "'\(text)' is not a number") }
+        guard let d = Double(text) else { throw fail(.syntax, pos, "'\(text)' is not a number") }
         return .literal(.double(d), .double)
     }
 
@@ -210,18 +217,18 @@ extension Binder {
         return (a, b)
     }
 
-    func checkOperands(_ op: BinaryOp, _ a: Expr, _ b: Expr, _ ctx: ExprContext) throws {
+    func checkOperands(_ op: BinaryOp, _ a: Expr, _ b: Expr, _ ctx: ExprContext, _ pos: Int?) throws {
         let ta = ctx.type(of: a), tb = ctx.type(of: b)
         if case .literal(.null, _) = a { return }
         if case .literal(.null, _) = b { return }
         if op.isArithmetic {
             let ok = (ta.isNumeric && tb.isNumeric) || (ta == .date && tb == .int64) || (ta == .date && tb == .date && op == .sub)
-            if !ok { throw fail(.type, nil, "cannot apply \(op.rawValue) to \(ta) and \(tb) in \(a) \(op.rawValue) \(b)") }
+            if !ok { throw fail(.type, pos, "cannot apply \(op.rawValue) to \(ta) and \(tb) in \(a) \(op.rawValue) \(b)") }
         } else if op.isComparison {
             let ok = ta == tb || (ta.isNumeric && tb.isNumeric)
-            if !ok { throw fail(.type, nil, "cannot compare \(ta) with \(tb) in \(a) \(op.rawValue) \(b)") }
+            if !ok { throw fail(.type, pos, "cannot compare \(ta) with \(tb) in \(a) \(op.rawValue) \(b)") }
         } else if op == .and || op == .or {
-            if ta != .bool || tb != .bool { throw fail(.type, nil, "\(op.rawValue) needs booleans, found \(ta) and \(tb)") }
+            if ta != .bool || tb != .bool { throw fail(.type, pos, "\(op.rawValue) needs booleans, found \(ta) and \(tb)") }
         }
     }
 

@@ -75,7 +75,7 @@ struct Binder {
     }
 
     func fail(_ code: DataError.Code, _ pos: Int?, _ message: String) -> DataError {
-        guard let pos else { return DataError(code, message) }
+        guard let pos, pos >= 0 else { return DataError(code, message) }
         let (line, col, text) = location(sql, pos)
         return DataError(code, "\(message) at line \(line), column \(col)\n  \(text)\n  \(String(repeating: " ", count: max(0, col - 1)))^")
     }
@@ -144,7 +144,7 @@ struct Binder {
 
     /// An ORDER BY item that names an output column or gives its position.
     func outputIndex(_ e: SQLExpr, _ cols: [ScopeColumn]) throws -> Int? {
-        if case .number(let s) = e, let k = Int(s) {
+        if case .number(let s, _) = e, let k = Int(s) {
             guard k >= 1, k <= cols.count else { throw fail(.syntax, nil, "ORDER BY position \(k) is not in the select list (1…\(cols.count))") }
             return k - 1
         }
@@ -190,7 +190,7 @@ struct Binder {
                 case .inQuery(let lhs, let q, let negated):
                     try applyIn(lhs, q, negated: negated, &ctx)
                 default:
-                    let e = try bindExpr(conj, &ctx)
+                    let e = try bindCondition(conj, "WHERE", &ctx)
                     if e.hasOuter {
                         guard correlation != .none else {
                             throw fail(.unsupported, nil, "a correlated subquery is supported in WHERE as EXISTS, IN or a scalar compared with a value; found \(e)")
@@ -225,7 +225,7 @@ struct Binder {
             var groups = keyExprs
             for g in s.groupBy {
                 // A select alias or position may stand for its expression.
-                if case .number(let n) = g, let k = Int(n), k >= 1, k <= s.items.count {
+                if case .number(let n, _) = g, let k = Int(n), k >= 1, k <= s.items.count {
                     groups.append(try bindExpr(s.items[k - 1].expr, &ctx)); continue
                 }
                 if case .name(let parts, _) = g, parts.count == 1, !cols.contains(where: { $0.name == parts[0] }),
@@ -244,7 +244,7 @@ struct Binder {
             ctx.groups = groups
             ctx.aggregates = aggs
             if let h = s.having {
-                let condition = try bindExpr(h, &ctx)  // may join a subquery onto ctx.plan first
+                let condition = try bindCondition(h, "HAVING", &ctx)  // may join a subquery onto ctx.plan first
                 ctx.plan = .filter(ctx.plan, condition)
             }
         } else if s.having != nil {
@@ -274,7 +274,7 @@ struct Binder {
         var sortKeys: [SortKey] = []
         for item in orderBy {
             var idx: Int? = nil
-            if case .number(let n) = item.expr, let k = Int(n) {
+            if case .number(let n, _) = item.expr, let k = Int(n) {
                 guard k >= 1, k <= visible else { throw fail(.syntax, nil, "ORDER BY position \(k) is not in the select list (1…\(visible))") }
                 idx = k - 1
             } else if case .name(let parts, _) = item.expr, parts.count == 1, let k = names.prefix(visible).firstIndex(of: parts[0]) {
@@ -310,8 +310,17 @@ struct Binder {
         }
     }
 
+    /// Binds a WHERE, HAVING, ON or WHEN condition, which must be a BOOLEAN.
+    mutating func bindCondition(_ e: SQLExpr, _ clause: String, _ ctx: inout ExprContext) throws -> Expr {
+        let x = try bindExpr(e, &ctx)
+        if case .literal(.null, _) = x { return x }
+        let t = ctx.type(of: x)
+        guard t == .bool else { throw fail(.type, e.position, "\(clause) needs a BOOLEAN condition, found \(t) in \(x)") }
+        return x
+    }
+
     func splitAnd(_ e: SQLExpr) -> [SQLExpr] {
-        if case .binary("and", let a, let b) = e { return splitAnd(a) + splitAnd(b) }
+        if case .binary("and", let a, let b, _) = e { return splitAnd(a) + splitAnd(b) }
         return [e]
     }
 
@@ -357,7 +366,7 @@ struct Binder {
                 var ctx = ExprContext(scope: Scope(cols, outer: outer), plan: .join(lp, rp, .cross, leftKeys: [], rightKeys: [], residual: nil))
                 let n = lc.count
                 for c in splitAnd(on) {
-                    let e = try bindExpr(c, &ctx)
+                    let e = try bindCondition(c, "ON", &ctx)
                     let used = e.columns
                     if case .binary(.eq, let a, let b) = e {
                         let ua = a.columns, ub = b.columns
@@ -473,14 +482,14 @@ struct Binder {
 
     func sqlChildren(_ e: SQLExpr) -> [SQLExpr] {
         switch e {
-        case .unary(_, let a), .isNull(let a, _), .extract(_, let a), .cast(let a, _, _): return [a]
-        case .binary(_, let a, let b), .like(let a, let b, _): return [a, b]
+        case .unary(_, let a), .isNull(let a, _), .extract(_, let a, _), .cast(let a, _, _): return [a]
+        case .binary(_, let a, let b, _), .like(let a, let b, _, _): return [a, b]
         case .between(let a, let b, let c, _): return [a, b, c]
         case .inList(let a, let l, _): return [a] + l
         case .inQuery(let a, _, _): return [a]
         case .function(_, let args, _, _): return args
         case .caseWhen(let o, let ws, let el): return (o.map { [$0] } ?? []) + ws.flatMap { [$0.0, $0.1] } + (el.map { [$0] } ?? [])
-        case .substring(let a, let b, let c): return [a, b] + (c.map { [$0] } ?? [])
+        case .substring(let a, let b, let c, _): return [a, b] + (c.map { [$0] } ?? [])
         default: return []
         }
     }

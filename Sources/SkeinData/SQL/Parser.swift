@@ -232,13 +232,19 @@ struct Parser {
 
     mutating func parseOr() throws -> SQLExpr {
         var l = try parseAnd()
-        while accept("or") { l = .binary("or", l, try parseAnd()) }
+        while peek.isKeyword("or") {
+            let pos = advance().pos
+            l = .binary("or", l, try parseAnd(), pos: pos)
+        }
         return l
     }
 
     mutating func parseAnd() throws -> SQLExpr {
         var l = try parseNot()
-        while accept("and") { l = .binary("and", l, try parseNot()) }
+        while peek.isKeyword("and") {
+            let pos = advance().pos
+            l = .binary("and", l, try parseNot(), pos: pos)
+        }
         return l
     }
 
@@ -264,8 +270,8 @@ struct Parser {
         if accept("exists") { return .exists(try parenthesizedQuery(), negated: false) }
         let l = try parseConcat()
         if peek.kind == .symbol, ["=", "<>", "<", "<=", ">", ">="].contains(peek.text) {
-            let op = advance().text
-            return .binary(op, l, try parseConcat())
+            let op = advance()
+            return .binary(op.text, l, try parseConcat(), pos: op.pos)
         }
         if accept("is") {
             let neg = accept("not")
@@ -278,7 +284,10 @@ struct Parser {
             try expect("and")
             return .between(l, lo, try parseConcat(), negated: neg)
         }
-        if accept("like") { return .like(l, try parseConcat(), negated: neg) }
+        if peek.isKeyword("like") {
+            let pos = advance().pos
+            return .like(l, try parseConcat(), negated: neg, pos: pos)
+        }
         if accept("in") {
             try expectSymbol("(")
             if peek.isKeyword("select") || peek.isKeyword("with") {
@@ -297,15 +306,18 @@ struct Parser {
 
     mutating func parseConcat() throws -> SQLExpr {
         var l = try parseAdditive()
-        while acceptSymbol("||") { l = .binary("||", l, try parseAdditive()) }
+        while peek.isSymbol("||") {
+            let pos = advance().pos
+            l = .binary("||", l, try parseAdditive(), pos: pos)
+        }
         return l
     }
 
     mutating func parseAdditive() throws -> SQLExpr {
         var l = try parseMultiplicative()
         while peek.isSymbol("+") || peek.isSymbol("-") {
-            let op = advance().text
-            l = .binary(op, l, try parseMultiplicative())
+            let op = advance()
+            l = .binary(op.text, l, try parseMultiplicative(), pos: op.pos)
         }
         return l
     }
@@ -313,8 +325,8 @@ struct Parser {
     mutating func parseMultiplicative() throws -> SQLExpr {
         var l = try parseUnary()
         while peek.isSymbol("*") || peek.isSymbol("/") || peek.isSymbol("%") {
-            let op = advance().text
-            l = .binary(op, l, try parseUnary())
+            let op = advance()
+            l = .binary(op.text, l, try parseUnary(), pos: op.pos)
         }
         return l
     }
@@ -345,7 +357,7 @@ struct Parser {
     mutating func parsePrimary() throws -> SQLExpr {
         let t = peek
         switch t.kind {
-        case .number: _ = advance(); return .number(t.text)
+        case .number: _ = advance(); return .number(t.text, pos: t.pos)
         case .string: _ = advance(); return .string(t.text)
         case .quotedIdentifier: return try parseName()
         case .symbol:
@@ -406,15 +418,15 @@ struct Parser {
             try expectSymbol(")")
             return .cast(e, type, pos: pos)
         case "extract":
-            _ = advance()
+            let pos = advance().pos
             try expectSymbol("(")
             let field = try identifier()
             try expect("from")
             let e = try parseExpr()
             try expectSymbol(")")
-            return .extract(field, e)
+            return .extract(field, e, pos: pos)
         case "substring", "substr":
-            _ = advance()
+            let pos = advance().pos
             try expectSymbol("(")
             let e = try parseExpr()
             var from: SQLExpr
@@ -428,7 +440,7 @@ struct Parser {
                 if acceptSymbol(",") { len = try parseExpr() }
             }
             try expectSymbol(")")
-            return .substring(e, from, len)
+            return .substring(e, from, len, pos: pos)
         default: break
         }
         if peek(1).isSymbol("(") {
