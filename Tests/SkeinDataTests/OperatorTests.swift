@@ -87,15 +87,13 @@ struct OperatorTests {
         #expect(sameRows(got, want, ordered: false), "seed \(seed)")
     }
 
-    @Test("Group-by aggregates: count, count distinct, sum, avg, min, max", arguments: seeds)
-    func aggregate(seed: UInt64) throws {
-        var rng = SeededGenerator(seed: seed)
-        let t = randomTable(&rng, rows: Int(rng.next() % 80), keys: 5)
-        let db = database(["t": t])
-        let got = try db.sql("SELECT s, k, count(*), count(v), count(DISTINCT t), sum(v), avg(d), min(t), max(s) FROM t GROUP BY s, k").rows
+    static let aggregateSQL = "SELECT s, k, count(*), count(v), count(DISTINCT t), sum(v), avg(d), min(t), max(s) FROM t GROUP BY s, k"
+
+    /// `aggregateSQL` computed row by row with dictionaries.
+    static func referenceAggregate(_ t: Table) -> [[Value]] {
         var groups: [[Value]: [[Value]]] = [:]
         for r in t.rows { groups[[r[3], r[0]], default: []].append(r) }
-        let want: [[Value]] = groups.map { key, rows in
+        return groups.map { key, rows in
             let vs = rows.map { $0[1] }.filter { !$0.isNull }
             let ds = rows.map { $0[2] }.filter { !$0.isNull }
             let ts = rows.map { $0[4] }.filter { !$0.isNull }
@@ -106,7 +104,23 @@ struct OperatorTests {
             let maxS = ss.max { cmp($0, $1)! < 0 } ?? .null
             return key + [.int(Int64(rows.count)), .int(Int64(vs.count)), .int(Int64(Set(ts).count)), sum, avg, minT, maxS]
         }
-        #expect(sameRows(got, want, ordered: false), "seed \(seed)")
+    }
+
+    @Test("Group-by aggregates: count, count distinct, sum, avg, min, max", arguments: seeds)
+    func aggregate(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: seed)
+        let t = randomTable(&rng, rows: Int(rng.next() % 80), keys: 5)
+        let got = try database(["t": t]).sql(Self.aggregateSQL).rows
+        #expect(sameRows(got, Self.referenceAggregate(t), ordered: false), "seed \(seed)")
+    }
+
+    @Test("Many groups on 3 threads: the per-thread states merge partition by partition in parallel", arguments: [UInt64(81), 82])
+    func partitionedMerge(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: seed)
+        let t = randomTable(&rng, rows: 60_000, keys: 10_000)
+        let got = try database(["t": t], threads: 3, morsel: 5000).sql(Self.aggregateSQL)
+        #expect(got.rowCount > 1 << 15, "seed \(seed): too few groups (\(got.rowCount)) to take the partitioned merge")
+        #expect(sameRows(got.rows, Self.referenceAggregate(t), ordered: false), "seed \(seed)")
     }
 
     @Test("A global aggregate over no rows gives one row: 0 counts, null sums")
@@ -201,6 +215,32 @@ struct OperatorTests {
         let want = Array(all.dropFirst(2).prefix(15))
         // Every selected column is a sort key, so rows that tie are identical: the order is exact.
         #expect(sameRows(got, want, ordered: true), "seed \(seed)")
+    }
+
+    @Test("A large ORDER BY (runs sorted on 3 threads, then merged) and ORDER BY … LIMIT (top-N per morsel) keep ties in input order",
+          arguments: [UInt64(71), 72])
+    func largeSort(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: seed)
+        let base = randomTable(&rng, rows: 40_000, keys: 50)
+        let ids = Column(ints: (0..<Int64(base.rowCount)).map { $0 }, validity: nil)
+        let t = Table(fields: base.fields + [Field("id", .int64)], columns: base.columns + [ids])
+        let db = database(["t": t], threads: 3, morsel: 1000)
+        func order(_ a: Value, _ b: Value, asc: Bool, nullsFirst: Bool) -> Int {
+            if a.isNull || b.isNull { return a.isNull == b.isNull ? 0 : (a.isNull == nullsFirst ? -1 : 1) }
+            return asc ? cmp(a, b)! : -cmp(a, b)!
+        }
+        // k DESC NULLS FIRST (the default for DESC), s ASC NULLS LAST, t DESC; then input order.
+        let want = t.rows.map { [$0[0], $0[3], $0[4], $0[5]] }.sorted { x, y in
+            for (c, (asc, nf)) in [(false, true), (true, false), (false, true)].enumerated() {
+                let r = order(x[c], y[c], asc: asc, nullsFirst: nf)
+                if r != 0 { return r < 0 }
+            }
+            return cmp(x[3], y[3])! < 0
+        }
+        let sql = "SELECT k, s, t, id FROM t ORDER BY k DESC, s, t DESC"
+        #expect(sameRows(try db.sql(sql).rows, want, ordered: true), "full sort, seed \(seed)")
+        #expect(sameRows(try db.sql(sql + " LIMIT 25 OFFSET 990").rows, Array(want[990..<1015]), ordered: true), "top-N, seed \(seed)")
+        #expect(sameRows(try db.sql(sql + " LIMIT 0").rows, [], ordered: true), "LIMIT 0, seed \(seed)")
     }
 
     @Test("DISTINCT, UNION, INTERSECT and EXCEPT (with ALL)", arguments: seeds)

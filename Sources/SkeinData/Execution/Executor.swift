@@ -125,6 +125,9 @@ public struct Executor: Sendable {
             memory.reserve(rows.workingBytes * 2)
             let chunk = try sortChunk(rows, keys)
             return Stream(morsels: [chunk], operators: [])
+        case .limit(.sort(let input, let keys), let count?, let offset) where count + offset <= 10_000 && !sortExceedsLimit(input):
+            let top = try topN(try stream(input), types: input.types, keys: keys, count: count + offset)
+            return Stream(morsels: [top.slice(min(offset, top.count)..<top.count)], operators: [])
         case .limit(let input, let count, let offset):
             // Without a sort below, any rows will do: stop gathering once there are enough.
             let all = try materialize(input)
@@ -212,11 +215,54 @@ public struct Executor: Sendable {
         if let e = failure.withLock({ $0 }) { throw e }
         let order = used.withLock { $0.sorted() }
         guard let first = order.first else { return try states.value[0].finish() }
-        let target = states.value[first]
-        for w in order.dropFirst() { target.merge(states.value[w]) }
         let total = states.value.reduce(0) { $0 + $1.groupCount }
         defer { memory.release(total * perGroup) }
+        if order.count > 1, total >= 1 << 15, !groups.isEmpty {
+            return try partitionedMerge(order.map { states.value[$0] }, keyTypes: keyTypes, aggregates: aggregates, argumentTypes: argTypes)
+        }
+        let target = states.value[first]
+        for w in order.dropFirst() { target.merge(states.value[w]) }
         return try target.finish()
+    }
+
+    /// Merges per-thread aggregation states in parallel: a group's hash picks its partition, each
+    /// partition gathers its groups from every state into a fresh state, and the partitions'
+    /// results are concatenated (DuckDB's radix-partitioned finalize).
+    func partitionedMerge(_ states: [AggregateState], keyTypes: [DataType], aggregates: [Aggregate], argumentTypes: [DataType?]) throws -> Chunk {
+        let parts = 64
+        let shared = Shared(states)
+        // Per state: its key columns, and its groups bucketed by partition (a counting sort on the
+        // high hash bits; the tables index by the low ones).
+        let prepared = Shared(Parallel.map(states.count, threads: threads) { i, _ in
+            let state = shared.value[i]
+            let buckets = state.groupHashes.withUnsafeBufferPointer { h in
+                var counts = [Int](repeating: 0, count: parts + 1)
+                for x in h { counts[Int(x >> 40) % parts + 1] += 1 }
+                for p in 0..<parts { counts[p + 1] += counts[p] }
+                var fill = counts
+                var rows = [Int32](repeating: 0, count: h.count)
+                rows.withUnsafeMutableBufferPointer { r in
+                    for g in 0..<h.count {
+                        let p = Int(h[g] >> 40) % parts
+                        r[fill[p]] = Int32(g)
+                        fill[p] += 1
+                    }
+                }
+                return (0..<parts).map { Array(rows[counts[$0]..<counts[$0 + 1]]) }
+            }
+            return (state.keyColumns(), buckets)
+        })
+        let results: [Result<Chunk, any Error>] = Parallel.map(parts, threads: threads) { p, _ in
+            Result {
+                let target = AggregateState(keyTypes: keyTypes, aggregates: aggregates, argumentTypes: argumentTypes)
+                for (i, state) in shared.value.enumerated() {
+                    target.merge(state, keys: prepared.value[i].0, rows: prepared.value[i].1[p])
+                }
+                return try target.finish()
+            }
+        }
+        let types = try results.first!.get().columns.map(\.type)
+        return Chunk.concat(try results.map { try $0.get() }, types: types)
     }
 
     func setOperation(_ kind: SetOpKind, all: Bool, _ l: LogicalPlan, _ r: LogicalPlan) throws -> Chunk {
@@ -253,54 +299,6 @@ public struct Executor: Sendable {
             for _ in 0..<copies { pick.append(Int32(g)) }
         }
         return Chunk(columns: Array(counted.gather(pick).columns.prefix(types.count)), count: pick.count)
-    }
-
-    func sortChunk(_ chunk: Chunk, _ keys: [SortKey]) throws -> Chunk {
-        let ev = Evaluator(chunk: chunk)
-        let cols = try keys.map { try ev.evaluate($0.expr) }
-        var perm = (0..<Int32(chunk.count)).map { $0 }
-        let comparators: [(Int, Int) -> Int] = zip(cols, keys).map { c, k in rowComparator(c, k) }
-        perm.sort { a, b in
-            for cmp in comparators {
-                let r = cmp(Int(a), Int(b))
-                if r != 0 { return r < 0 }
-            }
-            return a < b  // stable
-        }
-        return chunk.gather(perm)
-    }
-}
-
-/// Compares two rows of one column under a sort key's direction and null placement.
-func rowComparator(_ c: Column, _ k: SortKey) -> (Int, Int) -> Int {
-    let dir = k.ascending ? 1 : -1
-    let nullOrder = k.nullsFirst ? -1 : 1
-    let valid = c.slicedValidity
-    func withNulls(_ f: @escaping (Int, Int) -> Int) -> (Int, Int) -> Int {
-        guard let valid else { return { f($0, $1) * dir } }
-        return { a, b in
-            switch (valid[a], valid[b]) {
-            case (true, true): return f(a, b) * dir
-            case (false, false): return 0
-            case (false, true): return nullOrder
-            case (true, false): return -nullOrder
-            }
-        }
-    }
-    switch c.storage {
-    case .ints:
-        let a = c.withInts { Array($0) }
-        return withNulls { x, y in a[x] == a[y] ? 0 : (a[x] < a[y] ? -1 : 1) }
-    case .doubles:
-        let a = c.withDoubles { Array($0) }
-        return withNulls { x, y in a[x] == a[y] ? 0 : (a[x] < a[y] ? -1 : 1) }
-    case .bools:
-        let a = c.withBools { Array($0) }
-        return withNulls { x, y in a[x] == a[y] ? 0 : (!a[x] ? -1 : 1) }
-    case .strings:
-        // Views stay valid while the closure holds the column (and so its heaps).
-        let views = c.withStrings { r in (0..<c.count).map { r.pointer($0) } }
-        return withNulls { x, y in withExtendedLifetime(c) { bytesCompare(views[x].0, views[x].1, views[y].0, views[y].1) } }
     }
 }
 

@@ -15,7 +15,7 @@ final class AggregateState {
     /// The hash of each slot's group, so a probe does not look up the group to compare hashes.
     private var slotHashes: [UInt64]
     private var nullGroup: Int32 = -1
-    private var groupHashes: [UInt64] = []
+    private(set) var groupHashes: [UInt64] = []
     private var mask: Int
     var groupCount = 0
 
@@ -175,9 +175,24 @@ final class AggregateState {
         let otherKeys = other.keys.finish()
         let ids = groupIDs(otherKeys, count: other.groupCount)
         ids.withUnsafeBufferPointer { idp in
-            for (a, b) in zip(accumulators, other.accumulators) { a.merge(b, idp) }
+            for (a, b) in zip(accumulators, other.accumulators) { a.merge(b, idp, from: nil) }
         }
     }
+
+    /// Folds the groups `rows` of another state (whose key columns are `otherKeys`) into this one.
+    func merge(_ other: AggregateState, keys otherKeys: [Column], rows: [Int32]) {
+        guard !rows.isEmpty else { return }
+        let keys = rows.withUnsafeBufferPointer { r in otherKeys.map { $0.gather(r) } }
+        let ids = groupIDs(keys, count: rows.count)
+        ids.withUnsafeBufferPointer { idp in
+            rows.withUnsafeBufferPointer { r in
+                for (a, b) in zip(accumulators, other.accumulators) { a.merge(b, idp, from: r) }
+            }
+        }
+    }
+
+    /// The groups' key columns, in group-id order.
+    func keyColumns() -> [Column] { keys.finish() }
 
     func finish() throws -> Chunk {
         if accumulators.contains(where: { ($0 as? IntSumAccumulator)?.overflows == true }) {
@@ -285,7 +300,8 @@ extension ColumnBuilder {
 protocol Accumulator: AnyObject {
     func grow(_ groups: Int)
     func update(_ ids: UnsafeBufferPointer<Int32>, _ arg: Column?)
-    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>)
+    /// Folds other's group `rows[k]` (or k, without rows) into group `ids[k]`.
+    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>, from rows: UnsafeBufferPointer<Int32>?)
     func finish() -> Column
 }
 
@@ -315,9 +331,11 @@ final class CountAccumulator: Accumulator {
             }
         }
     }
-    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>) {
+    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>, from rows: UnsafeBufferPointer<Int32>?) {
         let o = other as! CountAccumulator
-        for (k, g) in ids.enumerated() { counts[Int(g)] += o.counts[k] }
+        o.counts.withUnsafeBufferPointer { oc in counts.withUnsafeMutableBufferPointer { c in
+            for (k0, g) in ids.enumerated() { c[Int(g)] += oc[rows.map { Int($0[k0]) } ?? k0] }
+        } }
     }
     func finish() -> Column { Column(ints: counts) }
 }
@@ -349,9 +367,16 @@ final class IntSumAccumulator: Accumulator {
             }
         }
     }
-    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>) {
+    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>, from rows: UnsafeBufferPointer<Int32>?) {
         let o = other as! IntSumAccumulator
-        for (k, g) in ids.enumerated() { sums[Int(g)] &+= o.sums[k]; counts[Int(g)] += o.counts[k] }
+        o.sums.withUnsafeBufferPointer { os in o.counts.withUnsafeBufferPointer { oc in
+            sums.withUnsafeMutableBufferPointer { s in counts.withUnsafeMutableBufferPointer { c in
+                for (k0, g) in ids.enumerated() {
+                    let k = rows.map { Int($0[k0]) } ?? k0
+                    s[Int(g)] &+= os[k]; c[Int(g)] += oc[k]
+                }
+            } }
+        } }
     }
     func finish() -> Column {
         let valid = counts.contains(0) ? counts.map { $0 > 0 } : nil
@@ -387,9 +412,16 @@ final class DoubleSumAccumulator: Accumulator {
             }
         }
     }
-    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>) {
+    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>, from rows: UnsafeBufferPointer<Int32>?) {
         let o = other as! DoubleSumAccumulator
-        for (k, g) in ids.enumerated() { sums[Int(g)] += o.sums[k]; counts[Int(g)] += o.counts[k] }
+        o.sums.withUnsafeBufferPointer { os in o.counts.withUnsafeBufferPointer { oc in
+            sums.withUnsafeMutableBufferPointer { s in counts.withUnsafeMutableBufferPointer { c in
+                for (k0, g) in ids.enumerated() {
+                    let k = rows.map { Int($0[k0]) } ?? k0
+                    s[Int(g)] += os[k]; c[Int(g)] += oc[k]
+                }
+            } }
+        } }
     }
     func finish() -> Column {
         let valid = counts.contains(0) ? counts.map { $0 > 0 } : nil
@@ -439,9 +471,11 @@ final class MinMaxAccumulator: Accumulator {
     private func offer(_ j: Int, _ v: Value) {
         if !has[j] || (compareValues(v, best[j]) < 0) == isMin && compareValues(v, best[j]) != 0 { best[j] = v; has[j] = true }
     }
-    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>) {
+    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>, from rows: UnsafeBufferPointer<Int32>?) {
         let o = other as! MinMaxAccumulator
-        for (k, g) in ids.enumerated() where o.has[k] {
+        for (k0, g) in ids.enumerated() {
+            let k = rows.map { Int($0[k0]) } ?? k0
+            guard o.has[k] else { continue }
             let j = Int(g)
             switch type {
             case .double: if !has[j] || (isMin ? o.doubles[k] < doubles[j] : o.doubles[k] > doubles[j]) { doubles[j] = o.doubles[k]; has[j] = true }
@@ -478,9 +512,10 @@ final class DistinctCountAccumulator: Accumulator {
             for (i, g) in ids.enumerated() where arg.isValid(i) { sets[Int(g)].insert(arg.value(at: i)) }
         }
     }
-    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>) {
+    func merge(_ other: any Accumulator, _ ids: UnsafeBufferPointer<Int32>, from rows: UnsafeBufferPointer<Int32>?) {
         let o = other as! DistinctCountAccumulator
-        for (k, g) in ids.enumerated() {
+        for (k0, g) in ids.enumerated() {
+            let k = rows.map { Int($0[k0]) } ?? k0
             sets[Int(g)].formUnion(o.sets[k])
             intSets[Int(g)].formUnion(o.intSets[k])
         }
