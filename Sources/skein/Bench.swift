@@ -7,7 +7,7 @@ import SkeinCollectives
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print measured figures beside the model and the physical limit.",
-        subcommands: [BenchCollectives.self, BenchTransport.self, BenchTasks.self, BenchTPCH.self])
+        subcommands: [BenchCollectives.self, BenchTransport.self, BenchTasks.self, BenchTPCH.self, BenchOperators.self])
 }
 
 /// One measured (operation, algorithm, ranks, size) point.

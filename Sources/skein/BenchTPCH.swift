@@ -162,22 +162,4 @@ struct BenchTPCH: ParsableCommand {
             print(line)
         }
     }
-
-    func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
-
-    @discardableResult
-    func shell(_ command: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", command]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw ValidationError("'\(command)' failed (exit \(p.terminationStatus)); run skein from the repository root")
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
 }

@@ -195,6 +195,32 @@ struct OperatorTests {
         #expect(sameRows(scalar, scalarWant, ordered: false), "correlated scalar, seed \(seed)")
     }
 
+    @Test("Joins with large build sides: tables built on 2 threads, bucket partition by partition",
+          arguments: [(UInt64(91), false), (92, true)])
+    func largeJoins(seed: UInt64, spreadKeys: Bool) throws {
+        var rng = SeededGenerator(seed: seed)
+        var a = randomTable(&rng, rows: 80_000, keys: 100_000)
+        var b = randomTable(&rng, rows: 70_000, keys: 100_000)
+        if spreadKeys { a = Self.spread(a); b = Self.spread(b) }
+        let db = database(["a": a, "b": b], threads: 2, morsel: 8192)
+        let ar = a.rows, br = b.rows
+        var byKey: [Value: [[Value]]] = [:], byKeyAndWord: [[Value]: [[Value]]] = [:]
+        for y in br where !y[0].isNull {
+            byKey[y[0], default: []].append(y)
+            if !y[3].isNull { byKeyAndWord[[y[0], y[3]], default: []].append(y) }
+        }
+        let inner = try db.sql("SELECT a.k, a.v, b.v FROM a JOIN b ON a.k = b.k").rows
+        let innerWant = ar.flatMap { x in (byKey[x[0]] ?? []).map { [x[0], x[1], $0[1]] } }
+        #expect(sameRows(inner, innerWant, ordered: false), "inner on an integer key, seed \(seed)")
+        // A string in the key: hashed column by column, not packed.
+        let twoKeys = try db.sql("SELECT a.k, a.s, b.d FROM a JOIN b ON a.k = b.k AND a.s = b.s").rows
+        let twoKeysWant = ar.flatMap { x in (byKeyAndWord[[x[0], x[3]]] ?? []).map { [x[0], x[3], $0[2]] } }
+        #expect(sameRows(twoKeys, twoKeysWant, ordered: false), "inner on (integer, string), seed \(seed)")
+        let semi = try db.sql("SELECT k, t FROM a WHERE k IN (SELECT k FROM b)").rows
+        let semiWant = ar.filter { byKey[$0[0]] != nil }.map { [$0[0], $0[4]] }
+        #expect(sameRows(semi, semiWant, ordered: false), "semi, seed \(seed)")
+    }
+
     @Test("ORDER BY several keys, directions and nulls; LIMIT and OFFSET", arguments: seeds)
     func sort(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)

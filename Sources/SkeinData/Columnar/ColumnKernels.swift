@@ -127,14 +127,18 @@ extension Chunk {
         indices.withUnsafeBufferPointer { ix in Chunk(columns: columns.map { $0.gather(ix) }, count: ix.count) }
     }
 
-    public static func concat(_ parts: [Chunk], types: [DataType]) -> Chunk {
+    /// The parts' rows one after another; large results copy their columns on `threads` threads.
+    public static func concat(_ parts: [Chunk], types: [DataType], threads: Int = 1) -> Chunk {
         let nonEmpty = parts.filter { $0.count > 0 }
         if nonEmpty.isEmpty {
             return Chunk(columns: types.map { Column.empty($0) }, count: 0)
         }
         if nonEmpty.count == 1 { return nonEmpty[0] }
-        return Chunk(columns: types.indices.map { c in Column.concat(nonEmpty.map { $0.columns[c] }, type: types[c]) },
-                     count: nonEmpty.reduce(0) { $0 + $1.count })
+        let total = nonEmpty.reduce(0) { $0 + $1.count }
+        let t = total >= 1 << 16 ? threads : 1
+        let shared = Shared(nonEmpty)
+        let columns = Parallel.map(types.count, threads: t) { c, _ in Column.concat(shared.value.map { $0.columns[c] }, type: types[c]) }
+        return Chunk(columns: columns, count: total)
     }
 }
 

@@ -56,3 +56,21 @@ struct Shared<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
+
+extension Parallel {
+    /// 0..<n cut into at most `threads` contiguous ranges of at least `grain` items each.
+    static func ranges(_ n: Int, threads: Int, grain: Int = 1 << 15) -> [Range<Int>] {
+        let parts = max(1, min(threads, n / max(1, grain)))
+        return (0..<parts).map { p in (p * n / parts)..<((p + 1) * n / parts) }
+    }
+
+    /// Fills an array of n values range by range in parallel; `body` writes its range's slots.
+    static func fill<T: BitwiseCopyable>(_ n: Int, threads: Int, _ body: @Sendable (Range<Int>, UnsafeMutableBufferPointer<T>) -> Void) -> [T] {
+        let rs = ranges(n, threads: threads)
+        return [T](unsafeUninitializedCapacity: n) { buffer, count in
+            let out = Shared(buffer)
+            forEach(rs.count, threads: threads) { i, _ in body(rs[i], out.value) }
+            count = n
+        }
+    }
+}

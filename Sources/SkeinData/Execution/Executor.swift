@@ -27,7 +27,7 @@ public struct Executor: Sendable {
     /// Runs a plan to completion and returns its rows as one table.
     public func run(_ plan: LogicalPlan) throws -> Table {
         let s = try stream(plan)
-        let chunk = Chunk.concat(try collect(s), types: plan.types)
+        let chunk = Chunk.concat(try collect(s), types: plan.types, threads: threads)
         return Table(fields: plan.fields, chunk: chunk)
     }
 
@@ -92,14 +92,14 @@ public struct Executor: Sendable {
             }
             let build = Chunk.concat(rightMorsels, types: right.types)
             memory.reserve(build.workingBytes * 2 + leftMorsels.reduce(0) { $0 + $1.workingBytes })
-            let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
+            let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false, threads: threads)
             return Stream(morsels: leftMorsels, operators: []).then { try join.probe($0) }
         case .join(let left, let right, let kind, let lk0, let rk0, let residual):
             let (lk, rk) = alignKeys(lk0, left.types, rk0, right.types)
             let build = try materialize(right)
             // The build rows plus the table (about as large again) stay until the query ends.
             memory.reserve(build.workingBytes * 2)
-            let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
+            let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false, threads: threads)
             return try stream(left).then { try join.probe($0) }
         case .aggregate(let input, let groups, let aggs, _):
             let chunk: Chunk
@@ -160,7 +160,7 @@ public struct Executor: Sendable {
     /// A semi, anti or left join with the hash table on the left input, probed by the right.
     func leftBuild(_ kind: JoinKind, _ left: Chunk, _ probes: [Chunk], _ rightTypes: [DataType], _ lk: [Expr], _ rk: [Expr],
                    _ residual: Expr?) throws -> Chunk {
-        let join = try LeftBuildJoin(kind: kind, left: left, leftKeys: lk, rightKeys: rk, residual: residual)
+        let join = try LeftBuildJoin(kind: kind, left: left, leftKeys: lk, rightKeys: rk, residual: residual, threads: threads)
         let marks = Shared((0..<threads).map { _ in MarkArray(left.count) })
         let results: [Result<Chunk?, any Error>] = Parallel.map(probes.count, threads: threads) { i, w in
             Result { try join.probe(probes[i], marks: &marks.value[w].marks) }
@@ -175,7 +175,7 @@ public struct Executor: Sendable {
     }
 
     func materialize(_ plan: LogicalPlan) throws -> Chunk {
-        Chunk.concat(try collect(try stream(plan)), types: plan.types)
+        Chunk.concat(try collect(try stream(plan)), types: plan.types, threads: threads)
     }
 
     /// Pushes every morsel through the stream's operators, in parallel, keeping morsel order.

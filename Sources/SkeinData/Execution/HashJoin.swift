@@ -19,7 +19,9 @@ final class HashJoin: @unchecked Sendable {
     let buildIsLeft: Bool
     let buildHasNullKey: Bool
 
-    init(kind: JoinKind, build: Chunk, buildKeys: [Expr], probeKeys: [Expr], residual: Expr?, buildIsLeft: Bool) throws {
+    /// Builds the table on `threads` threads: keys are packed and hashed range by range, and rows
+    /// go into the table partition by partition (each thread owns a slice of the buckets).
+    init(kind: JoinKind, build: Chunk, buildKeys: [Expr], probeKeys: [Expr], residual: Expr?, buildIsLeft: Bool, threads: Int = 1) throws {
         self.kind = kind
         self.build = build
         self.residual = residual
@@ -31,35 +33,44 @@ final class HashJoin: @unchecked Sendable {
         var hasNull = false
         for c in keys.columns where c.hasNulls { hasNull = true }
         buildHasNullKey = hasNull
-        if !keys.columns.isEmpty, let p = KeyColumns.packing(keys.columns) {
+        let n = build.count
+        if !keys.columns.isEmpty, let p = KeyColumns.packing(keys.columns, threads: threads) {
             packing = p
-            let (packed, valid) = p.pack(keys.columns)
+            let (packed, valid) = p.pack(keys.columns, threads: threads)
             packedBuild = packed
-            var lo = Int64.max, hi = Int64.min
-            for (i, k) in packed.enumerated() where valid?[i] ?? true { lo = min(lo, k); hi = max(hi, k) }
-            let range = lo <= hi ? UInt64(bitPattern: hi &- lo) : 0
-            if lo <= hi, range < UInt64(max(1 << 16, 4 * packed.count)), range < 1 << 26 {
-                directBase = lo
-                directRange = range
-                buildHashes = packed.map { UInt64(bitPattern: $0 &- lo) }
-                table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h, capacity: Int(range) + 1) { i in !(valid?[i] ?? true) } }
-            } else {
-                directBase = nil
-                directRange = 0
-                buildHashes = packed.map { mix64(UInt64(bitPattern: $0)) }
-                // A small table gets many empty slots (still in L1): most probes of a selective
-                // join then stop at an empty slot, a branch the CPU predicts.
-                let sparse = packed.count <= 4096 ? packed.count * 16 : 0
-                table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h, capacity: sparse) { i in !(valid?[i] ?? true) } }
+            // The packed keys' range, each thread taking a slice.
+            let rs = Parallel.ranges(n, threads: threads)
+            let bounds = packed.withUnsafeBufferPointer { kp in
+                let keys = Shared(kp)
+                return Parallel.map(rs.count, threads: threads) { r, _ -> (Int64, Int64) in
+                    var lo = Int64.max, hi = Int64.min
+                    for i in rs[r] where valid?[i] ?? true { lo = min(lo, keys.value[i]); hi = max(hi, keys.value[i]) }
+                    return (lo, hi)
+                }
             }
+            let lo = bounds.map(\.0).min() ?? .max, hi = bounds.map(\.1).max() ?? .min
+            let range = lo <= hi ? UInt64(bitPattern: hi &- lo) : 0
+            let direct = lo <= hi && range < UInt64(max(1 << 16, 4 * n)) && range < 1 << 26
+            directBase = direct ? lo : nil
+            directRange = direct ? range : 0
+            buildHashes = packed.withUnsafeBufferPointer { kp in
+                let keys = Shared(kp)
+                return Parallel.fill(n, threads: threads) { r, out in
+                    if direct { for i in r { out[i] = UInt64(bitPattern: keys.value[i] &- lo) } }
+                    else { for i in r { out[i] = mix64(UInt64(bitPattern: keys.value[i])) } }
+                }
+            }
+            // A small hashed table gets many empty slots (still in L1): most probes of a selective
+            // join then stop at an empty slot, a branch the CPU predicts.
+            let capacity = direct ? Int(range) + 1 : (n <= 4096 ? n * 16 : 0)
+            table = RowHashTable(hashes: buildHashes, capacity: capacity, valid: valid, threads: threads)
         } else {
             packing = nil
             packedBuild = []
             directBase = nil
             directRange = 0
-            buildHashes = keys.columns.isEmpty ? [UInt64](repeating: 0, count: build.count) : keys.hashes()
-            let k = keys
-            table = buildHashes.withUnsafeBufferPointer { h in RowHashTable(hashes: h) { i in k.hasNull(i) } }
+            buildHashes = keys.columns.isEmpty ? [UInt64](repeating: 0, count: n) : keys.hashes()
+            table = RowHashTable(hashes: buildHashes, valid: keys.validRows(), threads: threads)
         }
     }
 
@@ -229,12 +240,12 @@ final class LeftBuildJoin: @unchecked Sendable {
     let rightKeys: [Expr]
     let residual: Expr?
 
-    init(kind: JoinKind, left: Chunk, leftKeys: [Expr], rightKeys: [Expr], residual: Expr?) throws {
+    init(kind: JoinKind, left: Chunk, leftKeys: [Expr], rightKeys: [Expr], residual: Expr?, threads: Int = 1) throws {
         self.kind = kind
         self.left = left
         self.rightKeys = rightKeys
         self.residual = residual
-        table = try HashJoin(kind: .inner, build: left, buildKeys: leftKeys, probeKeys: rightKeys, residual: nil, buildIsLeft: true)
+        table = try HashJoin(kind: .inner, build: left, buildKeys: leftKeys, probeKeys: rightKeys, residual: nil, buildIsLeft: true, threads: threads)
     }
 
     /// Probes with one right morsel; returns the joined rows for a left join (nothing otherwise).

@@ -10,6 +10,23 @@ struct KeyColumns {
         var mins: [Int64]
         var bits: [Int]
 
+        /// Packs range by range on `threads` threads, then joins the ranges.
+        func pack(_ cols: [Column], threads: Int) -> (keys: [Int64], valid: [Bool]?) {
+            let n = cols.first?.count ?? 0
+            let rs = Parallel.ranges(n, threads: threads)
+            guard rs.count > 1 else { return pack(cols) }
+            let shared = Shared(cols)
+            let parts = Parallel.map(rs.count, threads: threads) { r, _ in Shared(pack(shared.value.map { $0.slice(rs[r]) })) }
+            var keys: [Int64] = []
+            keys.reserveCapacity(n)
+            for p in parts { keys.append(contentsOf: p.value.keys) }
+            guard parts.contains(where: { $0.value.valid != nil }) else { return (keys, nil) }
+            var valid: [Bool] = []
+            valid.reserveCapacity(n)
+            for (r, p) in zip(rs, parts) { valid.append(contentsOf: p.value.valid ?? [Bool](repeating: true, count: r.count)) }
+            return (keys, valid)
+        }
+
         func pack(_ cols: [Column]) -> (keys: [Int64], valid: [Bool]?) {
             let n = cols.first?.count ?? 0
             // One full-width key is its own packing: copy it, with its validity.
@@ -42,22 +59,28 @@ struct KeyColumns {
     }
 
     /// A packing for `build` keys (nil when they are not all integers or do not fit 63 bits).
-    static func packing(_ build: [Column]) -> Packing? {
+    static func packing(_ build: [Column], threads: Int = 1) -> Packing? {
         guard !build.isEmpty, build.allSatisfy({ $0.type.isIntegerBacked || $0.type == .bool }), !build.contains(where: { $0.type == .bool }) else { return nil }
+        if build.count == 1 { return Packing(mins: [0], bits: [64]) }
         var mins: [Int64] = []
         var bits: [Int] = []
         for c in build {
-            var lo = Int64.max, hi = Int64.min
-            c.withInts { a in c.withValidity { v in
-                for i in 0..<a.count where v?[i] ?? true { lo = min(lo, a[i]); hi = max(hi, a[i]) }
-            } }
+            let rs = Parallel.ranges(c.count, threads: threads)
+            let bounds = Parallel.map(rs.count, threads: threads) { r, _ -> (Int64, Int64) in
+                var lo = Int64.max, hi = Int64.min
+                let part = c.slice(rs[r])
+                part.withInts { a in part.withValidity { v in
+                    for i in 0..<a.count where v?[i] ?? true { lo = min(lo, a[i]); hi = max(hi, a[i]) }
+                } }
+                return (lo, hi)
+            }
+            var lo = bounds.map(\.0).min() ?? .max, hi = bounds.map(\.1).max() ?? .min
             if lo > hi { lo = 0; hi = 0 }
             let range = UInt64(bitPattern: hi &- lo)
             let width = range == 0 ? 1 : 64 - range.leadingZeroBitCount
             mins.append(lo)
             bits.append(width)
         }
-        if build.count == 1 { return Packing(mins: [0], bits: [64]) }
         guard bits.reduce(0, +) <= 63 else { return nil }
         return Packing(mins: mins, bits: bits)
     }
@@ -66,6 +89,12 @@ struct KeyColumns {
         var h = [UInt64](repeating: keyHashSeed, count: count)
         h.withUnsafeMutableBufferPointer { hp in for c in columns { c.hash(into: hp) } }
         return h
+    }
+
+    /// Which rows have no null key (nil when no key column has nulls).
+    func validRows() -> [Bool]? {
+        guard columns.contains(where: \.hasNulls) else { return nil }
+        return (0..<count).map { !hasNull($0) }
     }
 
     /// Whether any key of row i is null.
@@ -139,27 +168,89 @@ struct StringViews {
 
 /// Chained hash table from key to rows, built once and probed by many threads.
 struct RowHashTable: @unchecked Sendable {
-    // Safe to share: built single-threaded before any probe; probes only read.
+    // Safe to share: built before any probe; probes only read.
     var mask: Int
     var heads: [Int32]
     var next: [Int32]
 
-    /// `capacity`: at least this many buckets (direct addressing passes its key range).
-    init(hashes: UnsafeBufferPointer<UInt64>, capacity: Int = 0, skip: (Int) -> Bool) {
+    /// `capacity`: at least this many buckets (direct addressing passes its key range). Rows
+    /// whose `valid` entry is false (a null key) are left out. Every chain lists its rows in
+    /// input order, however many threads build it.
+    init(hashes: [UInt64], capacity: Int = 0, valid: [Bool]?, threads: Int = 1) {
         let n = hashes.count
         var cap = 16
         while cap < max(n * 2, capacity) { cap <<= 1 }
-        mask = cap - 1
-        heads = [Int32](repeating: -1, count: cap)
-        next = [Int32](repeating: -1, count: n)
-        heads.withUnsafeMutableBufferPointer { hd in
-            next.withUnsafeMutableBufferPointer { nx in
-                // Insert in reverse so each chain lists rows in input order.
-                for i in stride(from: n - 1, through: 0, by: -1) where !skip(i) {
-                    let b = Int(truncatingIfNeeded: hashes[i]) & mask
-                    nx[i] = hd[b]
-                    hd[b] = Int32(i)
+        let mask = cap - 1
+        self.mask = mask
+        let ranges = Parallel.ranges(n, threads: threads)
+        var heads: [Int32] = Parallel.fill(cap, threads: ranges.count) { r, out in
+            UnsafeMutableBufferPointer(rebasing: out[r]).initialize(repeating: -1)
+        }
+        var next = [Int32](repeating: -1, count: n)
+        hashes.withUnsafeBufferPointer { h in
+            heads.withUnsafeMutableBufferPointer { hd in
+                next.withUnsafeMutableBufferPointer { nx in
+                    if ranges.count <= 1 {
+                        // Insert in reverse so each chain lists rows in input order.
+                        for i in stride(from: n - 1, through: 0, by: -1) where valid?[i] ?? true {
+                            let b = Int(truncatingIfNeeded: h[i]) & mask
+                            nx[i] = hd[b]
+                            hd[b] = Int32(i)
+                        }
+                    } else {
+                        RowHashTable.insertPartitioned(h, valid, hd, nx, mask: mask, ranges: ranges, threads: threads)
+                    }
                 }
+            }
+        }
+        self.heads = heads
+        self.next = next
+    }
+
+    /// Buckets split into partitions by their high bits; rows are scattered by partition (in input
+    /// order, each thread counting its own range), then each partition is inserted by one thread.
+    private static func insertPartitioned(_ h: UnsafeBufferPointer<UInt64>, _ valid: [Bool]?, _ hd: UnsafeMutableBufferPointer<Int32>,
+                                          _ nx: UnsafeMutableBufferPointer<Int32>, mask: Int, ranges: [Range<Int>], threads: Int) {
+        let bucketBits = mask.nonzeroBitCount
+        let partBits = min(6, bucketBits)
+        let parts = 1 << partBits
+        let shift = bucketBits - partBits
+        let n = h.count
+        let hs = Shared(h), heads = Shared(hd), nexts = Shared(nx)
+        // counts[r][p]: rows of range r in partition p.
+        let counts = Parallel.map(ranges.count, threads: threads) { r, _ -> [Int] in
+            var c = [Int](repeating: 0, count: parts)
+            for i in ranges[r] where valid?[i] ?? true { c[(Int(truncatingIfNeeded: hs.value[i]) & mask) >> shift] += 1 }
+            return c
+        }
+        // Where each (range, partition) starts in the scattered order: partition-major, then range.
+        var starts = [[Int]](repeating: [Int](repeating: 0, count: parts), count: ranges.count)
+        var partitionStart = [Int](repeating: 0, count: parts + 1)
+        var at = 0
+        for p in 0..<parts {
+            partitionStart[p] = at
+            for r in ranges.indices { starts[r][p] = at; at += counts[r][p] }
+        }
+        partitionStart[parts] = at
+        let order = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(1, n))
+        defer { order.deallocate() }
+        let ord = Shared(order), st = starts
+        Parallel.forEach(ranges.count, threads: threads) { r, _ in
+            var fill = st[r]
+            for i in ranges[r] where valid?[i] ?? true {
+                let p = (Int(truncatingIfNeeded: hs.value[i]) & mask) >> shift
+                ord.value[fill[p]] = Int32(i)
+                fill[p] += 1
+            }
+        }
+        let ps = partitionStart
+        Parallel.forEach(parts, threads: threads) { p, _ in
+            // Reverse input order, so each chain lists rows in input order.
+            for k in stride(from: ps[p + 1] - 1, through: ps[p], by: -1) {
+                let i = Int(ord.value[k])
+                let b = Int(truncatingIfNeeded: hs.value[i]) & mask
+                nexts.value[i] = heads.value[b]
+                heads.value[b] = Int32(i)
             }
         }
     }

@@ -19,6 +19,11 @@ final class SortKeyColumns: @unchecked Sendable {
     }
     private let keys: UnsafeMutablePointer<Key>
     private let keyCount: Int
+    /// The first key as an order-preserving unsigned word (direction applied), when it has no
+    /// nulls; rows whose words differ are ordered by them alone. Nil: always compare fully.
+    private let normalized: UnsafeMutablePointer<UInt64>?
+    /// Whether equal words settle the first key (integers, doubles) or only its prefix (strings).
+    private let normalizedIsExact: Bool
     private let columns: [Column]
     let count: Int
 
@@ -70,6 +75,28 @@ final class SortKeyColumns: @unchecked Sendable {
             }
             (keys + k).initialize(to: key)
         }
+        if keyCount > 0, keys[0].valid == nil {
+            let key = keys[0]
+            let p = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, n))
+            let flip: UInt64 = key.descending ? .max : 0
+            for i in 0..<n {
+                let w: UInt64
+                switch key.kind {
+                case .int: w = UInt64(bitPattern: key.ints![i]) ^ (1 << 63)
+                case .double:
+                    let d = key.doubles![i] == 0 ? 0 : key.doubles![i]  // -0 sorts with +0
+                    let b = d.bitPattern
+                    w = b & (1 << 63) != 0 ? ~b : b | (1 << 63)
+                case .string: w = key.prefixes![i]
+                }
+                p[i] = w ^ flip
+            }
+            normalized = p
+            normalizedIsExact = key.kind != .string
+        } else {
+            normalized = nil
+            normalizedIsExact = false
+        }
     }
 
     deinit {
@@ -80,16 +107,33 @@ final class SortKeyColumns: @unchecked Sendable {
         }
         keys.deinitialize(count: keyCount)
         keys.deallocate()
+        normalized?.deallocate()
     }
 
     /// Rows a and b in key order; equal keys keep input order, so the sort is stable.
     @inline(__always) func less(_ a: Int32, _ b: Int32) -> Bool {
-        let c = compare(Int(a), Int(b))
+        if let normalized {
+            let x = normalized[Int(a)], y = normalized[Int(b)]
+            if x != y { return x < y }
+        }
+        let c = compare(Int(a), Int(b), from: normalizedIsExact ? 1 : 0)
         return c != 0 ? c < 0 : a < b
     }
 
-    @inline(__always) func compare(_ a: Int, _ b: Int) -> Int {
-        for k in 0..<keyCount {
+    /// Rows a and b by their words, then in full.
+    @inline(__always) private func less(_ a: Entry, _ b: Entry) -> Bool {
+        if a.word != b.word { return a.word < b.word }
+        let c = compare(Int(a.row), Int(b.row), from: normalizedIsExact ? 1 : 0)
+        return c != 0 ? c < 0 : a.row < b.row
+    }
+
+    private struct Entry {
+        var word: UInt64
+        var row: Int32
+    }
+
+    @inline(__always) func compare(_ a: Int, _ b: Int, from first: Int = 0) -> Int {
+        for k in first..<keyCount {
             let key = keys[k]
             if let v = key.valid {
                 let va = v[a], vb = v[b]
@@ -119,29 +163,28 @@ final class SortKeyColumns: @unchecked Sendable {
         return 0
     }
 
-    /// The stable sorted order of all rows: runs sorted in parallel, then merged pairwise.
+    /// The stable sorted order of all rows: (first-key word, row) entries, so most comparisons
+    /// touch one contiguous array; runs sorted in parallel, then merged pairwise.
     func sortedPermutation(threads: Int) -> [Int32] {
         let n = count
         let runs = n < 1 << 14 ? 1 : max(1, threads)
-        var perm = [Int32](unsafeUninitializedCapacity: n) { b, c in
-            for i in 0..<n { b[i] = Int32(i) }
+        var source = [Entry](unsafeUninitializedCapacity: n) { b, c in
+            for i in 0..<n { b[i] = Entry(word: normalized?[i] ?? 0, row: Int32(i)) }
             c = n
         }
         let bounds = (0...runs).map { $0 * n / runs }
-        perm.withUnsafeMutableBufferPointer { p in
+        source.withUnsafeMutableBufferPointer { p in
             let whole = Shared(p)
             Parallel.forEach(runs, threads: runs) { r, _ in
                 var run = UnsafeMutableBufferPointer(rebasing: whole.value[bounds[r]..<bounds[r + 1]])
                 run.sort { self.less($0, $1) }
             }
         }
-        guard runs > 1 else { return perm }
         // Merge neighbouring runs until one is left; the merges of one round run in parallel.
         var edges = bounds
-        var source = perm
-        var target = [Int32](repeating: 0, count: n)
+        var target = runs > 1 ? [Entry](repeating: Entry(word: 0, row: 0), count: n) : []
         while edges.count > 2 {
-            let pairs = (edges.count - 1 + 1) / 2
+            let pairs = edges.count / 2
             let e = edges
             source.withUnsafeBufferPointer { s in
                 target.withUnsafeMutableBufferPointer { t in
@@ -156,11 +199,11 @@ final class SortKeyColumns: @unchecked Sendable {
             if edges.last != n { edges.append(n) }
             swap(&source, &target)
         }
-        return source
+        return source.map(\.row)
     }
 
     /// Merges sorted s[lo..<mid] and s[mid..<hi] into t[lo..<hi].
-    private func merge(_ s: UnsafeBufferPointer<Int32>, _ lo: Int, _ mid: Int, _ hi: Int, into t: UnsafeMutableBufferPointer<Int32>) {
+    private func merge(_ s: UnsafeBufferPointer<Entry>, _ lo: Int, _ mid: Int, _ hi: Int, into t: UnsafeMutableBufferPointer<Entry>) {
         var i = lo, j = mid, o = lo
         while i < mid && j < hi {
             if less(s[j], s[i]) { t[o] = s[j]; j += 1 } else { t[o] = s[i]; i += 1 }

@@ -29,7 +29,7 @@ extension Executor {
             let build = Chunk.concat(try rightSpill.read(partition: p), types: right.types)
             memory.reserve(build.workingBytes * 2)
             defer { memory.release(build.workingBytes * 2) }
-            let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false)
+            let join = try HashJoin(kind: kind, build: build, buildKeys: rk, probeKeys: lk, residual: residual, buildIsLeft: false, threads: threads)
             let joined: [Result<Chunk, any Error>] = Parallel.map(probes.count, threads: threads) { i, _ in Result { try join.probe(probes[i]) } }
             for r in joined { outputs.append(try r.get()) }
         }
