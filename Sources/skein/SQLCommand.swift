@@ -39,6 +39,8 @@ struct SQLCommand: AsyncParsableCommand {
     var memoryLimit: ByteSize?
     @Option(help: "Run distributed over this many in-process ranks, each holding every n-th row of each table (with -c, -f or --tpch-query).")
     var ranks: Int?
+    @Option(help: "inprocess, mpi, or auto (mpi when started by mpirun or srun: each process reads its share of each file, rank 0 prints).")
+    var transport = TransportChoice.auto
 
     func validate() throws {
         guard delimiter.count == 1, let c = delimiter.first, c.isASCII else {
@@ -48,16 +50,14 @@ struct SQLCommand: AsyncParsableCommand {
 
     func run() async throws {
         Database.retainFreedMemory()
+        if let session = try MPISession.start(transport) {
+            try await runOverMPI(session)
+            return
+        }
         let db = Database(threads: threads, memoryLimit: memoryLimit?.bytes)
         do {
             try load(db)
-            var text = command
-            if let file { text = try String(contentsOfFile: file, encoding: .utf8) }
-            if let n = tpchQuery {
-                guard (1...22).contains(n) else { throw ValidationError("TPC-H has queries 1 to 22, not \(n)") }
-                text = TPCH.queries[n - 1]
-            }
-            guard let text else { return shell(db) }
+            guard let text = try queryText() else { return shell(db) }
             if let ranks, ranks > 1 {
                 try await distributed(db, text, ranks: ranks)
                 return
@@ -71,25 +71,47 @@ struct SQLCommand: AsyncParsableCommand {
         }
     }
 
-    func load(_ db: Database) throws {
+    /// The statements to run (-c, -f or --tpch-query), or nil for the shell.
+    func queryText() throws -> String? {
+        var text = command
+        if let file { text = try String(contentsOfFile: file, encoding: .utf8) }
+        if let n = tpchQuery {
+            guard (1...22).contains(n) else { throw ValidationError("TPC-H has queries 1 to 22, not \(n)") }
+            text = TPCH.queries[n - 1]
+        }
+        return text
+    }
+
+    /// The tables to load: (path, table name).
+    var tablePaths: [(String, String)] {
         var paths = files.map { ($0, URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent.lowercased()) }
         if let dir = tpchDirectory {
             paths += TPCH.tableNames.map { ("\(dir)/\($0).tbl", $0) }
         }
-        for (path, name) in paths {
+        return paths
+    }
+
+    /// How to read a CSV or .tbl file named `name`.
+    func csvOptions(_ path: String, _ name: String) -> CSVOptions {
+        var o: CSVOptions
+        if path.hasSuffix(".tbl") {
+            o = TPCH.schema(name) != nil ? TPCH.options(name, threads: threads) : CSVOptions(delimiter: "|", header: false)
+        } else {
+            o = CSVOptions(delimiter: Character(delimiter), header: true)
+        }
+        o.skipMalformed = skipMalformed
+        o.threads = threads
+        return o
+    }
+
+    func load(_ db: Database) throws {
+        for (path, name) in tablePaths {
             let start = Date()
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             if path.hasSuffix(".skein") {
                 db.register(try ColumnarFile.read(path: path), as: name)
             } else {
-                var o: CSVOptions
-                if path.hasSuffix(".tbl") {
-                    o = TPCH.schema(name) != nil ? TPCH.options(name, threads: threads) : CSVOptions(delimiter: "|", header: false)
-                } else {
-                    o = CSVOptions(delimiter: Character(delimiter), header: true)
-                }
-                o.skipMalformed = skipMalformed
-                o.threads = threads
+                let o = csvOptions(path, name)
                 var progress: (@Sendable (Int, Int) -> Void)? = nil
                 if size > 50_000_000 {
                     let label = name
@@ -146,6 +168,60 @@ struct SQLCommand: AsyncParsableCommand {
         for (table, seconds) in try outcomes[0].get() {
             out(table.formatted(maxRows: 60))
             out(String(format: "Run time: %.3f s on %d ranks", seconds, ranks))
+        }
+    }
+
+    /// One rank per MPI process: each reads its share of every file (a line-aligned byte range),
+    /// every rank runs each statement, and rank 0 prints the results.
+    func runOverMPI(_ session: MPISession) async throws {
+        let comm = Communicator(transport: session.transport)
+        let lead = comm.rank == 0
+        defer { session.finish() }
+        do {
+            guard let text = try queryText() else {
+                throw ValidationError("under MPI, skein sql runs -c, -f or --tpch-query; the interactive shell runs without MPI")
+            }
+            if lead { FileHandle.standardError.write(Data("skein sql on \(session.banner)\n".utf8)) }
+            let ddb = DistributedDatabase(communicator: comm, threads: threads)
+            for (path, name) in tablePaths {
+                let start = Date()
+                var rows: Int
+                if path.hasSuffix(".skein") {
+                    let t = try ColumnarFile.read(path: path)
+                    let part = Table(fields: t.fields, chunk: t.chunk.gather(Array(stride(from: Int32(comm.rank), to: Int32(t.rowCount), by: comm.size))))
+                    try await ddb.register(part, as: name)
+                    rows = part.rowCount
+                } else {
+                    let r = try await ddb.loadCSV(path: path, as: name, options: csvOptions(path, name))
+                    rows = r.table.rowCount
+                    if r.skippedRows > 0 {
+                        FileHandle.standardError.write(Data("rank \(comm.rank): skipped \(r.skippedRows) malformed rows of \(path); first: \(r.skippedErrors.first?.message ?? "")\n".utf8))
+                    }
+                }
+                let total = try await comm.allreduce([Int64(rows)], op: .sum)[0]
+                if lead {
+                    FileHandle.standardError.write(Data(String(format: "loaded %@: %lld rows over %d processes (%d here) in %.2f s\n",
+                                                               name, total, comm.size, rows, Date().timeIntervalSince(start)).utf8))
+                }
+            }
+            for statement in text.split(separator: ";").map(String.init) where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                if explain {
+                    if lead { out(try ddb.explain(statement)) }
+                    continue
+                }
+                let start = Date()
+                let result = try await ddb.sql(statement)
+                let seconds = Date().timeIntervalSince(start)
+                guard lead, let result else { continue }
+                out(result.formatted(maxRows: 60))
+                out(String(format: "Run time: %.3f s on %d MPI processes", seconds, comm.size))
+                if let output {
+                    if output.hasSuffix(".skein") { try ColumnarFile.write(result, to: output) } else { try CSVWriter.write(result, to: output) }
+                }
+            }
+        } catch let e as DataError {
+            FileHandle.standardError.write(Data("Error (rank \(comm.rank)): \(e.message)\n".utf8))
+            throw ExitCode.failure
         }
     }
 

@@ -92,6 +92,48 @@ struct CSVTests {
         }
     }
 
+    @Test("Shards (one per rank) split at line ends and together hold every row once; a bad row keeps its absolute line",
+          arguments: [(UInt64(13), 1), (14, 3), (15, 7)])
+    func shards(seed: UInt64, count: Int) throws {
+        var rng = SeededGenerator(seed: seed)
+        var text = "k,s\n"
+        var rows: [[Value]] = []
+        for i in 0..<Int(rng.next() % 5000) {
+            let s = String(repeating: "xy", count: Int(rng.next() % 6))
+            text += "\(i),\(s)\n"
+            rows.append([.int(Int64(i)), s.isEmpty ? .null : .string(s)])
+        }
+        let path = try scratchDirectory("skein-csv-shards") + "/t.csv"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        var o = CSVOptions()
+        o.schema = [Field("k", .int64), Field("s", .string)]
+        o.parallelMinimumBytes = 1 << 10
+        var all: [[Value]] = []
+        for k in 0..<count {
+            o.shard = (k, count)
+            all += try CSVReader.read(path: path, options: o).table.rows
+        }
+        #expect(all == rows, "seed \(seed), \(count) shards")
+        // Quoted fields may hide line ends: shards then take every count-th row.
+        try (text + "\"9\",\"q,\nuoted\"\n").write(toFile: path, atomically: true, encoding: .utf8)
+        var quoted: [[Value]] = []
+        for k in 0..<count {
+            o.shard = (k, count)
+            quoted += try CSVReader.read(path: path, options: o).table.rows
+        }
+        #expect(quoted.count == rows.count + 1, "seed \(seed), quoted, \(count) shards")
+        // A bad row in the last shard names its line in the whole file.
+        try (text + "oops,x\n").write(toFile: path, atomically: true, encoding: .utf8)
+        o.shard = (count - 1, count)
+        do {
+            _ = try CSVReader.read(path: path, options: o)
+            Issue.record("no error, seed \(seed)")
+        } catch let e as DataError {
+            #expect(e.message.contains(":\(rows.count + 2):1:"), "seed \(seed): \(e.message)")
+        }
+    }
+
     @Test("Writing CSV and reading it back gives the same table; the binary format too")
     func roundTrip() throws {
         var rng = SeededGenerator(seed: 21)

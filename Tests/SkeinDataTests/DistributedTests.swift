@@ -13,7 +13,8 @@ func part(_ t: Table, rank: Int, of ranks: Int) -> Table {
 
 @Suite("Distributed queries over in-process ranks: shuffles by key, results on rank 0", .serialized)
 struct DistributedTests {
-    @Test("Joins, group-bys, sorts and set operations over 3 ranks equal one process", arguments: [UInt64(51), 52])
+    @Test("Joins (shuffled or with a side copied to every rank), two-phase group-bys, sorts and set operations over 3 ranks equal one process",
+          arguments: [UInt64(51), 52, 53])
     func randomQueries(seed: UInt64) async throws {
         var rng = SeededGenerator(seed: seed)
         let a = randomTable(&rng, rows: 400, keys: 30), b = randomTable(&rng, rows: 300, keys: 30)
@@ -27,6 +28,13 @@ struct DistributedTests {
             "SELECT k, s FROM a INTERSECT SELECT k, s FROM b",
             "SELECT count(*), min(v) FROM a",
             "SELECT k, d FROM a ORDER BY d DESC, k LIMIT 7",
+            // Two-phase aggregation: partial states per rank, combined after the shuffle.
+            "SELECT k, avg(v), sum(v), max(s), min(t), count(v), count(*) FROM a GROUP BY k",
+            "SELECT avg(v), count(*), sum(d), max(t) FROM a WHERE k > 1000",
+            // Small sides copied to every rank instead of shuffling both (right, then left).
+            "SELECT a.k, count(*), sum(a.v) FROM a JOIN b ON a.k = b.k WHERE b.d < 10 GROUP BY a.k",
+            "SELECT a.k, a.v, b.s FROM a LEFT JOIN b ON a.k = b.k AND b.d < 5",
+            "SELECT a.s, b.v FROM a JOIN b ON a.k = b.k WHERE a.d < 8",
         ]
         let expected = try queries.map { try single.sql($0).rows }
         let outcomes = await InProcessGroup.run(size: 3) { transport -> [[[Value]]]? in

@@ -34,6 +34,19 @@ public final class DistributedDatabase: Sendable {
         local.statistics.setGlobal(table: name.lowercased(), rows: Int(rows), distinct: distinct)
     }
 
+    /// Reads this rank's shard of a CSV file (a line-aligned share of its bytes) and registers it
+    /// as its part of table `name` (collective: every rank calls it with the same arguments).
+    public func loadCSV(path: String, as name: String, options: CSVOptions = CSVOptions()) async throws -> CSVReadResult {
+        var o = options
+        o.shard = (communicator.rank, communicator.size)
+        let r = try CSVReader.read(path: path, options: o)
+        try await register(r.table, as: name)
+        return r
+    }
+
+    /// The optimized plan every rank runs (not collective).
+    public func explain(_ text: String) throws -> String { try local.explain(text) }
+
     /// Runs one query (collective); rank 0 gets the result, the other ranks nil.
     public func sql(_ text: String) async throws -> Table? {
         let plan = try local.plan(text)
@@ -50,8 +63,18 @@ public final class DistributedDatabase: Sendable {
 
     static func empty(_ types: [DataType]) -> Chunk { Chunk(columns: types.map { Column.empty($0) }, count: 0) }
 
+    /// Whether a plan needs no data from other ranks: scans, filters and projections only.
+    static func isLocal(_ plan: LogicalPlan) -> Bool {
+        switch plan {
+        case .scan, .values: true
+        case .filter(let input, _), .project(let input, _, _): isLocal(input)
+        default: false
+        }
+    }
+
     /// This rank's rows of `plan`'s result.
     func run(_ plan: LogicalPlan) async throws -> Chunk {
+        if Self.isLocal(plan) { return try runLocally(plan) }
         switch plan {
         case .scan, .values:
             return try runLocally(plan)
@@ -59,17 +82,40 @@ public final class DistributedDatabase: Sendable {
             return try runLocally(.filter(Self.rows(try await run(input), input.fields), p))
         case .project(let input, let e, let n):
             return try runLocally(.project(Self.rows(try await run(input), input.fields), e, names: n))
-        case .join(let l, let r, let kind, let lk0, let rk0, let res):
-            let a = try await run(l), b = try await run(r)
-            if lk0.isEmpty || kind == .antiNullAware || kind == .cross {
-                // Needs every row in one place (NOT IN must see every null on the right).
-                let a0 = try await gather(a, types: l.types), b0 = try await gather(b, types: r.types)
-                guard rank == 0 else { return Self.empty(plan.types) }
-                return try runLocally(.join(Self.rows(a0, l.fields), Self.rows(b0, r.fields), kind, leftKeys: lk0, rightKeys: rk0, residual: res))
-            }
+        case .join(let l, let r, let kind, let lk0, let rk0, let res) where !lk0.isEmpty && kind != .antiNullAware && kind != .cross:
+            let b = try await run(r)
             let (lk, rk) = executor.alignKeys(lk0, l.types, rk0, r.types)
-            let a1 = try await shuffle(a, types: l.types, keys: lk), b1 = try await shuffle(b, types: r.types, keys: rk)
-            return try runLocally(.join(Self.rows(a1, l.fields), Self.rows(b1, r.fields), kind, leftKeys: lk, rightKeys: rk, residual: res))
+            // A shuffle moves about (a + b)(p − 1)/p rows; copying the smaller side to every rank
+            // moves that side (p − 1) times: cheaper when it is under a/(p − 1). A local left side
+            // is only estimated here, so that, when the right side is copied, the left streams
+            // through the probe without being materialized.
+            let p = Int64(communicator.size)
+            let leftEstimate = Self.isLocal(l) ? Int64(Optimizer(statistics: local.statistics).estimate(l) / Double(p)) : nil
+            let a = leftEstimate == nil ? try await run(l) : nil
+            let sizes = try await communicator.allreduce([leftEstimate ?? Int64(a!.count), Int64(b.count)], op: .sum)
+            if p > 1, sizes[1] * (p - 1) < sizes[0] {
+                let all = try await allgather(b, types: r.types)
+                return try runLocally(.join(a.map { Self.rows($0, l.fields) } ?? l, Self.rows(all, r.fields), kind, leftKeys: lk, rightKeys: rk, residual: res))
+            }
+            let left = try a ?? runLocally(l)
+            func join(_ x: Chunk, _ y: Chunk) throws -> Chunk {
+                try runLocally(.join(Self.rows(x, l.fields), Self.rows(y, r.fields), kind, leftKeys: lk, rightKeys: rk, residual: res))
+            }
+            // Only an inner join may copy its left side (a left, semi or anti join must see each
+            // left row once).
+            if p > 1, kind == .inner, sizes[0] * (p - 1) < sizes[1] {
+                return try join(try await allgather(left, types: l.types), b)
+            }
+            return try join(try await shuffle(left, types: l.types, keys: lk), try await shuffle(b, types: r.types, keys: rk))
+        case .join(let l, let r, let kind, let lk0, let rk0, let res):
+            // No keys, or NOT IN (which must see every null on the right): every row in one place.
+            let a0 = try await gather(try await run(l), types: l.types), b0 = try await gather(try await run(r), types: r.types)
+            guard rank == 0 else { return Self.empty(plan.types) }
+            return try runLocally(.join(Self.rows(a0, l.fields), Self.rows(b0, r.fields), kind, leftKeys: lk0, rightKeys: rk0, residual: res))
+        case .aggregate(let input, let g, let aggs, let n) where !aggs.contains(where: { $0.function == .countDistinct }):
+            // A local input streams into the partial aggregation instead of being materialized.
+            let source = Self.isLocal(input) ? input : Self.rows(try await run(input), input.fields)
+            return try await twoPhaseAggregate(source, groups: g, aggregates: aggs, names: n)
         case .aggregate(let input, let g, let aggs, let n):
             let c = try await run(input)
             if g.isEmpty {
@@ -98,6 +144,55 @@ public final class DistributedDatabase: Sendable {
         case .distinct: .distinct(inputs[0])
         default: plan
         }
+    }
+
+    /// Aggregates this rank's rows first (partial states: counts, sums, minima, maxima; an average
+    /// as a sum and a count), then moves only those partial rows, by group hash (to rank 0 for a
+    /// global aggregate), where they are combined: each rank sends one row per group it holds,
+    /// not its input rows.
+    func twoPhaseAggregate(_ input: LogicalPlan, groups g: [Expr], aggregates aggs: [Aggregate], names n: [String]) async throws -> Chunk {
+        let k = g.count
+        var partials: [Aggregate] = []
+        var finals: [Aggregate] = []
+        var outputs: [Expr] = (0..<k).map { Expr.column($0, name: n[$0]) }
+        for a in aggs {
+            let at = k + partials.count
+            switch a.function {
+            case .countStar, .count:
+                partials.append(a)
+                finals.append(Aggregate(.sum, .col(at)))
+                outputs.append(.col(k + finals.count - 1))
+            case .avg:
+                partials.append(Aggregate(.sum, a.argument))
+                partials.append(Aggregate(.count, a.argument))
+                finals.append(Aggregate(.sum, .col(at)))
+                finals.append(Aggregate(.sum, .col(at + 1)))
+                let f = k + finals.count
+                outputs.append(.binary(.div, .cast(.col(f - 2), .double), .cast(.col(f - 1), .double)))
+            default:  // sum, min, max combine with themselves
+                partials.append(a)
+                finals.append(Aggregate(a.function, .col(at)))
+                outputs.append(.col(k + finals.count - 1))
+            }
+        }
+        let partialPlan = LogicalPlan.aggregate(input, groups: g, aggregates: partials,
+                                                names: Array(n.prefix(k)) + partials.map(\.description))
+        let local = try runLocally(partialPlan)
+        let types = partialPlan.types
+        let mine = k == 0 ? try await gather(local, types: types) : try await shuffle(local, types: types, keys: (0..<k).map { Expr.col($0) })
+        if k == 0 && rank != 0 { return Self.empty(Self.aggregateTypes(input, g, aggs)) }
+        let combined = LogicalPlan.aggregate(Self.rows(mine, partialPlan.fields), groups: (0..<k).map { Expr.col($0) }, aggregates: finals,
+                                             names: Array(n.prefix(k)) + finals.map(\.description))
+        return try runLocally(.project(combined, outputs, names: n))
+    }
+
+    static func aggregateTypes(_ input: LogicalPlan, _ g: [Expr], _ aggs: [Aggregate]) -> [DataType] {
+        g.map { resultType($0, input.types) } + aggs.map { $0.resultType(input.types) }
+    }
+
+    /// Every rank's rows, on every rank.
+    func allgather(_ c: Chunk, types: [DataType]) async throws -> Chunk {
+        try await exchange([Chunk](repeating: c, count: communicator.size), types: types)
     }
 
     /// Sends each row to the rank its key hash picks; returns the rows this rank receives.

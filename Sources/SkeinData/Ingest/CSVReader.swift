@@ -17,6 +17,9 @@ public struct CSVOptions: Sendable {
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Files smaller than this parse on one thread (splitting costs more than it saves).
     public var parallelMinimumBytes = 1 << 22
+    /// Read only shard `index` of `count`: a line-aligned `count`-th of the body's bytes (every
+    /// `count`-th row when quotes could hide line ends), so that each rank parses its own rows.
+    public var shard: (index: Int, count: Int)? = nil
 
     public init(delimiter: Character = ",", header: Bool = true, schema: [Field]? = nil, skipMalformed: Bool = false) {
         self.delimiter = delimiter.asciiValue ?? UInt8(ascii: ",")
@@ -75,22 +78,29 @@ public enum CSVReader {
         if fields.isEmpty { return CSVReadResult(table: Table(fields: [], columns: []), skippedRows: 0, skippedErrors: []) }
 
         // Split into pieces at line ends; only safe when no quote can hide a line end.
-        let bodyLen = total - bodyStart
-        var pieces: [Range<Int>] = [bodyStart..<total]
-        let quoted = options.quote.map { q in memchr(base + bodyStart, Int32(q), bodyLen) != nil } ?? false
+        let quoted = options.quote.map { q in memchr(base + bodyStart, Int32(q), total - bodyStart) != nil } ?? false
+        /// The start of the line holding byte p (p itself when it starts a line).
+        func lineStart(_ p: Int, from lo: Int) -> Int {
+            guard p > lo, p < total else { return min(p, total) }
+            guard let nl = memchr(base + p - 1, 0x0A, total - p + 1) else { return total }
+            return UnsafePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - base + 1
+        }
+        var first = bodyStart, last = total
+        if let (k, count) = options.shard, count > 1, !quoted {
+            first = lineStart(bodyStart + (total - bodyStart) * k / count, from: bodyStart)
+            last = lineStart(bodyStart + (total - bodyStart) * (k + 1) / count, from: bodyStart)
+        }
+        let bodyLen = last - first
+        var pieces: [Range<Int>] = [first..<last]
         // Split large files even on one thread: pieces are the unit of progress reports.
         if bodyLen > options.parallelMinimumBytes, !quoted {
             let n = max(16, options.threads * 8)
-            var cuts = [bodyStart]
+            var cuts = [first]
             for k in 1..<n {
-                var p = bodyStart + bodyLen * k / n
-                guard p > cuts.last! else { continue }
-                if let nl = memchr(base + p, 0x0A, total - p) {
-                    p = UnsafePointer<UInt8>(nl.assumingMemoryBound(to: UInt8.self)) - base + 1
-                    if p > cuts.last!, p < total { cuts.append(p) }
-                }
+                let p = lineStart(first + bodyLen * k / n, from: first)
+                if p > cuts.last!, p < last { cuts.append(p) }
             }
-            cuts.append(total)
+            cuts.append(last)
             pieces = (0..<(cuts.count - 1)).map { cuts[$0]..<cuts[$0 + 1] }
         }
         let done = Atomic<Int>(0)
@@ -131,7 +141,11 @@ public enum CSVReader {
         }
         let columns = fields.indices.map { c in Column.concat(chunks.map { $0.columns[c] }, type: fields[c].type) }
         let skipped = chunks.reduce(0) { $0 + $1.skipped }
-        return CSVReadResult(table: Table(fields: fields, columns: columns), skippedRows: skipped, skippedErrors: Array(errors.prefix(10)))
+        var table = Table(fields: fields, columns: columns)
+        if let (k, count) = options.shard, count > 1, quoted {
+            table = Table(fields: fields, chunk: table.chunk.gather(Array(stride(from: Int32(k), to: Int32(table.rowCount), by: count))))
+        }
+        return CSVReadResult(table: table, skippedRows: skipped, skippedErrors: Array(errors.prefix(10)))
     }
 
     /// Splits the first rows into fields, honouring quotes (for the header and type inference).
