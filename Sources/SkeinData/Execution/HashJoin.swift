@@ -13,6 +13,10 @@ final class HashJoin: @unchecked Sendable {
     let directRange: UInt64
     let buildHashes: [UInt64]
     let table: RowHashTable
+    /// A blocked Bloom filter over the packed keys of a large hashed table (one 64-bit word per
+    /// probe, two bits per key, about 8 bits per row): a probe that would miss usually stops
+    /// here, in L2, instead of touching the table and then the key it points at.
+    let bloom: [UInt64]
     let probeKeyExprs: [Expr]
     let residual: Expr?
     /// The build side is the plan's left input (inner joins may build on either side).
@@ -64,6 +68,7 @@ final class HashJoin: @unchecked Sendable {
             // join then stop at an empty slot, a branch the CPU predicts.
             let capacity = direct ? Int(range) + 1 : (n <= 4096 ? n * 16 : 0)
             table = RowHashTable(hashes: buildHashes, capacity: capacity, valid: valid, threads: threads)
+            bloom = direct || n <= 4096 ? [] : Self.bloomFilter(buildHashes, valid)
         } else {
             packing = nil
             packedBuild = []
@@ -71,7 +76,25 @@ final class HashJoin: @unchecked Sendable {
             directRange = 0
             buildHashes = keys.columns.isEmpty ? [UInt64](repeating: 0, count: n) : keys.hashes()
             table = RowHashTable(hashes: buildHashes, valid: keys.validRows(), threads: threads)
+            bloom = []
         }
+    }
+
+    static func bloomFilter(_ hashes: [UInt64], _ valid: [Bool]?) -> [UInt64] {
+        var words = 64
+        while words * 8 < hashes.count { words <<= 1 }
+        var bits = [UInt64](repeating: 0, count: words)
+        let mask = words - 1
+        bits.withUnsafeMutableBufferPointer { b in
+            for (i, h) in hashes.enumerated() where valid?[i] ?? true { b[Int(truncatingIfNeeded: h >> 40) & mask] |= bloomBits(h) }
+        }
+        return bits
+    }
+
+    /// The two bits of a key's word; the word is picked by the hash's high bits, the table's slot
+    /// by its low ones.
+    @inline(__always) static func bloomBits(_ h: UInt64) -> UInt64 {
+        (1 as UInt64) << (h & 63) | (1 as UInt64) << ((h >> 6) & 63)
     }
 
     /// Joins one probe morsel; the output columns are left's then right's (only left's for semi/anti).
@@ -184,6 +207,34 @@ final class HashJoin: @unchecked Sendable {
                         if ok && !semiOnly {
                             var c = next[Int(j)]
                             while c >= 0 { extraProbe.append(Int32(i)); extraBuild.append(c); c = next[Int(c)] }
+                        }
+                    }
+                } else if !bloom.isEmpty {
+                    bloom.withUnsafeBufferPointer { bf in
+                        let bmask = bf.count - 1
+                        for i in 0..<n {
+                            let k = kp[i]
+                            let h = mix64(UInt64(bitPattern: k))
+                            let bits = Self.bloomBits(h)
+                            guard bf[Int(truncatingIfNeeded: h >> 40) & bmask] & bits == bits else { continue }
+                            var c = heads[Int(truncatingIfNeeded: h) & mask]
+                            guard valid == nil || valid![i] else { continue }
+                            while c >= 0 {
+                                if bk[Int(c)] == k {
+                                    firstProbe[m] = Int32(i)
+                                    firstBuild[m] = c
+                                    m += 1
+                                    c = next[Int(c)]
+                                    if semiOnly { break }
+                                    // Further rows with this key.
+                                    while c >= 0 {
+                                        if bk[Int(c)] == k { extraProbe.append(Int32(i)); extraBuild.append(c) }
+                                        c = next[Int(c)]
+                                    }
+                                    break
+                                }
+                                c = next[Int(c)]
+                            }
                         }
                     }
                 } else {
