@@ -230,17 +230,13 @@ struct SQLCommand: AsyncParsableCommand {
 
     /// A line-oriented shell: statements end with ';', dot-commands inspect; history goes to ~/.skein_history.
     func shell(_ db: Database) {
-        let historyPath = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".skein_history").path
-        let history = FileHandle(forUpdatingAtPath: historyPath) ?? {
-            FileManager.default.createFile(atPath: historyPath, contents: nil)
-            return FileHandle(forUpdatingAtPath: historyPath)
-        }()
-        _ = try? history?.seekToEnd()
-        out("Skein SQL shell: statements end with ';'. .tables, .schema NAME, .explain SQL, .quit")
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path
+        let editor = LineEditor(historyPath: home + "/.skein_history")
+        out("Skein SQL shell: statements end with ';'. .tables, .schema NAME, .explain SQL, .quit; ↑/↓ recall earlier lines")
         var buffer = ""
         while true {
-            FileHandle.standardOutput.write(Data((buffer.isEmpty ? "skein> " : "   ..> ").utf8))
-            guard let line = readLine() else { break }
+            guard let line = editor.readLine(prompt: buffer.isEmpty ? "skein> " : "   ..> ") else { break }
+            if buffer.isEmpty, line.trimmingCharacters(in: .whitespaces).hasPrefix(".") { editor.remember(line) }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if buffer.isEmpty, trimmed.hasPrefix(".") {
                 let parts = trimmed.split(separator: " ", maxSplits: 1).map(String.init)
@@ -260,7 +256,7 @@ struct SQLCommand: AsyncParsableCommand {
             }
             buffer += line + "\n"
             guard trimmed.hasSuffix(";") else { continue }
-            history?.write(Data((buffer.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
+            editor.remember(buffer)
             do { try runOne(db, buffer, timing: true) } catch { out("Error: \(error)") }
             buffer = ""
         }
