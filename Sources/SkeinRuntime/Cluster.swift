@@ -215,5 +215,8 @@ extension Runtime {
         guard left == 0 else {
             throw RuntimeError(.freedObject, "rank \(cluster.transport.rank) still held \(left) objects when the runtime shut down (a leak)")
         }
+        guard actorStatesHeld == 0 else {
+            throw RuntimeError(.freedObject, "rank \(cluster.transport.rank) still held \(actorStatesHeld) actor states when the runtime shut down (a leak)")
+        }
     }
 }

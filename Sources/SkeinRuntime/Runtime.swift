@@ -23,6 +23,8 @@ public final class Runtime: Sendable {
     let registry = Mutex<[String: ErasedFunction]>([:])
     /// The other ranks, when the runtime spans processes.
     let cluster: Cluster?
+    /// States of the actors made from `ActorClass`es that live in this process.
+    let actorInstances = ActorInstances()
 
     struct ErasedFunction: Sendable {
         let arity: Int

@@ -255,6 +255,15 @@ func runtimeCheck() async -> Int32 {
         struct Boom: Error, CustomStringConvertible { let x: Int; var description: String { "boom \(x)" } }
         throw Boom(x: x)
     }
+    final class Tally { var items: [Int] = []; let home = rank }
+    let tally = runtime.registerActor("Tally") { Tally() }
+    let add = runtime.method(tally, "add") { (t: Tally, x: Int) -> Int in
+        t.items.append(x)
+        return t.items.count
+    }
+    let items = runtime.method(tally, "items") { (t: Tally) -> [Int] in t.items }
+    let home = runtime.method(tally, "home") { (t: Tally) -> Int in t.home }
+    let big = runtime.method(tally, "big") { (t: Tally, n: Int) -> [Double] in (0..<n).map { Double($0 + t.items.count) } }
     guard runtime.isDriver else {
         do { try await runtime.serve() } catch { say("rank \(rank) serve failed: \(error)"); return 1 }
         return 0
@@ -291,6 +300,27 @@ func runtimeCheck() async -> Int32 {
                 if try await runtime.get(halved) != values { failures.append("an array kept on rank \(r) was fetched wrong") }
                 if !runtime.timelineJSON().contains("rank \(r) → rank 0") { failures.append("the timeline shows no transfer of the fetched array") }
             }
+            // Actors on every rank: calls run there, in order, with refs of tasks as arguments.
+            do {
+                var rng = SeededGenerator(seed: 99)
+                let actors = try (0..<p).map { r throws(RuntimeError) in try runtime.makeActor(tally, on: r) }
+                var expected = [[Int]](repeating: [], count: p)
+                var counts: [(Int, ObjectRef<Int>)] = []
+                for i in 0..<120 {
+                    let k = Int(rng.next() % UInt64(p))
+                    let value = try runtime.submit(node, .value(i), .value(0), .value(0))
+                    expected[k].append((i &* 1_000_003) & 0x7FFF_FFFF)
+                    counts.append((expected[k].count, try actors[k].call(add, .ref(value))))
+                }
+                for (want, ref) in counts where try await runtime.get(ref) != want { failures.append("an actor call returned out of order") }
+                for k in 0..<p {
+                    if try await runtime.get(try actors[k].call(home)) != k { failures.append("actor \(k) does not live on rank \(k)") }
+                    if try await runtime.get(try actors[k].call(items)) != expected[k] { failures.append("actor on rank \(k) saw its calls out of order") }
+                    // A large result stays on the actor's rank until fetched.
+                    let array = try await runtime.get(try actors[k].call(big, .value(10_000)))
+                    if array.count != 10_000 || array[0] != Double(expected[k].count) { failures.append("actor on rank \(k) returned a wrong array") }
+                }
+            }
             let failing = try runtime.submit(fail, 7, options: TaskOptions(name: "failing-task"))
             let dependent = try runtime.submit(node, Arg.value(1), Arg.ref(failing), Arg.value(0))
             for ref in [failing, dependent] {
@@ -307,12 +337,15 @@ func runtimeCheck() async -> Int32 {
     } catch {
         failures.append("runtime over MPI threw \(error)")
     }
+    // Dropped handles free their actors' states (the drop runs after each actor's last call).
+    for _ in 0..<1000 where runtime.store.objects > 0 { try? await Task.sleep(for: .milliseconds(1)) }
     try? await Task.sleep(for: .milliseconds(10))
     let store = runtime.store
     if store.objects != 0 { failures.append("the store still holds \(store.objects) objects, \(store.bytes) bytes") }
+    if runtime.actorStatesHeld != 0 { failures.append("rank 0 still holds \(runtime.actorStatesHeld) actor states") }
     runtime.shutdown()
     for failure in failures { say("FAIL runtime: \(failure)") }
-    do { say("runtime over MPI, \(p) processes: \(failures.isEmpty ? "random DAGs, arrays, remote errors and accounting all correct" : "FAILURES")") }
+    do { say("runtime over MPI, \(p) processes: \(failures.isEmpty ? "random DAGs, arrays, actors on every rank, remote errors and accounting all correct" : "FAILURES")") }
     return failures.isEmpty ? 0 : 1
 }
 
