@@ -199,7 +199,12 @@ public final class DistributedDatabase: Sendable {
     func shuffle(_ c: Chunk, types: [DataType], keys: [Expr]) async throws -> Chunk {
         let size = communicator.size
         let ev = Evaluator(chunk: c)
-        let hashes = KeyColumns(columns: try keys.map { try ev.evaluate($0) }).hashes()
+        // Any subset of the key places equal keys on one rank: hash the non-string columns only
+        // when there are some (a group-by on a key and its descriptive strings, as in TPC-H Q10,
+        // then hashes one integer per row). Both sides of a join have the same key types.
+        let columns = try keys.map { try ev.evaluate($0) }
+        let cheap = columns.filter { $0.type != .string }
+        let hashes = KeyColumns(columns: cheap.isEmpty ? columns : cheap).hashes()
         var parts = [[Int32]](repeating: [], count: size)
         // Bits apart from those the spill partitioning uses, so a rank's rows still spread over partitions.
         for (r, h) in hashes.enumerated() { parts[Int((h >> 20) % UInt64(size))].append(Int32(r)) }

@@ -43,47 +43,71 @@ public enum ColumnarFile {
 
     /// The table in Skein's columnar format, as bytes (a file's contents, or a message).
     public static func encode(_ t: Table) -> Data {
-        var out = Data()
-        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        out.append(contentsOf: magic)
-        put(UInt32(1))
-        put(UInt32(t.columns.count))
-        put(UInt64(t.rowCount))
-        for f in t.fields {
-            let name = Array(f.name.utf8)
-            put(UInt32(name.count))
-            out.append(contentsOf: name)
-            let tag: UInt8
-            switch f.type {
-            case .int64: tag = 0
-            case .double: tag = 1
-            case .decimal: tag = 2
-            case .bool: tag = 3
-            case .date: tag = 4
-            case .string: tag = 5
-            }
-            out.append(tag)
-            out.append(UInt8(f.type.scale))
-        }
+        // The exact size first, then one pass writing through a pointer: no per-value appends.
+        var size = magic.count + 16
+        for f in t.fields { size += 4 + f.name.utf8.count + 2 }
+        var stringBytes: [Int] = []
         for c in t.columns {
-            var block = Data()
-            block.append(c.validity == nil ? 0 : 1)
-            c.withValidity { v in if let v { v.withMemoryRebound(to: UInt8.self) { block.append(contentsOf: $0) } } }
+            size += 1 + (c.validity == nil ? 0 : c.count)
             switch c.storage {
-            case .ints: c.withInts { block.append(contentsOf: UnsafeRawBufferPointer($0)) }
-            case .doubles: c.withDoubles { block.append(contentsOf: UnsafeRawBufferPointer($0)) }
-            case .bools: c.withBools { v in v.withMemoryRebound(to: UInt8.self) { block.append(contentsOf: $0) } }
+            case .ints, .doubles: size += 8 * c.count
+            case .bools: size += c.count
             case .strings:
-                c.withStrings { r in
-                    var lengths = [UInt32](repeating: 0, count: c.count)
-                    var total = 0
-                    for i in 0..<c.count { let (_, l) = r.pointer(i); lengths[i] = UInt32(l); total += l }
-                    lengths.withUnsafeBytes { block.append(contentsOf: $0) }
-                    withUnsafeBytes(of: UInt64(total).littleEndian) { block.append(contentsOf: $0) }
-                    for i in 0..<c.count { block.append(contentsOf: r.bytes(i)) }
+                let total = c.withStrings { r in (0..<c.count).reduce(0) { $0 + r.pointer($1).1 } }
+                stringBytes.append(total)
+                size += 4 * c.count + 8 + total
+            }
+        }
+        var out = Data(count: size)
+        out.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
+            var at = buffer.baseAddress!
+            func put(_ bytes: UnsafeRawBufferPointer) {
+                if let base = bytes.baseAddress, bytes.count > 0 { at.copyMemory(from: base, byteCount: bytes.count) }
+                at += bytes.count
+            }
+            func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { put($0) } }
+            magic.withUnsafeBytes { put($0) }
+            put(UInt32(1))
+            put(UInt32(t.columns.count))
+            put(UInt64(t.rowCount))
+            for f in t.fields {
+                let name = Array(f.name.utf8)
+                put(UInt32(name.count))
+                name.withUnsafeBytes { put($0) }
+                let tag: UInt8
+                switch f.type {
+                case .int64: tag = 0
+                case .double: tag = 1
+                case .decimal: tag = 2
+                case .bool: tag = 3
+                case .date: tag = 4
+                case .string: tag = 5
+                }
+                put(tag)
+                put(UInt8(f.type.scale))
+            }
+            var strings = 0
+            for c in t.columns {
+                put(UInt8(c.validity == nil ? 0 : 1))
+                c.withValidity { v in if let v { put(UnsafeRawBufferPointer(v)) } }
+                switch c.storage {
+                case .ints: c.withInts { put(UnsafeRawBufferPointer($0)) }
+                case .doubles: c.withDoubles { put(UnsafeRawBufferPointer($0)) }
+                case .bools: c.withBools { put(UnsafeRawBufferPointer($0)) }
+                case .strings:
+                    c.withStrings { r in
+                        for i in 0..<c.count { put(UInt32(r.pointer(i).1)) }
+                        put(UInt64(stringBytes[strings]))
+                        for i in 0..<c.count {
+                            let (p, l) = r.pointer(i)
+                            at.copyMemory(from: p, byteCount: l)
+                            at += l
+                        }
+                    }
+                    strings += 1
                 }
             }
-            out.append(block)
+            precondition(at == buffer.baseAddress! + size, "ColumnarFile.encode: \(at - buffer.baseAddress!) bytes written, \(size) expected")
         }
         return out
     }
