@@ -59,23 +59,8 @@ extension Binder {
             }
             var x = try bindExpr(a, &ctx)
             var y = try bindExpr(b, &ctx)
-            let bop: BinaryOp
-            switch op {
-            case "and": bop = .and
-            case "or": bop = .or
-            case "=": bop = .eq
-            case "<>": bop = .ne
-            case "<": bop = .lt
-            case "<=": bop = .le
-            case ">": bop = .gt
-            case ">=": bop = .ge
-            case "+": bop = .add
-            case "-": bop = .sub
-            case "*": bop = .mul
-            case "/": bop = .div
-            case "%": bop = .mod
-            default: bop = .concat
-            }
+            // The parser emits each operator as BinaryOp spells it (AND and OR in lower case).
+            guard let bop = BinaryOp(rawValue: op.uppercased()) else { throw fail(.syntax, opPos, "unknown operator '\(op)'") }
             if bop.isComparison { (x, y) = try coerceForComparison(x, y, &ctx) }
             try checkOperands(bop, x, y, ctx, opPos)
             return .binary(bop, x, y)

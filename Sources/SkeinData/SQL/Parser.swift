@@ -230,23 +230,19 @@ struct Parser {
 
     mutating func parseExpr() throws -> SQLExpr { try parseOr() }
 
-    mutating func parseOr() throws -> SQLExpr {
-        var l = try parseAnd()
-        while peek.isKeyword("or") {
-            let pos = advance().pos
-            l = .binary("or", l, try parseAnd(), pos: pos)
+    /// `operand (op operand)*`, grouped to the left; `ops` are keywords (lower case) or symbols.
+    mutating func leftAssociative(_ ops: Set<String>, _ operand: (inout Parser) throws -> SQLExpr) rethrows -> SQLExpr {
+        var l = try operand(&self)
+        while (peek.kind == .symbol && ops.contains(peek.text)) || (peek.kind == .identifier && ops.contains(peek.text.lowercased())) {
+            let op = advance()
+            l = .binary(op.kind == .symbol ? op.text : op.text.lowercased(), l, try operand(&self), pos: op.pos)
         }
         return l
     }
 
-    mutating func parseAnd() throws -> SQLExpr {
-        var l = try parseNot()
-        while peek.isKeyword("and") {
-            let pos = advance().pos
-            l = .binary("and", l, try parseNot(), pos: pos)
-        }
-        return l
-    }
+    mutating func parseOr() throws -> SQLExpr { try leftAssociative(["or"]) { try $0.parseAnd() } }
+
+    mutating func parseAnd() throws -> SQLExpr { try leftAssociative(["and"]) { try $0.parseNot() } }
 
     mutating func parseNot() throws -> SQLExpr {
         if accept("not") {
@@ -304,32 +300,11 @@ struct Parser {
         return l
     }
 
-    mutating func parseConcat() throws -> SQLExpr {
-        var l = try parseAdditive()
-        while peek.isSymbol("||") {
-            let pos = advance().pos
-            l = .binary("||", l, try parseAdditive(), pos: pos)
-        }
-        return l
-    }
+    mutating func parseConcat() throws -> SQLExpr { try leftAssociative(["||"]) { try $0.parseAdditive() } }
 
-    mutating func parseAdditive() throws -> SQLExpr {
-        var l = try parseMultiplicative()
-        while peek.isSymbol("+") || peek.isSymbol("-") {
-            let op = advance()
-            l = .binary(op.text, l, try parseMultiplicative(), pos: op.pos)
-        }
-        return l
-    }
+    mutating func parseAdditive() throws -> SQLExpr { try leftAssociative(["+", "-"]) { try $0.parseMultiplicative() } }
 
-    mutating func parseMultiplicative() throws -> SQLExpr {
-        var l = try parseUnary()
-        while peek.isSymbol("*") || peek.isSymbol("/") || peek.isSymbol("%") {
-            let op = advance()
-            l = .binary(op.text, l, try parseUnary(), pos: op.pos)
-        }
-        return l
-    }
+    mutating func parseMultiplicative() throws -> SQLExpr { try leftAssociative(["*", "/", "%"]) { try $0.parseUnary() } }
 
     mutating func parseUnary() throws -> SQLExpr {
         if acceptSymbol("-") { return .unary("-", try parseUnary()) }
