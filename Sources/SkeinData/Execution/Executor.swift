@@ -248,15 +248,16 @@ public struct Executor: Sendable {
                         fill[p] += 1
                     }
                 }
-                return (0..<parts).map { Array(rows[counts[$0]..<counts[$0 + 1]]) }
+                return (rows: rows, starts: counts)
             }
-            return (state.keyColumns(), buckets)
+            return (keys: state.keyColumns(), buckets: buckets)
         })
         let results: [Result<Chunk, any Error>] = Parallel.map(parts, threads: threads) { p, _ in
             Result {
                 let target = AggregateState(keyTypes: keyTypes, aggregates: aggregates, argumentTypes: argumentTypes)
                 for (i, state) in shared.value.enumerated() {
-                    target.merge(state, keys: prepared.value[i].0, rows: prepared.value[i].1[p])
+                    let (keys, buckets) = prepared.value[i]
+                    target.merge(state, keys: keys, rows: buckets.rows[buckets.starts[p]..<buckets.starts[p + 1]])
                 }
                 return try target.finish()
             }

@@ -212,13 +212,12 @@ final class HashJoin: @unchecked Sendable {
                 } else if !bloom.isEmpty {
                     bloom.withUnsafeBufferPointer { bf in
                         let bmask = bf.count - 1
-                        for i in 0..<n {
+                        for i in 0..<n where valid?[i] ?? true {
                             let k = kp[i]
                             let h = mix64(UInt64(bitPattern: k))
                             let bits = Self.bloomBits(h)
                             guard bf[Int(truncatingIfNeeded: h >> 40) & bmask] & bits == bits else { continue }
                             var c = heads[Int(truncatingIfNeeded: h) & mask]
-                            guard valid == nil || valid![i] else { continue }
                             while c >= 0 {
                                 if bk[Int(c)] == k {
                                     firstProbe[m] = Int32(i)

@@ -94,7 +94,14 @@ struct KeyColumns {
     /// Which rows have no null key (nil when no key column has nulls).
     func validRows() -> [Bool]? {
         guard columns.contains(where: \.hasNulls) else { return nil }
-        return (0..<count).map { !hasNull($0) }
+        var valid = [Bool](repeating: true, count: count)
+        for c in columns {
+            c.withValidity { v in
+                guard let v else { return }
+                for i in 0..<valid.count where !v[i] { valid[i] = false }
+            }
+        }
+        return valid
     }
 
     /// Whether any key of row i is null.
