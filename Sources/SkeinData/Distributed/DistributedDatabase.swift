@@ -74,9 +74,9 @@ public final class DistributedDatabase: Sendable {
 
     /// This rank's rows of `plan`'s result.
     func run(_ plan: LogicalPlan) async throws -> Chunk {
-        if Self.isLocal(plan) { return try runLocally(plan) }
         switch plan {
-        case .scan, .values:
+        case .scan, .values, .filter where Self.isLocal(plan), .project where Self.isLocal(plan):
+            // Scans, filters and projections stream through one local pipeline.
             return try runLocally(plan)
         case .filter(let input, let p):
             return try runLocally(.filter(Self.rows(try await run(input), input.fields), p))
@@ -115,7 +115,7 @@ public final class DistributedDatabase: Sendable {
         case .aggregate(let input, let g, let aggs, let n) where !aggs.contains(where: { $0.function == .countDistinct }):
             // A local input streams into the partial aggregation instead of being materialized.
             let source = Self.isLocal(input) ? input : Self.rows(try await run(input), input.fields)
-            return try await twoPhaseAggregate(source, groups: g, aggregates: aggs, names: n)
+            return try await twoPhaseAggregate(source, groups: g, aggregates: aggs, names: n, types: plan.types)
         case .aggregate(let input, let g, let aggs, let n):
             let c = try await run(input)
             if g.isEmpty {
@@ -150,7 +150,8 @@ public final class DistributedDatabase: Sendable {
     /// as a sum and a count), then moves only those partial rows, by group hash (to rank 0 for a
     /// global aggregate), where they are combined: each rank sends one row per group it holds,
     /// not its input rows.
-    func twoPhaseAggregate(_ input: LogicalPlan, groups g: [Expr], aggregates aggs: [Aggregate], names n: [String]) async throws -> Chunk {
+    func twoPhaseAggregate(_ input: LogicalPlan, groups g: [Expr], aggregates aggs: [Aggregate], names n: [String],
+                           types outputTypes: [DataType]) async throws -> Chunk {
         let k = g.count
         var partials: [Aggregate] = []
         var finals: [Aggregate] = []
@@ -180,14 +181,10 @@ public final class DistributedDatabase: Sendable {
         let local = try runLocally(partialPlan)
         let types = partialPlan.types
         let mine = k == 0 ? try await gather(local, types: types) : try await shuffle(local, types: types, keys: (0..<k).map { Expr.col($0) })
-        if k == 0 && rank != 0 { return Self.empty(Self.aggregateTypes(input, g, aggs)) }
+        if k == 0 && rank != 0 { return Self.empty(outputTypes) }
         let combined = LogicalPlan.aggregate(Self.rows(mine, partialPlan.fields), groups: (0..<k).map { Expr.col($0) }, aggregates: finals,
                                              names: Array(n.prefix(k)) + finals.map(\.description))
         return try runLocally(.project(combined, outputs, names: n))
-    }
-
-    static func aggregateTypes(_ input: LogicalPlan, _ g: [Expr], _ aggs: [Aggregate]) -> [DataType] {
-        g.map { resultType($0, input.types) } + aggs.map { $0.resultType(input.types) }
     }
 
     /// Every rank's rows, on every rank.
