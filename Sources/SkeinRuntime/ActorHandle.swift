@@ -27,15 +27,7 @@ public final class ActorHandle<State: AnyObject>: Sendable {
         options: TaskOptions = TaskOptions()
     ) throws(RuntimeError) -> ObjectRef<R> {
         let core = runtime.core
-        var deps: [UInt64] = []
-        for arg in repeat each args {
-            if case .ref(let ref) = arg {
-                guard ref.core === core else {
-                    throw RuntimeError(.foreignReference, task: name, "an argument of \(actor.name).\(name) is \(ref) from another runtime")
-                }
-                deps.append(ref.id)
-            }
-        }
+        let deps = try core.dependencies(repeat each args, of: "\(actor.name).\(name)")
         let captured = (repeat each args)
         let box = self.box
         let body: @Sendable () async throws -> any Sendable = {

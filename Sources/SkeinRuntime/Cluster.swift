@@ -74,6 +74,22 @@ final class Cluster: Sendable {
         return (kind, bytes, reply.chunks.count == 2 ? WirePayload(kind: kind, chunk: reply.chunks[1]) : nil)
     }
 
+    /// Runs `name` on `rank` for a task whose output is `output`: its value when the result came
+    /// back with the reply, else a `RemoteObject` kept there. A lost rank becomes `lost(error)`.
+    func run<R: Sendable>(
+        _ name: String, output: UInt64, _ sources: [ArgumentSource], on rank: Int, returning _: R.Type,
+        lost: (SkeinError) -> RuntimeError
+    ) async throws -> any Sendable {
+        let made: (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?)
+        do {
+            made = try await invoke(name, output: output, sources, on: rank)
+        } catch let error as SkeinError where error.code == .peerExited || error.code == .timeout {
+            throw lost(error)
+        }
+        if let payload = made.payload { return try Wire.decode(R.self, payload) }
+        return RemoteObject(rank: rank, bytes: made.bytes) { payload throws(RuntimeError) in try Wire.decode(R.self, payload) }
+    }
+
     /// The bytes of object `id`, kept on `rank`.
     func fetch(_ id: UInt64, from rank: Int) async throws -> WirePayload {
         let call = nextCall()

@@ -142,15 +142,7 @@ extension Runtime {
         local: @escaping @Sendable (UInt64) async throws -> R
     ) throws(RuntimeError) -> ObjectRef<R> {
         let core = self.core
-        var deps: [UInt64] = []
-        for arg in repeat each args {
-            if case .ref(let ref) = arg {
-                guard ref.core === core else {
-                    throw RuntimeError(.foreignReference, task: name, "an argument of \(actor.name).\(name) is \(ref) from another runtime")
-                }
-                deps.append(ref.id)
-            }
-        }
+        let deps = try core.dependencies(repeat each args, of: "\(actor.name).\(name)")
         let captured = (repeat each args)
         let cluster = self.cluster
         let (id, actorName) = (actor.id, actor.name)
@@ -159,14 +151,9 @@ extension Runtime {
             if let cluster, target != cluster.transport.rank, let context = ExecutionContext.current {
                 var sources: [ArgumentSource] = [.inline(try Wire.encode(id))]
                 for arg in repeat each captured { sources.append(try await core.source(of: arg, for: target)) }
-                let made: (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?)
-                do {
-                    made = try await cluster.invoke(name, output: context.task.output, sources, on: target)
-                } catch let error as SkeinError where error.code == .peerExited || error.code == .timeout {
-                    throw RuntimeError(.workerLost, task: taskName, "rank \(target), holding actor \(actorName), was lost: \(error.message)")
+                return try await cluster.run(name, output: context.task.output, sources, on: target, returning: R.self) { error in
+                    RuntimeError(.workerLost, task: taskName, "rank \(target), holding actor \(actorName), was lost: \(error.message)")
                 }
-                if let payload = made.payload { return try Wire.decode(R.self, payload) }
-                return RemoteObject(rank: target, bytes: made.bytes) { payload throws(RuntimeError) in try Wire.decode(R.self, payload) }
             }
             return try await local(id)
         }

@@ -108,15 +108,7 @@ public final class Runtime: Sendable {
     public func submit<each A: Sendable, R: Sendable>(
         _ function: RemoteFunction<repeat each A, R>, _ args: repeat Arg<each A>, options: TaskOptions = TaskOptions()
     ) throws(RuntimeError) -> ObjectRef<R> {
-        var deps: [UInt64] = []
-        for arg in repeat each args {
-            if case .ref(let ref) = arg {
-                guard ref.core === core else {
-                    throw RuntimeError(.foreignReference, task: function.name, "an argument of \(function.name) is \(ref) from another runtime")
-                }
-                deps.append(ref.id)
-            }
-        }
+        let deps = try core.dependencies(repeat each args, of: function.name)
         let captured = (repeat each args)
         let core = self.core
         let cluster = self.cluster
@@ -134,18 +126,13 @@ public final class Runtime: Sendable {
                 var sent = 0
                 for case .inline(let payload) in sources { sent += payload.chunk.byteCount }
                 if sent >= 4096 { core.recordTransfer("arguments of \(function.name): rank \(cluster.transport.rank) → rank \(target), \(sent) B", start: start) }
-                let made: (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?)
-                do {
-                    made = try await cluster.invoke(function.name, output: context.task.output, sources, on: target)
-                } catch let error as SkeinError where error.code == .peerExited || error.code == .timeout {
+                return try await cluster.run(function.name, output: context.task.output, sources, on: target, returning: R.self) { error in
                     // The rank is gone: its slots leave service, and the task counts as lost (retried elsewhere).
                     core.loseLanes((target * cluster.workersPerRank)..<((target + 1) * cluster.workersPerRank))
-                    throw RuntimeError(
+                    return RuntimeError(
                         .workerLost, task: options.name ?? function.name,
                         "rank \(target), running \(options.name ?? function.name), was lost: \(error.message)")
                 }
-                if let payload = made.payload { return try Wire.decode(R.self, payload) }
-                return RemoteObject(rank: target, bytes: made.bytes) { payload throws(RuntimeError) in try Wire.decode(R.self, payload) }
             }
             let values = (repeat try await core.argument(each captured))
             return try await function.body(repeat each values)
@@ -267,6 +254,20 @@ extension ObjectRef: ErasedRef {}
 
 
 extension RuntimeCore {
+    /// The ids of the refs among `args`; a ref of another runtime is an error naming `task`.
+    func dependencies<each A: Sendable>(_ args: repeat Arg<each A>, of task: String) throws(RuntimeError) -> [UInt64] {
+        var deps: [UInt64] = []
+        for arg in repeat each args {
+            if case .ref(let ref) = arg {
+                guard ref.core === self else {
+                    throw RuntimeError(.foreignReference, task: task, "an argument of \(task) is \(ref) from another runtime")
+                }
+                deps.append(ref.id)
+            }
+        }
+        return deps
+    }
+
     /// A task's argument, resolved when the task runs.
     func argument<T: Sendable>(_ arg: Arg<T>) async throws -> T {
         switch arg {
