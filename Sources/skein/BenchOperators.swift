@@ -10,16 +10,9 @@ struct BenchOperators: ParsableCommand {
         abstract: "Each operator (filter, aggregation, join, sort, top-N) on 1 and 2 threads, with its speedup, beside DuckDB.",
         discussion: "Runs on TPC-H data (scripts/tpch-data.sh SF); run from the repository root.")
 
-    @Option(help: "Scale factor (generated once into .build/tpch/sfSF).")
-    var sf = "1"
-    @Option(help: "Thread counts to measure, comma-separated.")
-    var threads = "1,2"
+    @OptionGroup var options: TPCHBenchOptions
     @Option(help: "Runs per case; the best is reported.")
     var repetitions = 5
-    @Flag(help: "Skip DuckDB.")
-    var noPeers = false
-    @Flag(help: "One JSON object per case and thread count instead of a table.")
-    var json = false
 
     /// Each case stresses one operator; results are small or materialized by both engines alike.
     static let cases: [(name: String, sql: String)] = [
@@ -59,8 +52,8 @@ struct BenchOperators: ParsableCommand {
 
     func run() throws {
         Database.retainFreedMemory()
-        let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
-        let dir = try shell("scripts/tpch-data.sh \(sf)").trimmingCharacters(in: .whitespacesAndNewlines)
+        let threadCounts = options.threadCounts
+        let dir = try options.dataDirectory()
         var rows: [Row] = []
         let tables = try TPCH.tableNames.map { name in
             (name, try CSVReader.read(path: "\(dir)/\(name).tbl", options: TPCH.options(name, threads: threadCounts.max() ?? 2)).table)
@@ -79,32 +72,24 @@ struct BenchOperators: ParsableCommand {
                 note(String(format: "  %@ on %d thread(s): %.1f ms", name, t, best * 1000))
             }
         }
-        if !noPeers {
-            try shell("scripts/tpch-setup.sh --peers")
+        if !options.noPeers {
             let texts = String(decoding: try JSONEncoder().encode(Self.cases.map(\.sql)), as: UTF8.self)
             for t in threadCounts {
                 note("running DuckDB on \(t) thread(s)")
-                let out = try shell(".venv-tpch/bin/python Benchmarks/tpch/duckdb_tpch.py operators \(dir) \(t) \(repetitions)", input: texts)
-                for line in out.split(separator: "\n") {
-                    guard let d = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                          let c = d["case"] as? Int, let s = d["seconds"] as? Double,
+                for d in try options.peers("operators \(dir) \(t) \(repetitions)", input: texts) {
+                    guard let c = d["case"] as? Int, let s = d["seconds"] as? Double,
                           let k = rows.firstIndex(where: { $0.operation == Self.cases[c].name && $0.threads == t }) else { continue }
                     rows[k].duckdb = s
                 }
             }
         }
-        if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = .sortedKeys
-            for r in rows { print(String(decoding: try enc.encode(r), as: UTF8.self)) }
-            return
-        }
+        if options.json { return try options.printJSON(rows) }
         report(rows, threadCounts)
     }
 
     func report(_ rows: [Row], _ threadCounts: [Int]) {
         func ms(_ s: Double?) -> String { s.map { String(format: "%8.1f", $0 * 1000) } ?? "       –" }
-        print("Operators on TPC-H SF \(sf): best of \(repetitions), milliseconds; speedup = 1 thread / n threads; ratio = Skein / DuckDB")
+        print("Operators on TPC-H SF \(options.sf): best of \(repetitions), milliseconds; speedup = 1 thread / n threads; ratio = Skein / DuckDB")
         var header = "operation                     "
         for t in threadCounts { header += " │ skein \(t)T duckdb \(t)T  ratio" + (t == threadCounts.first ? "" : " speedup") }
         print(header)

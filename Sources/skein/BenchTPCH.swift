@@ -9,16 +9,9 @@ struct BenchTPCH: ParsableCommand {
         abstract: "TPC-H: Skein's time per query on 1 and 2 threads beside DuckDB's and Polars', and CSV ingest MB/s.",
         discussion: "Data and the peers come from scripts/tpch-setup.sh and scripts/tpch-data.sh (run from the repository root).")
 
-    @Option(help: "Scale factor (generated once into .build/tpch/sfSF).")
-    var sf = "1"
-    @Option(help: "Thread counts to measure, comma-separated.")
-    var threads = "1,2"
+    @OptionGroup var options: TPCHBenchOptions
     @Option(help: "Runs per query; the best is reported (as DuckDB's benchmark runner does).")
     var repetitions = 3
-    @Flag(help: "Skip DuckDB and Polars.")
-    var noPeers = false
-    @Flag(help: "One JSON object per query instead of a table.")
-    var json = false
     @Option(help: "Also run Q9 and Q18 under this working-memory limit.")
     var memoryLimit = ByteSize(bytes: 256 << 20)
 
@@ -33,9 +26,9 @@ struct BenchTPCH: ParsableCommand {
 
     func run() throws {
         Database.retainFreedMemory()
-        let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
-        let dir = try shell("scripts/tpch-data.sh \(sf)").trimmingCharacters(in: .whitespacesAndNewlines)
-        let answers = "Tests/SkeinDataTests/TPCH/sf\(sf)"
+        let threadCounts = options.threadCounts
+        let dir = try options.dataDirectory()
+        let answers = "Tests/SkeinDataTests/TPCH/sf\(options.sf)"
         var rows: [Row] = []
         var ingest: [(String, Int, Double)] = []
         for t in threadCounts {
@@ -47,7 +40,7 @@ struct BenchTPCH: ParsableCommand {
                 try db.loadCSV(path: "\(dir)/\(name).tbl", as: name, options: TPCH.options(name, threads: t))
                 if name == "lineitem" { ingest.append(("skein", t, size / Date().timeIntervalSince(start) / 1e6)) }
             }
-            note("loaded SF \(sf) on \(t) thread(s); running 22 queries × \(repetitions)")
+            note("loaded SF \(options.sf) on \(t) thread(s); running 22 queries × \(repetitions)")
             for (i, sql) in TPCH.queries.enumerated() {
                 var best = Double.infinity
                 var result: Table? = nil
@@ -82,32 +75,22 @@ struct BenchTPCH: ParsableCommand {
                 limited.append((q, dt, db.lastQueryPeakBytes, unlimitedPeak, expected.map { AnswerCheck.mismatch(r, expected: $0) == nil }))
             }
         }
-        if !noPeers {
-            try shell("scripts/tpch-setup.sh --peers")
+        if !options.noPeers {
             for t in threadCounts {
                 note("running DuckDB and Polars on \(t) thread(s)")
-                let out = try shell(".venv-tpch/bin/python Benchmarks/tpch/duckdb_tpch.py time \(dir) \(t) \(repetitions)")
-                for line in out.split(separator: "\n") {
-                    guard let d = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                          let q = d["query"] as? Int, let engine = d["engine"] as? String,
+                for d in try options.peers("time \(dir) \(t) \(repetitions)") {
+                    guard let q = d["query"] as? Int, let engine = d["engine"] as? String,
                           let k = rows.firstIndex(where: { $0.query == q && $0.threads == t }) else { continue }
                     let s = d["seconds"] as? Double
                     if engine == "duckdb" { rows[k].duckdb = s } else { rows[k].polars = s }
                 }
-                let ing = try shell(".venv-tpch/bin/python Benchmarks/tpch/duckdb_tpch.py ingest \(dir)/lineitem.tbl \(t)")
-                for line in ing.split(separator: "\n") {
-                    guard let d = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                          let engine = d["engine"] as? String, let mbps = d["mb_per_s"] as? Double else { continue }
+                for d in try options.peers("ingest \(dir)/lineitem.tbl \(t)") {
+                    guard let engine = d["engine"] as? String, let mbps = d["mb_per_s"] as? Double else { continue }
                     ingest.append((engine, t, mbps))
                 }
             }
         }
-        if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = .sortedKeys
-            for r in rows { print(String(decoding: try enc.encode(r), as: UTF8.self)) }
-            return
-        }
+        if options.json { return try options.printJSON(rows) }
         report(rows, threadCounts, ingest)
         print("under a \(memoryLimit) working-memory limit (\(threadCounts.max() ?? 2) threads):")
         for (q, dt, peak, unlimited, ok) in limited {
@@ -119,7 +102,7 @@ struct BenchTPCH: ParsableCommand {
     func report(_ rows: [Row], _ threadCounts: [Int], _ ingest: [(String, Int, Double)]) {
         func ms(_ s: Double?) -> String { s.map { String(format: "%8.1f", $0 * 1000) } ?? "       –" }
         func ratio(_ a: Double, _ b: Double?) -> String { b.map { String(format: "%6.2f×", a / $0) } ?? "      –" }
-        print("TPC-H SF \(sf): best of \(repetitions) runs, milliseconds; ratio = Skein / DuckDB (lower is better)")
+        print("TPC-H SF \(options.sf): best of \(repetitions) runs, milliseconds; ratio = Skein / DuckDB (lower is better)")
         var header = "query"
         for t in threadCounts { header += "  │ skein \(t)T  duckdb \(t)T   ratio  polars \(t)T" }
         print(header + "  │ answer")

@@ -62,7 +62,7 @@ struct SQLCommand: AsyncParsableCommand {
                 try await distributed(db, text, ranks: ranks)
                 return
             }
-            for statement in text.split(separator: ";").map(String.init) where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            for statement in Self.statements(text) {
                 try runOne(db, statement, timing: false)
             }
         } catch let e as DataError {
@@ -143,14 +143,23 @@ struct SQLCommand: AsyncParsableCommand {
         let dt = Date().timeIntervalSince(start)
         out(result.formatted(maxRows: 60))
         if timing { out(String(format: "Run time: %.3f s, peak working memory %@", dt, formatBytes(db.lastQueryPeakBytes))) }
-        if let output {
-            if output.hasSuffix(".skein") { try ColumnarFile.write(result, to: output) } else { try CSVWriter.write(result, to: output) }
-        }
+        try writeOutput(result)
+    }
+
+    /// The non-empty statements of `text`, split at ';'.
+    static func statements(_ text: String) -> [String] {
+        text.split(separator: ";").map(String.init).filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+    }
+
+    /// Writes `result` to `--output`, as a Skein file or CSV by its extension.
+    func writeOutput(_ result: Table) throws {
+        guard let output else { return }
+        if output.hasSuffix(".skein") { try ColumnarFile.write(result, to: output) } else { try CSVWriter.write(result, to: output) }
     }
 
     /// Splits every table over `ranks` in-process ranks and runs the statements there (SPMD).
     func distributed(_ db: Database, _ text: String, ranks: Int) async throws {
-        let statements = text.split(separator: ";").map(String.init).filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+        let statements = Self.statements(text)
         let tables = db.tableNames.map { ($0, db.table($0)!) }
         let outcomes = await InProcessGroup.run(size: ranks) { transport -> [(Table, Double)] in
             let ddb = DistributedDatabase(communicator: Communicator(transport: transport))
@@ -204,7 +213,7 @@ struct SQLCommand: AsyncParsableCommand {
                                                                name, total, comm.size, rows, Date().timeIntervalSince(start)).utf8))
                 }
             }
-            for statement in text.split(separator: ";").map(String.init) where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            for statement in Self.statements(text) {
                 if explain {
                     if lead { out(try ddb.explain(statement)) }
                     continue
@@ -215,9 +224,7 @@ struct SQLCommand: AsyncParsableCommand {
                 guard lead, let result else { continue }
                 out(result.formatted(maxRows: 60))
                 out(String(format: "Run time: %.3f s on %d MPI processes", seconds, comm.size))
-                if let output {
-                    if output.hasSuffix(".skein") { try ColumnarFile.write(result, to: output) } else { try CSVWriter.write(result, to: output) }
-                }
+                try writeOutput(result)
             }
         } catch let e as DataError {
             FileHandle.standardError.write(Data("Error (rank \(comm.rank)): \(e.message)\n".utf8))
