@@ -313,15 +313,22 @@ struct OperatorTests {
 
 @Suite("Working memory: a limit makes aggregations and joins partition to disk, with the same answers")
 struct MemoryLimitTests {
+    /// The same tables in a database under a working-memory limit (spilling into a fresh
+    /// directory, returned for cleanup) and in one without.
+    static func limitedAndFree(_ tables: [String: Table], morsel: Int, limit: Int) throws -> (limited: Database, free: Database, spill: String) {
+        let dir = try scratchDirectory("skein-spill-test")
+        let limited = Database(threads: 2, morselRows: morsel, memoryLimit: limit, spillDirectory: dir)
+        let free = Database(threads: 2, morselRows: morsel)
+        for (name, t) in tables { limited.register(t, as: name); free.register(t, as: name) }
+        return (limited, free, dir)
+    }
+
     @Test("Inner, left, semi and anti joins under a tiny limit equal the unlimited run", arguments: [UInt64(41), 42, 43])
     func graceJoins(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let a = randomTable(&rng, rows: 2000, keys: 300), b = randomTable(&rng, rows: 2500, keys: 300)
-        let dir = try scratchDirectory("skein-grace-test-\(seed)")
+        let (limited, free, dir) = try Self.limitedAndFree(["a": a, "b": b], morsel: 300, limit: 64 << 10)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let limited = Database(threads: 2, morselRows: 300, memoryLimit: 64 << 10, spillDirectory: dir)
-        let free = Database(threads: 2, morselRows: 300)
-        for db in [limited, free] { db.register(a, as: "a"); db.register(b, as: "b") }
         for sql in [
             "SELECT a.k, a.v, b.d FROM a JOIN b ON a.k = b.k AND a.t < b.t",
             "SELECT a.k, a.s, b.v FROM a LEFT JOIN b ON a.k = b.k AND b.d > 50",
@@ -337,11 +344,8 @@ struct MemoryLimitTests {
     func externalSort(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let t = randomTable(&rng, rows: 5000, keys: 50)
-        let dir = try scratchDirectory("skein-sort-test-\(seed)")
+        let (limited, free, dir) = try Self.limitedAndFree(["t": t], morsel: 700, limit: 32 << 10)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let limited = Database(threads: 2, morselRows: 700, memoryLimit: 32 << 10, spillDirectory: dir)
-        let free = Database(threads: 2, morselRows: 700)
-        for db in [limited, free] { db.register(t, as: "t") }
         // Every column is a key, so the order is total and must match row for row.
         let sql = "SELECT k, s, d, v, t FROM t ORDER BY k DESC, s NULLS FIRST, d, v DESC, t"
         #expect(sameRows(try limited.sql(sql).rows, try free.sql(sql).rows, ordered: true), "seed \(seed)")
@@ -361,12 +365,8 @@ struct MemoryLimitTests {
     func spillingAggregate(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let t = randomTable(&rng, rows: 3000, keys: 1500)
-        let dir = try scratchDirectory("skein-spill-test-\(seed)")
+        let (limited, free, dir) = try Self.limitedAndFree(["t": t], morsel: 256, limit: 16 << 10)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let limited = Database(threads: 2, morselRows: 256, memoryLimit: 16 << 10, spillDirectory: dir)
-        let free = Database(threads: 2, morselRows: 256)
-        limited.register(t, as: "t")
-        free.register(t, as: "t")
         let sql = "SELECT k, s, count(*), sum(v), avg(d), min(t), max(s), count(DISTINCT t) FROM t GROUP BY k, s"
         let a = try limited.sql(sql), b = try free.sql(sql)
         #expect(sameRows(a.rows, b.rows, ordered: false), "seed \(seed)")
