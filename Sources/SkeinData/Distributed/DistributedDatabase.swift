@@ -219,16 +219,15 @@ public final class DistributedDatabase: Sendable {
     /// packed into Int64 words and padded to the largest part (the collective moves equal blocks).
     func exchange(_ parts: [Chunk], types: [DataType]) async throws -> Chunk {
         let fields = types.enumerated().map { Field("c\($0.offset)", $0.element) }
-        let payloads = parts.map { ColumnarFile.encode(Table(fields: fields, chunk: $0)) }
-        let longest = try await communicator.allreduce([Int64(payloads.map(\.count).max() ?? 0)], op: .max)[0]
+        let encodings = parts.map { ColumnarFile.Encoding(Table(fields: fields, chunk: $0)) }
+        let longest = try await communicator.allreduce([Int64(encodings.map(\.size).max() ?? 0)], op: .max)[0]
         let words = (Int(longest) + 7) / 8 + 1
+        // Each part is encoded in place: its length word, then its bytes.
         var send = [Int64](repeating: 0, count: words * parts.count)
-        for (j, p) in payloads.enumerated() {
-            send[j * words] = Int64(p.count)
-            send.withUnsafeMutableBytes { out in
-                p.withUnsafeBytes { src in
-                    if src.count > 0 { (out.baseAddress! + (j * words + 1) * 8).copyMemory(from: src.baseAddress!, byteCount: src.count) }
-                }
+        send.withUnsafeMutableBytes { out in
+            for (j, e) in encodings.enumerated() {
+                out.storeBytes(of: Int64(e.size), toByteOffset: j * words * 8, as: Int64.self)
+                e.write(into: out.baseAddress! + (j * words + 1) * 8)
             }
         }
         let received = try await communicator.allToAll(send)

@@ -43,30 +43,50 @@ public enum ColumnarFile {
 
     /// The table in Skein's columnar format, as bytes (a file's contents, or a message).
     public static func encode(_ t: Table) -> Data {
-        // The exact size first, then one pass writing through a pointer: no per-value appends.
-        var size = magic.count + 16
-        for f in t.fields { size += 4 + f.name.utf8.count + 2 }
-        var stringBytes: [Int] = []
-        for c in t.columns {
-            size += 1 + (c.validity == nil ? 0 : c.count)
-            switch c.storage {
-            case .ints, .doubles: size += 8 * c.count
-            case .bools: size += c.count
-            case .strings:
-                let total = c.withStrings { r in (0..<c.count).reduce(0) { $0 + r.pointer($1).1 } }
-                stringBytes.append(total)
-                size += 4 * c.count + 8 + total
+        let encoding = Encoding(t)
+        var out = Data(count: encoding.size)
+        out.withUnsafeMutableBytes { encoding.write(into: $0.baseAddress!) }
+        return out
+    }
+
+    /// A table's encoding, sized before it is written: a caller can place it in a buffer of its
+    /// own (a shuffle writes every part straight into the send buffer).
+    struct Encoding {
+        let table: Table
+        /// Bytes `write(into:)` writes.
+        let size: Int
+        private let stringBytes: [Int]
+
+        init(_ t: Table) {
+            table = t
+            var size = ColumnarFile.magic.count + 16
+            for f in t.fields { size += 4 + f.name.utf8.count + 2 }
+            var stringBytes: [Int] = []
+            for c in t.columns {
+                size += 1 + (c.validity == nil ? 0 : c.count)
+                switch c.storage {
+                case .ints, .doubles: size += 8 * c.count
+                case .bools: size += c.count
+                case .strings:
+                    let total = c.withStrings { r in (0..<c.count).reduce(0) { $0 + r.pointer($1).1 } }
+                    stringBytes.append(total)
+                    size += 4 * c.count + 8 + total
+                }
             }
+            self.size = size
+            self.stringBytes = stringBytes
         }
-        var out = Data(count: size)
-        out.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
-            var at = buffer.baseAddress!
+
+        /// Writes exactly `size` bytes at `start`.
+        func write(into start: UnsafeMutableRawPointer) {
+            let t = table
+            var at = start
             func put(_ bytes: UnsafeRawBufferPointer) {
                 if let base = bytes.baseAddress, bytes.count > 0 { at.copyMemory(from: base, byteCount: bytes.count) }
                 at += bytes.count
             }
             func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { put($0) } }
-            magic.withUnsafeBytes { put($0) }
+            ColumnarFile.magic.withUnsafeBytes { put($0) }
             put(UInt32(1))
             put(UInt32(t.columns.count))
             put(UInt64(t.rowCount))
@@ -107,9 +127,8 @@ public enum ColumnarFile {
                     strings += 1
                 }
             }
-            precondition(at == buffer.baseAddress! + size, "ColumnarFile.encode: \(at - buffer.baseAddress!) bytes written, \(size) expected")
+            precondition(at == start + size, "ColumnarFile.Encoding: \(at - start) bytes written, \(size) expected")
         }
-        return out
     }
 
     static func handle(_ path: String) throws -> FileHandle {
