@@ -255,12 +255,14 @@ extension ObjectRef: ErasedRef {}
 
 extension RuntimeCore {
     /// The ids of the refs among `args`; a ref of another runtime is an error naming `task`.
-    func dependencies<each A: Sendable>(_ args: repeat Arg<each A>, of task: String) throws(RuntimeError) -> [UInt64] {
+    /// (`task` is built only for the error: an actor call's name is an interpolation.)
+    func dependencies<each A: Sendable>(_ args: repeat Arg<each A>, of task: @autoclosure () -> String) throws(RuntimeError) -> [UInt64] {
         var deps: [UInt64] = []
         for arg in repeat each args {
             if case .ref(let ref) = arg {
                 guard ref.core === self else {
-                    throw RuntimeError(.foreignReference, task: task, "an argument of \(task) is \(ref) from another runtime")
+                    let name = task()
+                    throw RuntimeError(.foreignReference, task: name, "an argument of \(name) is \(ref) from another runtime")
                 }
                 deps.append(ref.id)
             }
