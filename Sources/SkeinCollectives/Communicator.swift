@@ -14,6 +14,8 @@ public final class Communicator: Sendable {
     public let transport: any Transport
     /// The transport's own collectives, when it has them (MPI).
     let native: (any NativeCollectives)?
+    /// This communicator's shared-memory board, when its ranks share an address space.
+    let board: (any SharedMemoryBoard)?
     public let context: UInt32
     /// Default time a call may take before it fails with `.timeout`.
     public let timeout: Duration
@@ -29,8 +31,17 @@ public final class Communicator: Sendable {
         var derived: UInt32 = 0
         /// Automatic choices: (operation, bytes, root) → algorithm, prediction and this rank's schedule.
         var selections: [Choice: Plan] = [:]
+        /// The last automatic choice, looked at before `selections`: loops repeat one call.
+        var lastChoice: Choice?
+        var lastPlan: Plan?
         /// Schedules of pinned algorithms, by (code, variant, root): they depend on nothing else.
         var schedules: [ScheduleKey: Schedule] = [:]
+
+        /// Drops every cached choice (the costs changed).
+        mutating func forgetSelections() {
+            selections.removeAll()
+            (lastChoice, lastPlan) = (nil, nil)
+        }
     }
 
     struct Choice: Hashable {
@@ -61,12 +72,27 @@ public final class Communicator: Sendable {
     /// True when the transport has collectives of its own (MPI), which `NativeAlgorithm` runs.
     public var hasNativeCollectives: Bool { native != nil }
 
+    /// True when the ranks share memory (in-process ranks), so `SharedMemoryAlgorithm` can run.
+    public var hasSharedMemory: Bool { board != nil }
+
+    /// Every algorithm the selector weighs for `operation` on this communicator's transport.
+    public func candidates(for operation: CollectiveOperation) -> [any CollectiveAlgorithm] {
+        CostModel.candidates(operation, native: hasNativeCollectives, sharedMemory: hasSharedMemory)
+    }
+
+    /// The algorithm the selector picks for `bytes` of `operation` (as `CollectiveAlgorithm` counts
+    /// bytes) under the current costs, with its predicted seconds.
+    public func selection(for operation: CollectiveOperation, bytes: Int) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
+        CostModel.select(operation, ranks: size, bytes: bytes, cost: cost, native: hasNativeCollectives, sharedMemory: hasSharedMemory)
+    }
+
     public var rank: Int { transport.rank }
     public var size: Int { transport.size }
 
     public init(transport: any Transport, context: UInt32 = 0, cost: CostParameters = .inProcessDefault, timeout: Duration = .seconds(60)) {
         self.transport = transport
         self.native = transport as? any NativeCollectives
+        self.board = (transport as? any SharedMemoryTransport)?.sharedBoard(context: context)
         self.context = context
         self.timeout = timeout
         self.timeoutNanos = MonotonicClock.nanoseconds(timeout)
@@ -79,7 +105,7 @@ public final class Communicator: Sendable {
         set {
             state.withLock { state in
                 state.cost = newValue
-                state.selections.removeAll()
+                state.forgetSelections()
             }
         }
     }
@@ -141,16 +167,19 @@ public final class Communicator: Sendable {
         }
     }
 
-    /// Runs one collective; returns this rank's output blocks.
+    /// Runs one collective; returns this rank's output blocks. `input` splits the caller's values into
+    /// the schedule's input blocks; `copyInput` copies them whole (into a shared-memory slot).
     @usableFromInline
-    func perform(_ call: Call, validation: SkeinError?, input: (Schedule) -> [Chunk]) async throws(SkeinError) -> [Chunk] {
+    func perform(
+        _ call: Call, validation: SkeinError?, input: (Schedule) -> [Chunk], copyInput: (UnsafeMutableRawPointer) -> Void
+    ) async throws(SkeinError) -> [Chunk] {
         let start = transport.now()
         let (rank, size) = (self.rank, self.size)
         // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
         var failure: SkeinError?
         let choice = Choice(
             operation: call.operation, bytes: call.modelBytes, root: (0..<size).contains(call.root) ? call.root : 0,
-            native: native?.supportsNative(call.operation, dataType: call.dataType) ?? false)
+            native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType))
         let begun = state.withLock { state -> Begun? in
             if let broken = state.broken {
                 failure = SkeinError(
@@ -168,14 +197,18 @@ public final class Communicator: Sendable {
                 plan = Plan(
                     algorithm: pinned, predicted: pinned.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost),
                     schedule: schedule)
+            } else if let last = state.lastPlan, state.lastChoice == choice {
+                plan = last
             } else if let known = state.selections[choice] {
                 plan = known
+                (state.lastChoice, state.lastPlan) = (choice, known)
             } else {
                 let (algorithm, predicted) = CostModel.select(
-                    call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost, native: choice.native)
+                    call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost, native: choice.native, sharedMemory: board != nil)
                 plan = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
                 if state.selections.count > 4096 { state.selections.removeAll() }
                 state.selections[choice] = plan
+                (state.lastChoice, state.lastPlan) = (choice, plan)
             }
             return Begun(sequence: state.sequence, plan: plan)
         }
@@ -196,6 +229,21 @@ public final class Communicator: Sendable {
             let nanos = call.timeout.map(MonotonicClock.nanoseconds) ?? timeoutNanos
             let (sum, overflow) = start.addingReportingOverflow(nanos)
             let deadline = overflow ? .max : sum
+            if algorithm.code == SharedMemoryAlgorithm.code {
+                guard let board else {
+                    throw SkeinError(
+                        .unavailable, rank: rank,
+                        "the shared-memory algorithm needs ranks in one process (in-process transport); this transport has none")
+                }
+                let shared = SharedMemoryAlgorithm.Call(
+                    signature: signature, rank: rank, size: size, entry: start, deadline: deadline, reducer: call.reducer,
+                    width: call.dataType.byteWidth)
+                let (output, skew) = try await SharedMemoryAlgorithm(call.operation).run(shared, on: board, fill: copyInput)
+                record.end = transport.now()
+                record.skew = skew
+                state.withLock { $0.recorder.append(record) }
+                return output
+            }
             if algorithm.code == NativeAlgorithm.code {
                 let blocking = (algorithm as? NativeAlgorithm)?.blocking ?? false
                 let output = try await runNative(call, input: input(schedule), deadline: deadline, blocking: blocking)

@@ -10,7 +10,11 @@ extension Communicator {
     /// Runs `call` with `values` split into the schedule's input blocks; returns the output blocks.
     @inlinable
     func run<T: SkeinElement>(_ values: [T], _ call: (Call, SkeinError?)) async throws(SkeinError) -> [Chunk] {
-        try await perform(call.0, validation: call.1) { Chunk.partition(values, into: $0.inputSlots.count) }
+        try await perform(call.0, validation: call.1) {
+            Chunk.partition(values, into: $0.inputSlots.count)
+        } copyInput: { target in
+            values.withUnsafeBytes { if let from = $0.baseAddress, $0.count > 0 { target.copyMemory(from: from, byteCount: $0.count) } }
+        }
     }
 
     /// Describes one call: its byte size for the model (per rank × size for gather-like operations),
@@ -185,6 +189,6 @@ extension Communicator {
     /// Returns once every rank has called it.
     public func barrier(algorithm: (any BarrierAlgorithm)? = nil, timeout: Duration? = nil) async throws(SkeinError) {
         let call = Call(operation: .barrier, pinned: algorithm, dataType: .int32, count: 0, modelBytes: 0, timeout: timeout)
-        _ = try await perform(call, validation: nil) { _ in [] }
+        _ = try await perform(call, validation: nil) { _ in [] } copyInput: { _ in }
     }
 }

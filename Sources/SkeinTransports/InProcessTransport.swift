@@ -18,6 +18,8 @@ public final class InProcessGroup: Sendable {
     let parked = Atomic<Int>(0)
     let watchdogRunning = Atomic<Bool>(false)
     let cores: Int
+    /// Shared-memory boards by communicator context, made on first use.
+    private let boards = Mutex<[UInt32: InProcessBoard]>([:])
 
     /// Ranks of every group in this process that are spinning now: spinning only pays while each
     /// spinner has a core, so beyond that a waiter yields at once (groups in parallel tests, p > cores).
@@ -43,6 +45,27 @@ public final class InProcessGroup: Sendable {
     @inline(__always)
     func box(to receiver: Int, from sender: Int) -> Mailbox { boxes[receiver &* size &+ sender] }
 
+    /// The shared-memory board of `context`, made on first use.
+    func board(context: UInt32) -> InProcessBoard {
+        boards.withLock { boards in
+            if let board = boards[context] { return board }
+            let board = InProcessBoard(group: self, context: context)
+            boards[context] = board
+            return board
+        }
+    }
+
+    /// The board of `context` if some rank has used one.
+    func existingBoard(context: UInt32) -> InProcessBoard? {
+        boards.withLock { $0[context] }
+    }
+
+    /// Wakes the parked waiters of every board (of `context` only, when given) to look again.
+    func wakeBoards(context: UInt32? = nil) {
+        let all = boards.withLock { boards in context.map { boards[$0].map { [$0] } ?? [] } ?? Array(boards.values) }
+        for board in all { board.wakeAll() }
+    }
+
     /// Records that `rank`'s program ended; peers waiting on it stop waiting.
     public func markExited(rank: Int) {
         controls[rank].exited.store(true, ordering: .sequentiallyConsistent)
@@ -53,6 +76,7 @@ public final class InProcessGroup: Sendable {
                 waiter.continuation.resume(throwing: Self.exitedError(receiver: receiver, peer: rank, tag: waiter.tag))
             }
         }
+        wakeBoards()
     }
 
     static func exitedError(receiver: Int, peer: Int, tag: Tag) -> SkeinError {
@@ -96,12 +120,22 @@ public final class InProcessGroup: Sendable {
         }
     }
 
-    /// Fails waits past their deadline, and wakes sleepers that have messages to look at.
+    /// Fails waits past their deadline, wakes sleepers that have messages to look at or whose sender
+    /// went through shared memory instead, and lets every board's sleepers check their deadlines.
     func watch(now: UInt64) {
+        let boards = self.boards.withLock { Array($0.values) }
+        for board in boards where board.hasParked { board.wakeAll() }
         for receiver in 0..<size {
             for sender in 0..<size {
                 let box = box(to: receiver, from: sender)
-                if let expired = box.unpark(where: { $0.deadline <= now }) {
+                let onBoard = { (waiter: Mailbox.Waiter) in
+                    boards.contains { $0.context == waiter.tag.context && $0.hasPublished(sender, atOrAfter: waiter.tag.sequence) }
+                }
+                if let stray = boards.isEmpty ? nil : box.unpark(where: onBoard) {
+                    // Resumed without error: its own check names the desync.
+                    parked.subtract(1, ordering: .relaxed)
+                    stray.continuation.resume()
+                } else if let expired = box.unpark(where: { $0.deadline <= now }) {
                     parked.subtract(1, ordering: .relaxed)
                     expired.continuation.resume(throwing: timeoutError(receiver: receiver, peer: sender, tag: expired.tag))
                 } else if box.hasArrivals, let asleep = box.unpark() {
@@ -250,6 +284,12 @@ final class Mailbox: @unchecked Sendable {
         return (nil, unexpected.first { $0.tag.context == tag.context && $0.tag.sequence > tag.sequence }?.tag)
     }
 
+    /// Receiver side: whether a message of call `sequence` or a later one of `context` has been sent.
+    func holdsCall(in context: UInt32, from sequence: UInt64) -> Bool {
+        if hasArrivals { drain() }
+        return unexpected.contains { $0.tag.context == context && $0.tag.sequence >= sequence }
+    }
+
     /// Receiver side: whether a message with `tag` has been sent (used once the sender has exited).
     func holds(_ tag: Tag) -> Bool {
         if hasArrivals { drain() }
@@ -272,6 +312,7 @@ final class RankControl: Sendable {
     /// The peer this rank is blocked on (−1: none) and in which call, for wait-for chains.
     let waitingFor = Atomic<Int>(-1)
     let waitingSequence = Atomic<UInt64>(0)
+    let waitingContext = Atomic<UInt32>(0)
     /// True while the rank's task holds a thread (it is not yielded, parked or finished): a rank
     /// waiting on it then polls, since the answer can come any moment, instead of yielding.
     let onCore = Atomic<Bool>(false)
@@ -321,6 +362,7 @@ public struct InProcessTransport: Transport {
         }
         let control = group.controls[rank]
         control.onCore.store(true, ordering: .relaxed)
+        control.waitingContext.store(tag.context, ordering: .relaxed)
         control.waitingSequence.store(tag.sequence, ordering: .relaxed)
         control.waitingFor.store(peer, ordering: .releasing)
         defer { control.waitingFor.store(-1, ordering: .releasing) }
@@ -382,6 +424,16 @@ public struct InProcessTransport: Transport {
             if group.box(to: rank, from: peer).holds(tag) { return }
             throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
         }
+        // The board second, the mailbox again after it: a peer that sent in this call and then moved
+        // on to a later one through shared memory shows its message to this second look.
+        if let board = group.existingBoard(context: tag.context), board.hasPublished(peer, atOrAfter: tag.sequence),
+            !group.box(to: rank, from: peer).holds(tag)
+        {
+            throw SkeinError(
+                .desync, rank: rank, peer: peer,
+                "rank \(peer) runs call #\(tag.sequence) through shared memory while rank \(rank) waits for its message in it; "
+                    + "the ranks passed different sizes or algorithms, or issue collectives in different orders")
+        }
         if MonotonicClock.now() >= deadline { throw group.timeoutError(receiver: rank, peer: peer, tag: tag) }
     }
 
@@ -428,6 +480,7 @@ public struct InProcessTransport: Transport {
                 }
             }
         }
+        group.wakeBoards(context: context)
     }
 
     static func desync(receiver: Int, sender: Int, waiting: Tag, got: Tag) -> SkeinError {
@@ -436,4 +489,8 @@ public struct InProcessTransport: Transport {
             "rank \(sender) is already in call #\(got.sequence) while rank \(receiver) waits for its part of call "
                 + "#\(waiting.sequence); rank \(sender) skipped a collective the others called")
     }
+}
+
+extension InProcessTransport: SharedMemoryTransport {
+    public func sharedBoard(context: UInt32) -> any SharedMemoryBoard { InProcessBoardSeat(board: group.board(context: context)) }
 }

@@ -256,9 +256,11 @@ struct CollectiveBenchmark {
                 let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
                 var input = [Float](repeating: Float(comm.rank + 1), count: count)
                 var output: [Float] = []
-                let pick = CostModel.select(operation, ranks: p, bytes: bytes, cost: cost, native: comm.hasNativeCollectives).algorithm
-                let natives: [any CollectiveAlgorithm] = [NativeAlgorithm(operation), NativeAlgorithm(operation, blocking: true)]
-                let algorithms = AlgorithmRegistry.algorithms(for: operation) + (comm.hasNativeCollectives ? natives : [])
+                let pick = comm.selection(for: operation, bytes: bytes).algorithm
+                // MPI's blocking call too, as a C program would make it (never selected: it holds a thread).
+                // Shared memory only up to what its slots hold.
+                let algorithms = comm.candidates(for: operation).filter { !($0 is SharedMemoryAlgorithm) || $0.predictedSeconds(ranks: p, bytes: bytes, cost: cost).isFinite }
+                    + (comm.hasNativeCollectives ? [NativeAlgorithm(operation, blocking: true)] : [])
                 let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
                     () async throws(SkeinError) -> Void in
                     try await comm.exercise(operation, input: &input, output: &output, count: count)

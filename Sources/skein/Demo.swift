@@ -66,14 +66,10 @@ struct Demo: AsyncParsableCommand {
         var summary: String?
         if comm.rank == 0 {
             let bytes = elements * 4
-            let choice = CostModel.select(.allreduce, ranks: ranks, bytes: bytes, cost: comm.cost, native: comm.hasNativeCollectives)
+            let choice = comm.selection(for: .allreduce, bytes: bytes)
             var lines = ["calibrated on this machine: \(cost)", "predicted time of each allreduce algorithm:"]
-            var predictions = CostModel.predictions(.allreduce, ranks: ranks, bytes: bytes, cost: comm.cost)
-            if comm.hasNativeCollectives {
-                let native = NativeAlgorithm(.allreduce)
-                predictions.append((native, native.predictedSeconds(ranks: ranks, bytes: bytes, cost: comm.cost)))
-            }
-            for (algorithm, seconds) in predictions {
+            for algorithm in comm.candidates(for: .allreduce) {
+                let seconds = algorithm.predictedSeconds(ranks: ranks, bytes: bytes, cost: comm.cost)
                 let mark = algorithm.name == choice.algorithm.name ? "  ← chosen" : ""
                 let label = algorithm.name == "native" ? "native (MPI's own, measured)" : algorithm.name
                 lines.append("  \(label.padding(toLength: 28, withPad: " ", startingAt: 0)) \(formatSeconds(seconds))\(mark)")

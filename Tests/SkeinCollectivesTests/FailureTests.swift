@@ -138,9 +138,17 @@ struct FailureTests {
 
     @Test("The flight recorder names the rank that came last")
     func flightRecorder() async throws {
+        // Rank 2 starts its 100 ms delay only once the others are about to enter, so it comes last by
+        // that much even when a busy machine is slow to run the others after the barrier.
+        let othersEntering = Gate(opensAfter: 2)
         let records = try await runGroupOrThrow(.inProcess, size: 3) { comm -> [CollectiveRecord] in
             try await comm.barrier()
-            if comm.rank == 2 { try await Task.sleep(for: .milliseconds(100)) }  // deliberately late
+            if comm.rank == 2 {
+                await othersEntering.wait()
+                try await Task.sleep(for: .milliseconds(100))  // deliberately late
+            } else {
+                othersEntering.arrive()
+            }
             _ = try await comm.allreduce([Float](repeating: 1, count: 256))
             _ = try await comm.allgather([Int32(comm.rank)])
             return comm.flightRecord(last: 10)

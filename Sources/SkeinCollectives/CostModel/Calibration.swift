@@ -1,13 +1,16 @@
 import SkeinCore
 
 extension Communicator {
-    /// Measures α and β by passing a token around all ranks of this communicator (a least-squares
-    /// line through the time per hop over `messageSizes`; with two ranks this is a ping-pong, and
-    /// with more ranks than cores it includes the cost of ranks sharing a core, which a two-rank
-    /// test never sees), and γ by timing the float sum kernel. Each receiver copies the payload
-    /// into its own buffer, as a receive into user memory does, so a by-reference transport's β
-    /// is the real cost of moving bytes between cores. Rank 0's figures go to every rank.
-    /// A collective: every rank must call it.
+    /// Measures α and β from rounds of a dissemination pattern, in which every rank sends to the
+    /// rank d after it and receives from the rank d before it (d = 1, 2, 4, …), as the algorithms'
+    /// rounds do: a least-squares line through the time per round over `messageSizes`. With two
+    /// ranks this is a ping-pong; with more ranks than cores every rank is busy at once, so α
+    /// includes the cost of ranks sharing a core, as it does in the collectives themselves (a token
+    /// passed around the ranks, one busy at a time, found a third of it). γ comes from timing the
+    /// float sum kernel, and on shared memory the board's synchronization from bare rounds. Each
+    /// receiver copies the payload into its own buffer, as a receive into user memory does, so a
+    /// by-reference transport's β is the real cost of moving bytes between cores. Rank 0's figures
+    /// go to every rank. A collective: every rank must call it.
     @discardableResult
     public func calibrate(
         messageSizes: [Int] = [0, 4_096, 65_536, 1 << 20], repetitions: Int = 100, timeout: Duration? = nil
@@ -22,8 +25,8 @@ extension Communicator {
         let signature = CallSignature(
             operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
         var measured = state.withLock { $0.cost }
-        let (left, right) = ((rank - 1 + size) % size, (rank + 1) % size)
         if size > 1 {
+            let levels = TreeCost.ceilLog2(size)
             var points: [(bytes: Double, seconds: Double)] = []
             let scratch = AllocatedStorage(uninitializedByteCount: messageSizes.max() ?? 0)
             for bytes in messageSizes {
@@ -31,17 +34,17 @@ extension Communicator {
                     storage: AllocatedStorage(uninitializedByteCount: bytes), offset: 0, byteCount: bytes, isWritable: false)
                 let message = Message(signature: signature, skew: ArrivalSkew(rank: rank, entry: 0), chunks: [payload])
                 var samples: [Double] = []
-                let rounds = max(3, repetitions / size)
+                let rounds = max(3, repetitions / levels)
                 for _ in 0..<(rounds + 2) {
+                    // One sample: a whole dissemination (every distance once), per round.
                     let t0 = transport.now()
-                    if rank == 0 {
-                        try transport.send(message, to: right, tag: tag)
-                        scratch.copy(try await transport.receive(from: left, tag: tag, deadline: deadline))
-                    } else {
-                        scratch.copy(try await transport.receive(from: left, tag: tag, deadline: deadline))
-                        try transport.send(message, to: right, tag: tag)
+                    var distance = 1
+                    while distance < size {
+                        try transport.send(message, to: (rank + distance) % size, tag: tag)
+                        scratch.copy(try await transport.receive(from: (rank - distance + size) % size, tag: tag, deadline: deadline))
+                        distance *= 2
                     }
-                    samples.append(Double(transport.now() &- t0) / 1e9 / Double(size))
+                    samples.append(Double(transport.now() &- t0) / 1e9 / Double(levels))
                 }
                 samples.removeFirst(2)
                 samples.sort()
@@ -54,14 +57,27 @@ extension Communicator {
             }
         }
         if rank == 0 { measured.gamma = measureReductionSeconds() }
+        if board != nil && size > 1 {
+            // The board's synchronization: the median bare round, per level of the model's ⌈log2 p⌉.
+            var samples: [Double] = []
+            for _ in 0..<(repetitions * 2 + 20) {
+                let t0 = transport.now()
+                try await sharedMemoryRound(timeout: timeout)
+                samples.append(Double(transport.now() &- t0) / 1e9)
+            }
+            samples.removeFirst(20)
+            samples.sort()
+            measured.sharedAlpha = samples[samples.count / 2] / Double(TreeCost.ceilLog2(size))
+        }
         let agreed = try await broadcast(
-            [measured.alpha, measured.beta, measured.gamma], root: 0, algorithm: BinomialBroadcast(), timeout: timeout)
-        let parameters = transport.deliversByReference
+            [measured.alpha, measured.beta, measured.gamma, measured.sharedAlpha], root: 0, algorithm: BinomialBroadcast(), timeout: timeout)
+        var parameters = transport.deliversByReference
             ? CostParameters.byReference(alpha: agreed[0], beta: agreed[1], gamma: agreed[2])
             : CostParameters(alpha: agreed[0], beta: agreed[1], gamma: agreed[2])
+        parameters.sharedAlpha = agreed[3]
         state.withLock { state in
             state.cost = parameters
-            state.selections.removeAll()
+            state.forgetSelections()
         }
         return parameters
     }
@@ -131,7 +147,7 @@ extension Communicator {
         }
         state.withLock { state in
             state.cost.native = profiles
-            state.selections.removeAll()
+            state.forgetSelections()
         }
         return profiles
     }
@@ -155,5 +171,26 @@ extension Communicator {
         case .barrier: try await barrier(algorithm: algorithm as? any BarrierAlgorithm, timeout: timeout)
         case .pointToPoint: break
         }
+    }
+}
+
+extension Communicator {
+    /// One bare synchronization on the shared-memory board (publish nothing, wait for every rank),
+    /// without selection, validation or records around it: the floor under `SharedMemoryAlgorithm`,
+    /// which calibration and the transport benchmark time. A collective: every rank must call it.
+    public func sharedMemoryRound(timeout: Duration? = nil) async throws(SkeinError) {
+        guard let board else {
+            throw SkeinError(.unavailable, rank: rank, "this communicator's ranks share no memory (only in-process ranks do)")
+        }
+        let sequence = state.withLock { state -> UInt64 in
+            state.sequence += 1
+            return state.sequence
+        }
+        let start = transport.now()
+        let signature = CallSignature(
+            operation: .barrier, algorithm: SharedMemoryAlgorithm.code, dataType: .int32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
+        _ = try await board.exchange(
+            rank: rank, signature: signature, entry: start, byteCount: 0,
+            deadline: MonotonicClock.deadline(after: timeout ?? self.timeout, from: start), fill: { _ in })
     }
 }

@@ -16,6 +16,9 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
     public var deliveryBeta: Double
     /// Measured times of the transport's own collectives, when it has them (see `NativeAlgorithm`).
     public var native: [NativeProfile] = []
+    /// Seconds per tree level for every rank to see that all ranks published on a shared-memory
+    /// board (`SharedMemoryAlgorithm`), on transports whose ranks share memory.
+    public var sharedAlpha: Double = 0.1e-6
 
     public init(alpha: Double, beta: Double, gamma: Double, keepBeta: Double? = nil, deliveryBeta: Double = 0) {
         self.alpha = alpha
@@ -42,6 +45,7 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
         let kept = keepBeta == beta ? "" : (keepBeta > 0 ? String(format: " (kept bytes 1/%.2f GB/s)", 1 / keepBeta / 1e9) : " (kept bytes: by reference, free)")
         return String(format: "α = %.3f µs, β = 1/", alpha * 1e6) + bandwidth + kept
             + String(format: ", γ = 1/%.2f GB/s", 1 / gamma / 1e9)
+            + (deliveryBeta > 0 ? String(format: ", shared-memory α = %.3f µs", sharedAlpha * 1e6) : "")
     }
 }
 

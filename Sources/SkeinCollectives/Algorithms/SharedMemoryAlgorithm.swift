@@ -1,0 +1,150 @@
+import SkeinCore
+
+/// Flat shared-memory collectives for ranks in one address space (Open MPI's `coll/sm`, in spirit):
+/// every rank copies its input into its slot of the communicator's board, waits once until all
+/// ranks have published, then builds its own result straight from the others' slots. One
+/// synchronization instead of log p message rounds, and no messages, buffers or wake-ups per peer:
+/// the fastest way to move a few kilobytes between cores. The cost grows with p·n, since each rank
+/// reads every slot, so larger messages go to the ring and tree algorithms.
+///
+/// Reductions fold the slots in rank order (0, 1, …, p−1) on every rank, so every rank ends
+/// bit-identical, and a repeated call reproduces its result.
+public struct SharedMemoryAlgorithm: BroadcastAlgorithm, ReduceAlgorithm, AllreduceAlgorithm, AllgatherAlgorithm,
+    ReduceScatterAlgorithm, ScatterAlgorithm, GatherAlgorithm, AllToAllAlgorithm, BarrierAlgorithm
+{
+    public let operation: CollectiveOperation
+
+    public init(_ operation: CollectiveOperation) {
+        self.operation = operation
+    }
+
+    public var name: String { "shared-memory" }
+    public static let code: UInt8 = 20
+    public var code: UInt8 { Self.code }
+
+    /// One input slot holding the whole input, one output slot; the board does the rest.
+    public func schedule(rank: Int, size: Int, root: Int) -> Schedule {
+        .inPlace(slots: 1, [])
+    }
+
+    /// One synchronization (`sharedAlpha` per tree level, as the last arrival's news spreads), a
+    /// local copy into the slot, and the bytes this rank reads and reduces from the others' slots.
+    public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
+        guard Self.publishedBytes(operation, ranks: p, modelBytes: bytes) <= SharedMemoryLimits.slotBytes else { return .infinity }
+        let n = Double(bytes), peers = Double(p - 1), share = n / Double(p)
+        let sync = p > 1 ? cost.sharedAlpha * Double(TreeCost.ceilLog2(p)) : 0
+        let (beta, gamma) = (cost.beta, cost.gamma)
+        switch operation {
+        case .allreduce, .reduce: return sync + n * beta + peers * n * (beta + gamma)
+        case .reduceScatter: return sync + n * beta + peers * share * (beta + gamma)
+        case .broadcast, .allToAll: return sync + 2 * n * beta
+        case .allgather, .gather: return sync + share * beta + n * beta
+        case .scatter: return sync + n * beta + share * beta
+        case .barrier, .pointToPoint: return sync
+        }
+    }
+
+    /// The most bytes any rank publishes for a call of `modelBytes` (as `CollectiveAlgorithm` defines them).
+    static func publishedBytes(_ operation: CollectiveOperation, ranks p: Int, modelBytes: Int) -> Int {
+        switch operation {
+        case .allgather, .gather: (modelBytes + p - 1) / p
+        case .barrier, .pointToPoint: 0
+        default: modelBytes
+        }
+    }
+}
+
+extension SharedMemoryAlgorithm {
+    /// What one rank's call needs besides the board: its signature (which every rank must share),
+    /// the reduction, and how to copy its input into its slot.
+    struct Call {
+        var signature: CallSignature
+        var rank: Int
+        var size: Int
+        var entry: UInt64
+        var deadline: UInt64
+        var reducer: Reducer?
+        var width: Int
+    }
+
+    /// Publishes this rank's input, waits for every rank's, checks that all called alike, and
+    /// returns this rank's output (nothing where the operation gives this rank none) and the skew.
+    func run(
+        _ call: Call, on board: any SharedMemoryBoard, fill: (UnsafeMutableRawPointer) -> Void
+    ) async throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
+        let signature = call.signature, rank = call.rank, size = call.size
+        let count = Int(signature.count), root = Int(signature.root), width = call.width
+        let publishes: Bool
+        switch operation {
+        case .broadcast, .scatter: publishes = rank == root
+        case .barrier, .pointToPoint: publishes = false
+        default: publishes = true
+        }
+        let slots = try await board.exchange(
+            rank: rank, signature: signature, entry: call.entry, byteCount: publishes ? count * width : 0, deadline: call.deadline,
+            fill: fill)
+        var skew = ArrivalSkew(rank: 0, entry: slots.entry(of: 0))
+        for peer in 0..<size {
+            if peer != rank, slots.signature(of: peer) != signature {
+                throw ScheduleRun.disagreement(mine: signature, theirs: slots.signature(of: peer), rank: rank, peer: peer)
+            }
+            if peer > 0 { skew.merge(ArrivalSkew(rank: peer, entry: slots.entry(of: peer))) }
+        }
+        let block = BlockPartition(count: count, parts: size)
+        let output: [Chunk]
+        switch operation {
+        case .allreduce:
+            output = [reduction(slots, reducer: call.reducer, range: 0..<(count * width))]
+        case .reduce:
+            output = rank == root ? [reduction(slots, reducer: call.reducer, range: 0..<(count * width))] : []
+        case .reduceScatter:
+            let mine = block.range(rank)
+            output = [reduction(slots, reducer: call.reducer, range: (mine.lowerBound * width)..<(mine.upperBound * width))]
+        case .broadcast:
+            output = [Self.gathered(1) { _ in slots.bytes(of: root) }]
+        case .allgather:
+            output = [Self.gathered(size) { slots.bytes(of: $0) }]
+        case .gather:
+            output = rank == root ? [Self.gathered(size) { slots.bytes(of: $0) }] : []
+        case .scatter:
+            let mine = block.range(rank)
+            output = [Self.gathered(1) { _ in UnsafeRawBufferPointer(rebasing: slots.bytes(of: root)[(mine.lowerBound * width)..<(mine.upperBound * width)]) }]
+        case .allToAll:
+            let mine = block.range(rank)
+            output = [Self.gathered(size) { UnsafeRawBufferPointer(rebasing: slots.bytes(of: $0)[(mine.lowerBound * width)..<(mine.upperBound * width)]) }]
+        case .barrier, .pointToPoint:
+            output = []
+        }
+        return (output, skew)
+    }
+
+    /// The bytes `range` of every slot folded in rank order into a new chunk.
+    private func reduction(_ slots: SharedSlots, reducer: Reducer?, range: Range<Int>) -> Chunk {
+        let storage = AllocatedStorage(uninitializedByteCount: range.count)
+        let target = storage.base
+        let first = slots.bytes(of: 0).baseAddress
+        if slots.count == 1 || reducer == nil {
+            if range.count > 0, let first { target.copyMemory(from: first + range.lowerBound, byteCount: range.count) }
+        } else if let reducer, range.count > 0 {
+            reducer(into: target, first! + range.lowerBound, slots.bytes(of: 1).baseAddress! + range.lowerBound, byteCount: range.count)
+            for peer in 2..<max(slots.count, 2) {
+                reducer(into: target, target, slots.bytes(of: peer).baseAddress! + range.lowerBound, byteCount: range.count)
+            }
+        }
+        return Chunk(storage: storage, offset: 0, byteCount: range.count, isWritable: true)
+    }
+
+    /// `parts` byte ranges concatenated into a new chunk.
+    private static func gathered(_ parts: Int, _ part: (Int) -> UnsafeRawBufferPointer) -> Chunk {
+        var total = 0
+        for index in 0..<parts { total += part(index).count }
+        let storage = AllocatedStorage(uninitializedByteCount: total)
+        var offset = 0
+        for index in 0..<parts {
+            let bytes = part(index)
+            if let from = bytes.baseAddress, bytes.count > 0 { (storage.base + offset).copyMemory(from: from, byteCount: bytes.count) }
+            offset += bytes.count
+        }
+        return Chunk(storage: storage, offset: 0, byteCount: total, isWritable: true)
+    }
+}

@@ -1,0 +1,207 @@
+import Testing
+import SkeinCore
+import SkeinTransports
+import SkeinCollectives
+import SkeinTestSupport
+
+/// The shared-memory algorithms of in-process ranks, against the naive references, and the ways a
+/// call on the board can go wrong: each ends in an error on every rank, never in a hang.
+@Suite("Shared-memory collectives", .serialized, .timeLimit(.minutes(5)))
+struct SharedMemoryTests {
+    static let operations = CollectiveOperation.allCases.filter { $0 != .pointToPoint && $0 != .barrier }
+
+    @Test("Every operation, every p and size up to the slot, against the reference", arguments: operations)
+    func matrix(_ operation: CollectiveOperation) async {
+        let algorithm = SharedMemoryAlgorithm(operation)
+        var seed: UInt64 = 0x5A4E_0000 &+ UInt64(operation.rawValue) << 16
+        for p in CorrectnessTests.rankCounts {
+            // Up to 16 Ki floats: the most a rank may publish (an all-to-all or allreduce of 64 KiB).
+            for count in [0, 1, max(p - 1, 0), p + 1, 3_001, SharedMemoryLimits.slotBytes / 4] {
+                seed &+= 1
+                let op = ReduceOp.allCases[Int(seed % 4)]
+                let failure = await checkCollective(Float.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed)
+                #expect(failure == nil, "\(failure ?? "")")
+            }
+        }
+    }
+
+    @Test("Every element type and reduction op", arguments: operations)
+    func elementTypes(_ operation: CollectiveOperation) async {
+        let algorithm = SharedMemoryAlgorithm(operation)
+        var seed: UInt64 = 0x5A4E_7000 &+ UInt64(operation.rawValue) << 16
+        for p in [3, 4] {
+            for op in ReduceOp.allCases {
+                seed &+= 1
+                let failures = [
+                    await checkCollective(Double.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 1_001, op: op, seed: seed),
+                    await checkCollective(Int32.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 1_001, op: op, seed: seed),
+                    await checkCollective(Int64.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 1_001, op: op, seed: seed),
+                    await checkCollective(Float16.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 1_001, op: op, seed: seed),
+                ]
+                for failure in failures { #expect(failure == nil, "\(failure ?? "")") }
+            }
+        }
+    }
+
+    @Test("Many calls in a row reuse the two slots per rank correctly (ranks drift apart and catch up)")
+    func slotsAlternate() async throws {
+        let p = 5, calls = 400
+        let seed: UInt64 = 0x5107
+        var rng = SeededGenerator(seed: seed)
+        let inputs = (0..<calls).map { _ in (0..<p).map { _ in (0..<7).map { _ in Int64.random(in: -99...99, using: &rng) } } }
+        let results = try await runGroupOrThrow(.inProcess, size: p) { comm -> [[Int64]] in
+            var out: [[Int64]] = []
+            for call in 0..<calls {
+                // Every rank alternates work so that the fastest runs a call ahead of the slowest.
+                if (call + comm.rank) % 7 == 0 { await Task.yield() }
+                out.append(try await comm.allreduce(inputs[call][comm.rank], algorithm: SharedMemoryAlgorithm(.allreduce)))
+            }
+            return out
+        }
+        for call in 0..<calls {
+            let want = Reference.reduce(inputs[call], .sum)
+            for rank in 0..<p { #expect(results[rank][call] == want, "call \(call) rank \(rank), seed \(seed)") }
+        }
+    }
+
+    @Test("Small calls pick shared memory on in-process ranks, never on other transports")
+    func selection() async throws {
+        let picked = try await runGroupOrThrow(.inProcess, size: 3) { comm -> [String] in
+            _ = try await comm.allreduce([Float](repeating: 1, count: 2))
+            try await comm.barrier()
+            _ = try await comm.allgather([Int32(comm.rank)])
+            return comm.flightRecord().map(\.algorithm)
+        }
+        for names in picked { #expect(names == ["shared-memory", "shared-memory", "shared-memory"], "\(names)") }
+        let simulated = try await runGroupOrThrow(.simulated, size: 3) { comm -> [String] in
+            _ = try await comm.allreduce([Float](repeating: 1, count: 2))
+            return comm.flightRecord().map(\.algorithm)
+        }
+        for names in simulated { #expect(names != ["shared-memory"], "\(names)") }
+        let cost = CostParameters.inProcessDefault
+        #expect(SharedMemoryAlgorithm(.allreduce).predictedSeconds(ranks: 4, bytes: SharedMemoryLimits.slotBytes + 4, cost: cost) == .infinity)
+        #expect(SharedMemoryAlgorithm(.allgather).predictedSeconds(ranks: 4, bytes: 4 * SharedMemoryLimits.slotBytes, cost: cost) < .infinity)
+    }
+
+    @Test("The model's formula, by hand")
+    func formula() {
+        var cost = CostParameters(alpha: 1e-6, beta: 1e-9, gamma: 0.5e-9)
+        cost.sharedAlpha = 2e-7
+        let n = 4_000.0
+        // ⌈log2 5⌉ = 3 levels; copy in n, then read and reduce 4 peers' n.
+        let allreduce = SharedMemoryAlgorithm(.allreduce).predictedSeconds(ranks: 5, bytes: 4_000, cost: cost)
+        #expect(abs(allreduce - (3 * 2e-7 + n * 1e-9 + 4 * n * 1.5e-9)) < 1e-15)
+        let allgather = SharedMemoryAlgorithm(.allgather).predictedSeconds(ranks: 5, bytes: 4_000, cost: cost)
+        #expect(abs(allgather - (3 * 2e-7 + n / 5 * 1e-9 + n * 1e-9)) < 1e-15)
+        #expect(SharedMemoryAlgorithm(.barrier).predictedSeconds(ranks: 2, bytes: 0, cost: cost) == 2e-7)
+    }
+
+    @Test("More than a slot holds is refused on the rank that passed it, and the others stop")
+    func tooLarge() async {
+        let outcomes = await runGroup(.inProcess, size: 3, timeout: .seconds(20)) { comm in
+            try await comm.allreduce([Float](repeating: 1, count: SharedMemoryLimits.slotBytes / 4 + 1), algorithm: SharedMemoryAlgorithm(.allreduce))
+        }
+        let errs = errors(outcomes)
+        #expect(errs.allSatisfy { $0 != nil }, "\(outcomes)")
+        #expect(errs.allSatisfy { $0?.code == .invalidArgument || $0?.code == .aborted }, "\(errs)")
+        #expect(errs.contains { $0?.message.contains("at most \(SharedMemoryLimits.slotBytes)") == true }, "\(errs)")
+    }
+
+    @Test("A rank that runs the call by messages while the others use shared memory is a desync on every rank")
+    func pathDesync() async {
+        for messagesRank in [0, 2] {
+            let outcomes = await runGroup(.inProcess, size: 3, timeout: .seconds(20)) { comm -> [Float] in
+                let algorithm: any AllreduceAlgorithm = comm.rank == messagesRank ? RecursiveDoublingAllreduce() : SharedMemoryAlgorithm(.allreduce)
+                return try await comm.allreduce([Float](repeating: 1, count: 4), algorithm: algorithm)
+            }
+            let errs = errors(outcomes)
+            #expect(errs.allSatisfy { $0 != nil }, "\(outcomes)")
+            #expect(!errs.contains { $0?.code == .timeout }, "found by the deadline instead: \(errs)")
+            #expect(errs.contains { $0?.code == .desync && $0!.message.contains("shared memory") }, "\(errs)")
+        }
+    }
+
+    @Test("Concurrent groups of oversubscribed ranks on shared memory lose no wake-up")
+    func concurrentGroups() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { groups in
+            for index in 0..<8 {
+                groups.addTask {
+                    let p = 2 + index % 4, calls = 5_000
+                    let sums = try await runGroupOrThrow(.inProcess, size: p, timeout: .seconds(20)) { comm -> [Int32] in
+                        var sum: [Int32] = []
+                        for call in 0..<calls {
+                            let values = [Int32](repeating: Int32(comm.rank + call % 7), count: 5)
+                            if call % 3 == 0 { try await comm.barrier(algorithm: SharedMemoryAlgorithm(.barrier)) }
+                            sum = try await comm.allreduce(values, algorithm: SharedMemoryAlgorithm(.allreduce))
+                        }
+                        return sum
+                    }
+                    let want = Int32((0..<p).reduce(0, +) + p * ((calls - 1) % 7))
+                    for (rank, sum) in sums.enumerated() { #expect(sum == [Int32](repeating: want, count: 5), "group \(index) rank \(rank)") }
+                }
+            }
+            try await groups.waitForAll()
+        }
+    }
+
+    @Test("Different collectives or sizes at one call are named")
+    func signatureMismatch() async {
+        let outcomes = await runGroup(.inProcess, size: 4, timeout: .seconds(20)) { comm -> Int in
+            if comm.rank == 1 { return try await comm.allgather([Float](repeating: 1, count: 4), algorithm: SharedMemoryAlgorithm(.allgather)).count }
+            return try await comm.allreduce([Float](repeating: 1, count: 4), algorithm: SharedMemoryAlgorithm(.allreduce)).count
+        }
+        let errs = errors(outcomes)
+        #expect(errs.allSatisfy { $0?.code == .desync }, "\(errs)")
+        #expect(errs.contains { $0!.message.contains("rank 1 called allgather #1") }, "\(errs)")
+        let sizes = await runGroup(.inProcess, size: 3, timeout: .seconds(20)) { comm in
+            try await comm.allreduce([Int32](repeating: 1, count: comm.rank == 2 ? 11 : 10), algorithm: SharedMemoryAlgorithm(.allreduce))
+        }
+        let sizeErrors = errors(sizes)
+        #expect(sizeErrors.allSatisfy { $0?.code == .mismatch }, "\(sizeErrors)")
+        #expect(sizeErrors.contains { $0!.message.contains("11 elements") }, "\(sizeErrors)")
+    }
+
+    @Test("A rank that already moved on to a later call is named by the ranks waiting for it")
+    func rankAhead() async {
+        // Rank 1, the root, runs call #1 as a binomial broadcast: it only sends, so it finishes at
+        // once and publishes call #2 while the others wait for its part of #1 on the board.
+        let outcomes = await runGroup(.inProcess, size: 3, timeout: .seconds(20)) { comm in
+            let first: any BroadcastAlgorithm = comm.rank == 1 ? BinomialBroadcast() : SharedMemoryAlgorithm(.broadcast)
+            _ = try await comm.broadcast([Float](repeating: 1, count: 2), root: 1, algorithm: first)
+            return try await comm.allreduce([Float](repeating: 1, count: 2), algorithm: SharedMemoryAlgorithm(.allreduce))
+        }
+        let errs = errors(outcomes)
+        #expect(errs.allSatisfy { $0 != nil }, "\(outcomes)")
+        #expect(!errs.contains { $0?.code == .timeout }, "\(errs)")
+        #expect(errs.contains { $0?.code == .desync && $0?.peer == 1 }, "\(errs)")
+    }
+
+    @Test("A rank that exits or stops answering is named; nobody hangs")
+    func exitAndTimeout() async {
+        let exited = await runGroup(.inProcess, size: 4, timeout: .seconds(20)) { comm -> [Float] in
+            if comm.rank == 3 { return [] }
+            return try await comm.allreduce([Float](repeating: 1, count: 2), algorithm: SharedMemoryAlgorithm(.allreduce))
+        }
+        for rank in 0..<3 {
+            // The first to notice says the peer exited; it aborts the others, naming the same peer.
+            let error = errors(exited)[rank]
+            #expect((error?.code == .peerExited || error?.code == .aborted) && error?.peer == 3, "rank \(rank): \(String(describing: error))")
+        }
+        let gate = Gate(opensAfter: 2), started = Gate(opensAfter: 2)
+        let silent = await runGroup(.inProcess, size: 3, timeout: .seconds(1)) { comm -> [Float] in
+            if comm.rank == 1 {
+                await gate.wait()  // until both others gave up
+                return []
+            }
+            defer { gate.arrive() }
+            // Both enter together, so neither's deadline passes before the other has published.
+            started.arrive()
+            await started.wait()
+            return try await comm.allreduce([Float](repeating: 1, count: 2), algorithm: SharedMemoryAlgorithm(.allreduce))
+        }
+        for rank in [0, 2] {
+            let error = errors(silent)[rank]
+            #expect((error?.code == .timeout || error?.code == .aborted) && error?.peer == 1, "rank \(rank): \(String(describing: error))")
+        }
+    }
+}
