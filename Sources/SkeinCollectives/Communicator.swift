@@ -27,7 +27,8 @@ public final class Communicator: Sendable {
         var broken: SkeinError?
         var cost: CostParameters
         var recorder = FlightRecorder(capacity: 256)
-        var pinned: [CollectiveOperation: any CollectiveAlgorithm] = [:]
+        /// By operation (raw value): an array, since a dictionary hashed the operation on every call.
+        var pinned = [(any CollectiveAlgorithm)?](repeating: nil, count: CollectiveOperation.allCases.count)
         var derived: UInt32 = 0
         /// Automatic choices: (operation, bytes, root) → algorithm, prediction and this rank's schedule.
         var selections: [Choice: Plan] = [:]
@@ -70,7 +71,8 @@ public final class Communicator: Sendable {
     }
 
     /// True when the transport has collectives of its own (MPI), which `NativeAlgorithm` runs.
-    public var hasNativeCollectives: Bool { native != nil }
+    /// (Stored: comparing the optional existential with nil copied it, on every call.)
+    public let hasNativeCollectives: Bool
 
     /// True when the ranks share memory (in-process ranks), so `SharedMemoryAlgorithm` can run.
     public var hasSharedMemory: Bool { board != nil }
@@ -86,12 +88,15 @@ public final class Communicator: Sendable {
         CostModel.select(operation, ranks: size, bytes: bytes, cost: cost, native: hasNativeCollectives, sharedMemory: hasSharedMemory)
     }
 
-    public var rank: Int { transport.rank }
-    public var size: Int { transport.size }
+    public let rank: Int
+    public let size: Int
 
     public init(transport: any Transport, context: UInt32 = 0, cost: CostParameters = .inProcessDefault, timeout: Duration = .seconds(60)) {
         self.transport = transport
         self.native = transport as? any NativeCollectives
+        hasNativeCollectives = native != nil
+        rank = transport.rank
+        size = transport.size
         self.board = (transport as? any SharedMemoryTransport)?.sharedBoard(context: context)
         self.context = context
         self.timeout = timeout
@@ -112,7 +117,7 @@ public final class Communicator: Sendable {
 
     /// Always use `algorithm` for its operation (nil to go back to automatic choice). Every rank must pin alike.
     public func pin(_ algorithm: (any CollectiveAlgorithm)?, for operation: CollectiveOperation) {
-        state.withLock { $0.pinned[operation] = algorithm }
+        state.withLock { $0.pinned[Int(operation.rawValue)] = algorithm }
     }
 
     /// The last `count` calls' records, oldest first: operation, algorithm, time, who arrived last.
@@ -190,10 +195,15 @@ public final class Communicator: Sendable {
             state.sequence += 1
             let root = (0..<size).contains(call.root) ? call.root : 0
             let plan: Plan
-            if let pinned = call.pinned ?? state.pinned[call.operation] {
+            if let pinned = call.pinned ?? state.pinned[Int(call.operation.rawValue)] {
                 let key = ScheduleKey(code: pinned.code, variant: pinned.variant, root: root)
-                let schedule = state.schedules[key] ?? pinned.schedule(rank: rank, size: size, root: root)
-                state.schedules[key] = schedule
+                let schedule: Schedule
+                if let known = state.schedules[key] {
+                    schedule = known
+                } else {
+                    schedule = pinned.schedule(rank: rank, size: size, root: root)
+                    state.schedules[key] = schedule
+                }
                 plan = Plan(
                     algorithm: pinned, predicted: pinned.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost),
                     schedule: schedule)
@@ -238,7 +248,12 @@ public final class Communicator: Sendable {
                 let shared = SharedMemoryAlgorithm.Call(
                     signature: signature, rank: rank, size: size, entry: start, deadline: deadline, reducer: call.reducer,
                     width: call.dataType.byteWidth)
-                let (output, skew) = try await SharedMemoryAlgorithm(call.operation).run(shared, on: board, fill: copyInput)
+                // Publish and look (synchronous: most calls find every rank there), then wait only if not.
+                let algorithm = SharedMemoryAlgorithm(call.operation)
+                let bytes = algorithm.publishedBytes(shared)
+                var slots = try board.publish(rank: rank, signature: signature, entry: start, byteCount: bytes, fill: copyInput)
+                if slots == nil { slots = try await board.awaitAll(rank: rank, sequence: sequence, deadline: deadline) }
+                let (output, skew) = try algorithm.finish(shared, slots: slots.unsafelyUnwrapped)
                 record.end = transport.now()
                 record.skew = skew
                 state.withLock { $0.recorder.append(record) }

@@ -18,17 +18,32 @@ public enum SharedMemoryLimits {
 /// call s + 1 while slower peers still read its part of call s, and no rank needs to wait for the
 /// others to finish reading (a peer can only reach call s + 2 after every rank has entered s + 1,
 /// which each does only once it has finished reading call s).
+///
+/// A call is `publish`, which returns the slots at once when every rank is there within a short
+/// look (the common case, with no suspension point), and otherwise `awaitAll`.
 public protocol SharedMemoryBoard: AnyObject, Sendable {
     /// Writes this rank's part of call `signature.sequence` (`byteCount` bytes, through `fill`, at
-    /// most `SharedMemoryLimits.slotBytes`), then waits until every rank has published the same call.
-    /// Throws `.timeout` or `.peerExited` naming the rank waited for, `.aborted` when a rank aborted
-    /// the context, and `.desync` when a peer runs this call by messages instead or skipped it.
-    /// The slots returned stay readable until this rank's next call on the board. Runs on the caller's
-    /// executor (no hop: the whole call is a few hundred nanoseconds).
-    func exchange(
+    /// most `SharedMemoryLimits.slotBytes`) and looks briefly for every rank's; nil if not all there.
+    /// Throws `.invalidArgument` for too many bytes and `.aborted` when a rank aborted the context.
+    func publish(
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> SharedSlots?
+
+    /// Waits until every rank has published call `sequence`, after `publish` returned nil. Throws
+    /// `.timeout` or `.peerExited` naming the rank waited for, `.aborted` when a rank aborted the
+    /// context, and `.desync` when a peer runs this call by messages instead or skipped it.
+    func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots
+}
+
+extension SharedMemoryBoard {
+    /// `publish`, then `awaitAll` if needed. The slots stay readable until this rank's next call.
+    public func exchange(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, deadline: UInt64,
         fill: (UnsafeMutableRawPointer) -> Void
-    ) async throws(SkeinError) -> SharedSlots
+    ) async throws(SkeinError) -> SharedSlots {
+        if let slots = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill) { return slots }
+        return try await awaitAll(rank: rank, sequence: signature.sequence, deadline: deadline)
+    }
 }
 
 /// Every rank's published part of one call: what it called, when it entered, and its bytes.

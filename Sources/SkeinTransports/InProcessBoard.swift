@@ -50,10 +50,9 @@ final class InProcessBoard: @unchecked Sendable {
         max(published(rank, 0), published(rank, 1)) >= sequence
     }
 
-    func exchange(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, deadline: UInt64,
-        fill: (UnsafeMutableRawPointer) -> Void
-    ) async throws(SkeinError) -> SharedSlots {
+    func publish(
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> SharedSlots? {
         let sequence = signature.sequence
         let tag = Tag(context: context, sequence: sequence)
         guard (0...SharedMemoryLimits.slotBytes).contains(byteCount) else {
@@ -77,11 +76,18 @@ final class InProcessBoard: @unchecked Sendable {
         // shared, and without entering the async wait, whose frame and executor checks cost as much.
         var next = 0
         let looks = size <= group.cores ? 768 : 1
-        for _ in 0..<looks where allPublished(sequence, parity: parity, from: &next) {
-            return SharedSlots(slots: slot(0, parity), stride: 2 * stride, count: size)
-        }
-        try await waitForAll(rank: rank, tag: tag, parity: parity, from: next, deadline: deadline)
-        return SharedSlots(slots: slot(0, parity), stride: 2 * stride, count: size)
+        for _ in 0..<looks where allPublished(sequence, parity: parity, from: &next) { return slots(parity) }
+        return nil
+    }
+
+    func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
+        let parity = Int(sequence & 1)
+        try await waitForAll(rank: rank, tag: Tag(context: context, sequence: sequence), parity: parity, from: 0, deadline: deadline)
+        return slots(parity)
+    }
+
+    private func slots(_ parity: Int) -> SharedSlots {
+        SharedSlots(slots: slot(0, parity), stride: 2 * stride, count: size)
     }
 
     /// True once ranks `next`… have all published `sequence`; advances `next` past those that have
@@ -215,10 +221,13 @@ final class InProcessBoardSeat: SharedMemoryBoard {
         owner = board
     }
 
-    func exchange(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, deadline: UInt64,
-        fill: (UnsafeMutableRawPointer) -> Void
-    ) async throws(SkeinError) -> SharedSlots {
-        try await board.exchange(rank: rank, signature: signature, entry: entry, byteCount: byteCount, deadline: deadline, fill: fill)
+    func publish(
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> SharedSlots? {
+        try board.publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+    }
+
+    func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
+        try await board.awaitAll(rank: rank, sequence: sequence, deadline: deadline)
     }
 }

@@ -67,22 +67,20 @@ extension SharedMemoryAlgorithm {
         var width: Int
     }
 
-    /// Publishes this rank's input, waits for every rank's, checks that all called alike, and
-    /// returns this rank's output (nothing where the operation gives this rank none) and the skew.
-    func run(
-        _ call: Call, on board: any SharedMemoryBoard, fill: (UnsafeMutableRawPointer) -> Void
-    ) async throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
+    /// Bytes this rank publishes: its input, except where only the root's counts (broadcast, scatter).
+    func publishedBytes(_ call: Call) -> Int {
+        switch operation {
+        case .broadcast, .scatter: call.rank == Int(call.signature.root) ? Int(call.signature.count) * call.width : 0
+        case .barrier, .pointToPoint: 0
+        default: Int(call.signature.count) * call.width
+        }
+    }
+
+    /// Once every rank has published: checks that all called alike, and returns this rank's output
+    /// (nothing where the operation gives this rank none) and the arrival skew.
+    func finish(_ call: Call, slots: SharedSlots) throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
         let signature = call.signature, rank = call.rank, size = call.size
         let count = Int(signature.count), root = Int(signature.root), width = call.width
-        let publishes: Bool
-        switch operation {
-        case .broadcast, .scatter: publishes = rank == root
-        case .barrier, .pointToPoint: publishes = false
-        default: publishes = true
-        }
-        let slots = try await board.exchange(
-            rank: rank, signature: signature, entry: call.entry, byteCount: publishes ? count * width : 0, deadline: call.deadline,
-            fill: fill)
         var skew = ArrivalSkew(rank: 0, entry: slots.entry(of: 0))
         for peer in 0..<size {
             if peer != rank, slots.signature(of: peer) != signature {
