@@ -90,6 +90,13 @@ struct ScheduleRun {
 
     static func disagreement(mine: CallSignature, theirs: CallSignature, rank: Int, peer: Int) -> SkeinError {
         let call = "#\(mine.sequence)"
+        if mine.sequence != theirs.sequence {
+            // Only on a shared-memory board, where the k-th board calls meet whatever their numbers.
+            return SkeinError(
+                .desync, rank: rank, peer: peer,
+                "rank \(peer) called \(theirs.operation) #\(theirs.sequence) through shared memory while rank \(rank) called \(mine.operation) \(call) there; "
+                    + "the ranks issue collectives in different orders or pick different algorithms")
+        }
         if mine.operation != theirs.operation {
             return SkeinError(
                 .desync, rank: rank, peer: peer,

@@ -4,7 +4,7 @@ import Synchronization
 /// One communicator's shared-memory board among in-process ranks (see `SharedMemoryBoard`).
 ///
 /// Slot (rank, parity) holds the rank's part of its latest call with that parity: a header (the
-/// published sequence number, an atomic stored last; entry time; byte count; signature) and the
+/// number of the rank's board call, an atomic stored last; entry time; byte count; signature) and the
 /// payload. Waiting follows the receive path's policy: spin while peers have cores, then yield the
 /// thread, then park until a publish, an exit, an abort or the watchdog wakes the board.
 final class InProcessBoard: @unchecked Sendable {
@@ -16,96 +16,56 @@ final class InProcessBoard: @unchecked Sendable {
     unowned(unsafe) let group: InProcessGroup
     let context: UInt32
     let size: Int
-    private let memory: UnsafeMutableRawPointer
-    private let stride: Int
+    let memory: SharedSlotMemory
     private let waiters = Mutex<[UnsafeContinuation<Void, Never>]>([])
     private let parkedCount = Atomic<Int>(0)
 
     init(group: InProcessGroup, context: UInt32) {
-        precondition(MemoryLayout<CallSignature>.size <= SharedSlotLayout.payload - SharedSlotLayout.signature)
         self.group = group
         self.context = context
         size = group.size
-        stride = (SharedSlotLayout.payload + SharedMemoryLimits.slotBytes + 63) & ~63
-        memory = .allocate(byteCount: stride * 2 * size, alignment: 64)
-        for slot in 0..<(2 * size) {
-            (memory + slot * stride).bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0))
-        }
+        memory = SharedSlotMemory(
+            base: .allocate(byteCount: SharedSlotMemory.byteCount(ranks: size), alignment: 64), ranks: size, initialize: true)
     }
 
-    deinit { memory.deallocate() }
-
-    @inline(__always)
-    private func slot(_ rank: Int, _ parity: Int) -> UnsafeMutableRawPointer { memory + (rank &* 2 &+ parity) &* stride }
-
-    @inline(__always)
-    private func published(_ rank: Int, _ parity: Int) -> UInt64 {
-        // Sequentially consistent (a plain load on x86): a parked waiter's re-check pairs with the publisher's store.
-        slot(rank, parity).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .sequentiallyConsistent)
-    }
+    deinit { memory.base.deallocate() }
 
     /// True when `rank` has published call `sequence` or a later one (seen by the receive path:
     /// a peer that did, while this rank waits for its message in that call, runs it differently).
     func hasPublished(_ rank: Int, atOrAfter sequence: UInt64) -> Bool {
-        max(published(rank, 0), published(rank, 1)) >= sequence
+        memory.hasPublished(rank, atOrAfter: sequence)
     }
 
     func publish(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> SharedSlots? {
         let sequence = signature.sequence
-        let tag = Tag(context: context, sequence: sequence)
-        guard (0...SharedMemoryLimits.slotBytes).contains(byteCount) else {
-            throw SkeinError(
-                .invalidArgument, rank: rank,
-                "call \(tag) publishes \(byteCount) bytes through shared memory, which holds at most \(SharedMemoryLimits.slotBytes) per rank; "
-                    + "use a message-passing algorithm for this size")
-        }
+        if let error = SharedSlotMemory.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: sequence)) { throw error }
         if let error = group.controls[rank].abortError(context: context) { throw error }
-        let parity = Int(sequence & 1)
-        let mine = slot(rank, parity)
-        fill(mine + SharedSlotLayout.payload)
-        mine.storeBytes(of: entry, toByteOffset: SharedSlotLayout.entry, as: UInt64.self)
-        mine.storeBytes(of: byteCount, toByteOffset: SharedSlotLayout.byteCount, as: Int.self)
-        mine.storeBytes(of: signature, toByteOffset: SharedSlotLayout.signature, as: CallSignature.self)
-        // Sequentially consistent, as is the parked-count load after it, against a waiter's
-        // registration and re-check: either this rank sees it parked, or its re-check sees the publish.
-        mine.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.store(sequence, ordering: .sequentiallyConsistent)
+        let generation = memory.publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        // Sequentially consistent, as is the publish before it, against a waiter's registration and
+        // re-check: either this rank sees it parked, or its re-check sees the publish.
         if parkedCount.load(ordering: .sequentiallyConsistent) > 0 { wakeAll() }
         // Peers with a core of their own publish within a microsecond: look without writing anything
         // shared, and without entering the async wait, whose frame and executor checks cost as much.
         var next = 0
         let looks = size <= group.cores ? 768 : 1
-        for _ in 0..<looks where allPublished(sequence, parity: parity, from: &next) { return slots(parity) }
+        for _ in 0..<looks where memory.allPublished(generation, from: &next) { return memory.slots(generation) }
         return nil
     }
 
     func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
-        let parity = Int(sequence & 1)
-        try await waitForAll(rank: rank, tag: Tag(context: context, sequence: sequence), parity: parity, from: 0, deadline: deadline)
-        return slots(parity)
+        let generation = memory.generation(of: rank)
+        try await waitForAll(rank: rank, tag: Tag(context: context, sequence: sequence), generation: generation, deadline: deadline)
+        return memory.slots(generation)
     }
 
-    private func slots(_ parity: Int) -> SharedSlots {
-        SharedSlots(slots: slot(0, parity), stride: 2 * stride, count: size)
-    }
-
-    /// True once ranks `next`… have all published `sequence`; advances `next` past those that have
-    /// (a rank that published stays published for this call).
-    @inline(__always)
-    private func allPublished(_ sequence: UInt64, parity: Int, from next: inout Int) -> Bool {
-        while next < size {
-            guard published(next, parity) == sequence else { return false }
-            next &+= 1
-        }
-        return true
-    }
-
-    /// Returns once every rank from `first` on has published `tag.sequence`.
-    private func waitForAll(rank: Int, tag: Tag, parity: Int, from first: Int, deadline: UInt64) async throws(SkeinError) {
+    /// Returns once every rank has published board call `generation` (this rank's call `tag`).
+    private func waitForAll(rank: Int, tag: Tag, generation: UInt64, deadline: UInt64) async throws(SkeinError) {
         let sequence = tag.sequence
-        var next = first
-        @inline(__always) func allPublished() -> Bool { self.allPublished(sequence, parity: parity, from: &next) }
+        var next = 0
+        let memory = self.memory
+        @inline(__always) func allPublished() -> Bool { memory.allPublished(generation, from: &next) }
         unowned(unsafe) let group = self.group
         let control = group.controls[rank]
         control.onCore.store(true, ordering: .relaxed)
@@ -121,7 +81,7 @@ final class InProcessBoard: @unchecked Sendable {
             while spins < limit {
                 spins &+= 1
                 if allPublished() { return }
-                if spins & 1023 == 0 { try check(rank: rank, tag: tag, parity: parity, next: next, deadline: deadline) }
+                if spins & 1023 == 0 { try check(rank: rank, tag: tag, next: next, deadline: deadline) }
             }
             // Ranks that outnumber the cores: poll while the awaited peer holds a thread, otherwise
             // hand this thread over, since that peer may be waiting for one.
@@ -136,25 +96,26 @@ final class InProcessBoard: @unchecked Sendable {
                 await Task.yield()
                 control.onCore.store(true, ordering: .relaxed)
                 if allPublished() { return }
-                try check(rank: rank, tag: tag, parity: parity, next: next, deadline: deadline)
+                try check(rank: rank, tag: tag, next: next, deadline: deadline)
             }
             control.waitingFor.store(next, ordering: .releasing)
             control.onCore.store(false, ordering: .relaxed)
             await park { allPublished() || control.abortError(context: tag.context) != nil || group.controls[next].exited.load(ordering: .sequentiallyConsistent) }
             control.onCore.store(true, ordering: .relaxed)
             if allPublished() { return }
-            try check(rank: rank, tag: tag, parity: parity, next: next, deadline: deadline)
+            try check(rank: rank, tag: tag, next: next, deadline: deadline)
         }
     }
 
     /// Why the wait for call `tag` cannot end, if it cannot: an abort, a peer that exited, skipped
     /// the call or runs it by messages, or the deadline.
-    private func check(rank: Int, tag: Tag, parity: Int, next: Int, deadline: UInt64) throws(SkeinError) {
+    private func check(rank: Int, tag: Tag, next: Int, deadline: UInt64) throws(SkeinError) {
+        let generation = memory.generation(of: rank), parity = Int(generation & 1)
         if let error = group.controls[rank].abortError(context: tag.context) { throw error }
         let sequence = tag.sequence
-        for peer in next..<size where published(peer, parity) != sequence {
-            let later = published(peer, 1 - parity)
-            if later > sequence {
+        for peer in next..<size where memory.published(peer, parity) != generation {
+            if memory.published(peer, 1 - parity) > generation {
+                let later = memory.latestSequence(of: peer)
                 throw SkeinError(
                     .desync, rank: rank, peer: peer,
                     "rank \(peer) is already in call #\(later) while rank \(rank) waits for its part of call #\(sequence); "
@@ -167,13 +128,13 @@ final class InProcessBoard: @unchecked Sendable {
             // Evidence read first, the slot again after it: a peer that published and then moved on
             // (to wait or send in a later call) shows its publish to this second look.
             let elsewhere = waitsInMessages || group.box(to: rank, from: peer).holdsCall(in: tag.context, from: sequence)
-            if elsewhere, published(peer, parity) != sequence {
+            if elsewhere, memory.published(peer, parity) != generation {
                 throw SkeinError(
                     .desync, rank: rank, peer: peer,
                     "rank \(peer) runs call #\(sequence) by messages while rank \(rank) runs it through shared memory; "
                         + "the ranks passed different sizes or algorithms, or issue collectives in different orders")
             }
-            if control.exited.load(ordering: .acquiring), published(peer, parity) != sequence {
+            if control.exited.load(ordering: .acquiring), memory.published(peer, parity) != generation {
                 throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
             }
         }

@@ -64,6 +64,30 @@ struct SharedMemoryTests {
         }
     }
 
+    @Test("Message calls in between, where a root only sends, never let a rank overwrite a slot still being read")
+    func boardCallsBetweenMessageCalls() async throws {
+        // Rank 0 finishes each binomial broadcast as soon as it has sent, so it can reach the next
+        // board call while the others still read the previous one: board calls are counted apart.
+        let p = 3, rounds = 300, seed: UInt64 = 0xB0A2D
+        var rng = SeededGenerator(seed: seed)
+        let inputs = (0..<rounds).map { _ in (0..<p).map { _ in (0..<5).map { _ in Int64.random(in: -99...99, using: &rng) } } }
+        let results = try await runGroupOrThrow(.inProcess, size: p) { comm -> [[Int64]] in
+            var out: [[Int64]] = []
+            for round in 0..<rounds {
+                if (round + comm.rank) % 5 == 0 { await Task.yield() }
+                let sum = try await comm.allreduce(inputs[round][comm.rank], algorithm: SharedMemoryAlgorithm(.allreduce))
+                let copy = try await comm.broadcast(inputs[round][0], root: 0, algorithm: BinomialBroadcast())
+                let again = try await comm.allreduce(copy, algorithm: SharedMemoryAlgorithm(.allreduce))
+                out.append(sum + again)
+            }
+            return out
+        }
+        for round in 0..<rounds {
+            let want = Reference.reduce(inputs[round], .sum) + inputs[round][0].map { $0 * Int64(p) }
+            for rank in 0..<p { #expect(results[rank][round] == want, "round \(round) rank \(rank), seed \(seed)") }
+        }
+    }
+
     @Test("Small calls pick shared memory on in-process ranks, never on other transports")
     func selection() async throws {
         let picked = try await runGroupOrThrow(.inProcess, size: 3) { comm -> [String] in

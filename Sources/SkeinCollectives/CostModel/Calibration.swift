@@ -79,6 +79,16 @@ extension Communicator {
             state.cost = parameters
             state.forgetSelections()
         }
+        if board != nil && size > 1 {
+            // Ranks that outnumber the cores make the board's cost depend on the operation and on how
+            // the scheduler interleaves them, beyond what one α can say: measure each operation.
+            parameters.shared = try await measureProfiles(
+                sizes: [8, 4_096, 32_768, SharedMemoryLimits.slotBytes], repetitions: 15, timeout: timeout) { SharedMemoryAlgorithm($0) }
+        }
+        state.withLock { state in
+            state.cost = parameters
+            state.forgetSelections()
+        }
         return parameters
     }
 
@@ -124,30 +134,39 @@ extension Communicator {
         sizes: [Int] = [8, 4_096, 262_144, 4 << 20], repetitions: Int = 5, timeout: Duration? = nil
     ) async throws(SkeinError) -> [NativeProfile] {
         guard native != nil else { return [] }
+        let profiles = try await measureProfiles(sizes: sizes, repetitions: repetitions, timeout: timeout) { NativeAlgorithm($0) }
+        state.withLock { state in
+            state.cost.native = profiles
+            state.forgetSelections()
+        }
+        return profiles
+    }
+
+    /// Times `algorithm(operation)` for every operation at `sizes` (bytes as `CollectiveAlgorithm`
+    /// defines them; barrier once): every rank keeps the slowest rank's median per point, so all
+    /// ranks select alike. A collective.
+    func measureProfiles(
+        sizes: [Int], repetitions: Int, timeout: Duration?, _ algorithm: (CollectiveOperation) -> any CollectiveAlgorithm
+    ) async throws(SkeinError) -> [NativeProfile] {
         var profiles: [NativeProfile] = []
         for operation in CollectiveOperation.allCases where operation != .pointToPoint {
             var points: [(bytes: Int, seconds: Double)] = []
-            for bytes in operation == .barrier ? [0] : sizes {
+            let chosen = algorithm(operation)
+            for bytes in operation == .barrier ? [0] : sizes where chosen.predictedSeconds(ranks: size, bytes: bytes, cost: cost).isFinite {
                 let count = CollectiveSimulator.perRankCount(operation, ranks: size, bytes: bytes, elementWidth: 4)
                 var input = [Float](repeating: 1, count: count), output: [Float] = []
-                let algorithm = NativeAlgorithm(operation)
-                try await exercise(operation, input: &input, output: &output, count: count, algorithm: algorithm, timeout: timeout)
+                try await exercise(operation, input: &input, output: &output, count: count, algorithm: chosen, timeout: timeout)
                 var samples: [Double] = []
                 for _ in 0..<max(repetitions, 1) {
                     let t0 = transport.now()
-                    try await exercise(operation, input: &input, output: &output, count: count, algorithm: algorithm, timeout: timeout)
+                    try await exercise(operation, input: &input, output: &output, count: count, algorithm: chosen, timeout: timeout)
                     samples.append(Double(transport.now() &- t0) / 1e9)
                 }
-                // Every rank keeps the slowest rank's median, so all ranks select alike.
                 samples.sort()
                 let slowest = try await allreduce([samples[samples.count / 2]], op: .max, algorithm: RecursiveDoublingAllreduce(), timeout: timeout)
                 points.append((bytes, slowest[0]))
             }
             profiles.append(NativeProfile(operation: operation, ranks: size, points: points))
-        }
-        state.withLock { state in
-            state.cost.native = profiles
-            state.forgetSelections()
         }
         return profiles
     }
