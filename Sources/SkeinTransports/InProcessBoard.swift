@@ -114,7 +114,9 @@ final class InProcessBoard: @unchecked Sendable {
         if let error = group.controls[rank].abortError(context: tag.context) { throw error }
         let sequence = tag.sequence
         for peer in next..<size where memory.published(peer, parity) != generation {
-            if memory.published(peer, 1 - parity) > generation {
+            // A later call first, this call's slot again after it: a peer that published this call and
+            // went on to the next meanwhile shows this call to the second look.
+            if memory.published(peer, 1 - parity) > generation, memory.published(peer, parity) != generation {
                 let later = memory.latestSequence(of: peer)
                 throw SkeinError(
                     .desync, rank: rank, peer: peer,

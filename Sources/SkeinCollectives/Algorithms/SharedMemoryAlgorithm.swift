@@ -27,15 +27,10 @@ public struct SharedMemoryAlgorithm: BroadcastAlgorithm, ReduceAlgorithm, Allred
         .inPlace(slots: 1, [])
     }
 
-    /// The time calibration measured for this operation and rank count, when it did (interpolated
-    /// between sizes); otherwise one synchronization (`sharedAlpha` per tree level, as the last
-    /// arrival's news spreads), a local copy into the slot, and the bytes this rank reads and
-    /// reduces from the others' slots.
+    /// One synchronization (`sharedAlpha` per tree level, as the last arrival's news spreads), a
+    /// local copy into the slot, and the bytes this rank reads and reduces from the others' slots.
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         guard Self.publishedBytes(operation, ranks: p, modelBytes: bytes) <= SharedMemoryLimits.slotBytes else { return .infinity }
-        if let measured = cost.shared.first(where: { $0.operation == operation.rawValue && $0.ranks == p && !$0.bytes.isEmpty }) {
-            return measured.seconds(bytes: bytes)
-        }
         let n = Double(bytes), peers = Double(p - 1), share = n / Double(p)
         let sync = p > 1 ? cost.sharedAlpha * Double(TreeCost.ceilLog2(p)) : 0
         let (beta, gamma) = (cost.beta, cost.gamma)

@@ -79,16 +79,6 @@ extension Communicator {
             state.cost = parameters
             state.forgetSelections()
         }
-        if board != nil && size > 1 {
-            // Ranks that outnumber the cores make the board's cost depend on the operation and on how
-            // the scheduler interleaves them, beyond what one α can say: measure each operation.
-            parameters.shared = try await measureProfiles(
-                sizes: [8, 4_096, 32_768, SharedMemoryLimits.slotBytes], repetitions: 15, timeout: timeout) { SharedMemoryAlgorithm($0) }
-        }
-        state.withLock { state in
-            state.cost = parameters
-            state.forgetSelections()
-        }
         return parameters
     }
 
@@ -152,7 +142,7 @@ extension Communicator {
         for operation in CollectiveOperation.allCases where operation != .pointToPoint {
             var points: [(bytes: Int, seconds: Double)] = []
             let chosen = algorithm(operation)
-            for bytes in operation == .barrier ? [0] : sizes where chosen.predictedSeconds(ranks: size, bytes: bytes, cost: cost).isFinite {
+            for bytes in operation == .barrier ? [0] : sizes {
                 let count = CollectiveSimulator.perRankCount(operation, ranks: size, bytes: bytes, elementWidth: 4)
                 var input = [Float](repeating: 1, count: count), output: [Float] = []
                 try await exercise(operation, input: &input, output: &output, count: count, algorithm: chosen, timeout: timeout)

@@ -19,9 +19,6 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
     /// Seconds per tree level for every rank to see that all ranks published on a shared-memory
     /// board (`SharedMemoryAlgorithm`), on transports whose ranks share memory.
     public var sharedAlpha: Double = 0.1e-6
-    /// Measured times of the shared-memory algorithms by operation, when calibrated; they replace
-    /// the formula (see `SharedMemoryAlgorithm`).
-    public var shared: [NativeProfile] = []
 
     public init(alpha: Double, beta: Double, gamma: Double, keepBeta: Double? = nil, deliveryBeta: Double = 0) {
         self.alpha = alpha
