@@ -182,8 +182,9 @@ public final class Communicator: Sendable {
         let (rank, size) = (self.rank, self.size)
         // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
         var failure: SkeinError?
+        let root = (0..<size).contains(call.root) ? call.root : 0  // a bad root is reported below, after the call is counted
         let choice = Choice(
-            operation: call.operation, bytes: call.modelBytes, root: (0..<size).contains(call.root) ? call.root : 0,
+            operation: call.operation, bytes: call.modelBytes, root: root,
             native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType))
         let begun = state.withLock { state -> Begun? in
             if let broken = state.broken {
@@ -193,7 +194,6 @@ public final class Communicator: Sendable {
                 return nil
             }
             state.sequence += 1
-            let root = (0..<size).contains(call.root) ? call.root : 0
             let plan: Plan
             if let pinned = call.pinned ?? state.pinned[Int(call.operation.rawValue)] {
                 let key = ScheduleKey(code: pinned.code, variant: pinned.variant, root: root)
@@ -239,39 +239,22 @@ public final class Communicator: Sendable {
             let nanos = call.timeout.map(MonotonicClock.nanoseconds) ?? timeoutNanos
             let (sum, overflow) = start.addingReportingOverflow(nanos)
             let deadline = overflow ? .max : sum
-            if algorithm.code == SharedMemoryAlgorithm.code {
-                guard let board else {
-                    throw SkeinError(
-                        .unavailable, rank: rank,
-                        "the shared-memory algorithm needs ranks in one process (in-process transport); this transport has none")
-                }
-                let shared = SharedMemoryAlgorithm.Call(
-                    signature: signature, rank: rank, size: size, entry: start, deadline: deadline, reducer: call.reducer,
-                    width: call.dataType.byteWidth)
-                // Publish and look (synchronous: most calls find every rank there), then wait only if not.
-                let algorithm = SharedMemoryAlgorithm(call.operation)
-                let bytes = algorithm.publishedBytes(shared)
-                var slots = try board.publish(rank: rank, signature: signature, entry: start, byteCount: bytes, fill: copyInput)
-                if slots == nil { slots = try await board.awaitAll(rank: rank, sequence: sequence, deadline: deadline) }
-                let (output, skew) = try algorithm.finish(shared, slots: slots.unsafelyUnwrapped)
-                record.end = transport.now()
-                record.skew = skew
-                state.withLock { $0.recorder.append(record) }
-                return output
-            }
-            if algorithm.code == NativeAlgorithm.code {
+            let output: [Chunk]
+            switch algorithm.code {
+            case SharedMemoryAlgorithm.code:
+                (output, record.skew) = try await runShared(
+                    call, signature: signature, entry: start, deadline: deadline, copyInput: copyInput)
+            case NativeAlgorithm.code:
                 let blocking = (algorithm as? NativeAlgorithm)?.blocking ?? false
-                let output = try await runNative(call, input: input(schedule), deadline: deadline, blocking: blocking)
-                record.end = transport.now()
-                state.withLock { $0.recorder.append(record) }
-                return output
+                output = try await runNative(call, input: input(schedule), deadline: deadline, blocking: blocking)
+            default:
+                var run = ScheduleRun(
+                    schedule: schedule, input: input(schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
+                try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
+                output = try run.output(schedule)
+                record.skew = run.skew
             }
-            var run = ScheduleRun(
-                schedule: schedule, input: input(schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
-            try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
-            let output = try run.output(schedule)
             record.end = transport.now()
-            record.skew = run.skew
             state.withLock { $0.recorder.append(record) }
             return output
         } catch {
@@ -284,6 +267,25 @@ public final class Communicator: Sendable {
             if error.code != .aborted { transport.abort(context: context, because: error) }
             throw error
         }
+    }
+
+    /// Runs the call through this communicator's shared-memory board: publish this rank's input,
+    /// wait for every rank's (without suspending when all are already there), build the output.
+    func runShared(
+        _ call: Call, signature: CallSignature, entry: UInt64, deadline: UInt64, copyInput: (UnsafeMutableRawPointer) -> Void
+    ) async throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
+        guard let board else {
+            throw SkeinError(
+                .unavailable, rank: rank,
+                "the shared-memory algorithm needs ranks in one process (in-process transport); this transport has none")
+        }
+        let algorithm = SharedMemoryAlgorithm(call.operation)
+        let shared = SharedMemoryAlgorithm.Call(
+            signature: signature, rank: rank, size: size, reducer: call.reducer, width: call.dataType.byteWidth)
+        let slots = try await board.exchange(
+            rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), deadline: deadline,
+            fill: copyInput)
+        return try algorithm.finish(shared, slots: slots)
     }
 
     /// Hands the call to the transport's own implementation.

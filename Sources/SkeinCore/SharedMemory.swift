@@ -41,6 +41,8 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
 
 extension SharedMemoryBoard {
     /// `publish`, then `awaitAll` if needed. The slots stay readable until this rank's next call.
+    /// Inlinable, so a call that finds every rank there runs no async frame of its own.
+    @inlinable
     public func exchange(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, deadline: UInt64,
         fill: (UnsafeMutableRawPointer) -> Void
@@ -115,7 +117,8 @@ public struct SharedSlotMemory: @unchecked Sendable {
         self.ranks = ranks
         if initialize {
             for slot in 0..<(2 * ranks) {
-                (base + slot * Self.slotStride).bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0))
+                (base + slot * Self.slotStride + SharedSlotLayout.published).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
+                    .initialize(to: Atomic(0))
             }
         }
     }
@@ -123,11 +126,16 @@ public struct SharedSlotMemory: @unchecked Sendable {
     @inline(__always)
     func slot(_ rank: Int, _ parity: Int) -> UnsafeMutableRawPointer { base + (rank &* 2 &+ parity) &* Self.slotStride }
 
+    @inline(__always)
+    func publishedWord(_ slot: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        (slot + SharedSlotLayout.published).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
     /// The board call `rank` last published in its slot of `parity`. Sequentially consistent (a
     /// plain load on x86): a parked waiter's re-check pairs with the publisher's store.
     @inline(__always)
     public func published(_ rank: Int, _ parity: Int) -> UInt64 {
-        slot(rank, parity).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .sequentiallyConsistent)
+        publishedWord(slot(rank, parity)).pointee.load(ordering: .sequentiallyConsistent)
     }
 
     /// The last board call `rank` published (0 before its first).
@@ -161,7 +169,7 @@ public struct SharedSlotMemory: @unchecked Sendable {
         mine.storeBytes(of: entry, toByteOffset: SharedSlotLayout.entry, as: UInt64.self)
         mine.storeBytes(of: byteCount, toByteOffset: SharedSlotLayout.byteCount, as: Int.self)
         mine.storeBytes(of: signature, toByteOffset: SharedSlotLayout.signature, as: CallSignature.self)
-        mine.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.store(generation, ordering: .sequentiallyConsistent)
+        publishedWord(mine).pointee.store(generation, ordering: .sequentiallyConsistent)
         return generation
     }
 

@@ -74,14 +74,17 @@ final class InProcessBoard: @unchecked Sendable {
         control.waitingFor.store(next, ordering: .releasing)
         defer { control.waitingFor.store(-1, ordering: .releasing) }
         while true {
-            var spins = 0
-            let spinners = InProcessGroup.spinners.wrappingAdd(1, ordering: .relaxed).newValue
-            let limit = spinners <= group.cores ? group.spinLimit : min(group.spinLimit, 64)
-            defer { InProcessGroup.spinners.wrappingSubtract(1, ordering: .relaxed) }
-            while spins < limit {
-                spins &+= 1
-                if allPublished() { return }
-                if spins & 1023 == 0 { try check(rank: rank, tag: tag, next: next, deadline: deadline) }
+            do {
+                // Counted as a spinner only while spinning (not while yielding or parked below).
+                let spinners = InProcessGroup.spinners.wrappingAdd(1, ordering: .relaxed).newValue
+                defer { InProcessGroup.spinners.wrappingSubtract(1, ordering: .relaxed) }
+                let limit = spinners <= group.cores ? group.spinLimit : min(group.spinLimit, 64)
+                var spins = 0
+                while spins < limit {
+                    spins &+= 1
+                    if allPublished() { return }
+                    if spins & 1023 == 0 { try check(rank: rank, tag: tag, next: next, deadline: deadline) }
+                }
             }
             // Ranks that outnumber the cores: poll while the awaited peer holds a thread, otherwise
             // hand this thread over, since that peer may be waiting for one.

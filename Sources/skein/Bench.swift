@@ -257,9 +257,9 @@ struct CollectiveBenchmark {
                 var input = [Float](repeating: Float(comm.rank + 1), count: count)
                 var output: [Float] = []
                 let pick = comm.selection(for: operation, bytes: bytes).algorithm
-                // MPI's blocking call too, as a C program would make it (never selected: it holds a thread).
-                // Shared memory only up to what its slots hold.
-                let algorithms = comm.candidates(for: operation).filter { !($0 is SharedMemoryAlgorithm) || $0.predictedSeconds(ranks: p, bytes: bytes, cost: cost).isFinite }
+                // Those that can run this size (shared memory only up to what its slots hold), and MPI's
+                // blocking call too, as a C program would make it (never selected: it holds a thread).
+                let algorithms = comm.candidates(for: operation).filter { $0.predictedSeconds(ranks: p, bytes: bytes, cost: cost).isFinite }
                     + (comm.hasNativeCollectives ? [NativeAlgorithm(operation, blocking: true)] : [])
                 let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
                     () async throws(SkeinError) -> Void in

@@ -55,14 +55,12 @@ public struct SharedMemoryAlgorithm: BroadcastAlgorithm, ReduceAlgorithm, Allred
 }
 
 extension SharedMemoryAlgorithm {
-    /// What one rank's call needs besides the board: its signature (which every rank must share),
-    /// the reduction, and how to copy its input into its slot.
+    /// What one rank's call needs to know besides the slots: its signature (which every rank must
+    /// share), its place, the reduction and the element width.
     struct Call {
         var signature: CallSignature
         var rank: Int
         var size: Int
-        var entry: UInt64
-        var deadline: UInt64
         var reducer: Reducer?
         var width: Int
     }
@@ -89,6 +87,7 @@ extension SharedMemoryAlgorithm {
             if peer > 0 { skew.merge(ArrivalSkew(rank: peer, entry: slots.entry(of: peer))) }
         }
         let block = BlockPartition(count: count, parts: size)
+        func bytes(_ elements: Range<Int>) -> Range<Int> { (elements.lowerBound * width)..<(elements.upperBound * width) }
         let output: [Chunk]
         switch operation {
         case .allreduce:
@@ -96,8 +95,7 @@ extension SharedMemoryAlgorithm {
         case .reduce:
             output = rank == root ? [reduction(slots, reducer: call.reducer, range: 0..<(count * width))] : []
         case .reduceScatter:
-            let mine = block.range(rank)
-            output = [reduction(slots, reducer: call.reducer, range: (mine.lowerBound * width)..<(mine.upperBound * width))]
+            output = [reduction(slots, reducer: call.reducer, range: bytes(block.range(rank)))]
         case .broadcast:
             output = [Self.gathered(1) { _ in slots.bytes(of: root) }]
         case .allgather:
@@ -105,11 +103,11 @@ extension SharedMemoryAlgorithm {
         case .gather:
             output = rank == root ? [Self.gathered(size) { slots.bytes(of: $0) }] : []
         case .scatter:
-            let mine = block.range(rank)
-            output = [Self.gathered(1) { _ in UnsafeRawBufferPointer(rebasing: slots.bytes(of: root)[(mine.lowerBound * width)..<(mine.upperBound * width)]) }]
+            let mine = bytes(block.range(rank))
+            output = [Self.gathered(1) { _ in UnsafeRawBufferPointer(rebasing: slots.bytes(of: root)[mine]) }]
         case .allToAll:
-            let mine = block.range(rank)
-            output = [Self.gathered(size) { UnsafeRawBufferPointer(rebasing: slots.bytes(of: $0)[(mine.lowerBound * width)..<(mine.upperBound * width)]) }]
+            let mine = bytes(block.range(rank))
+            output = [Self.gathered(size) { UnsafeRawBufferPointer(rebasing: slots.bytes(of: $0)[mine]) }]
         case .barrier, .pointToPoint:
             output = []
         }
@@ -120,13 +118,13 @@ extension SharedMemoryAlgorithm {
     private func reduction(_ slots: SharedSlots, reducer: Reducer?, range: Range<Int>) -> Chunk {
         let storage = AllocatedStorage(uninitializedByteCount: range.count)
         let target = storage.base
-        let first = slots.bytes(of: 0).baseAddress
-        if slots.count == 1 || reducer == nil {
-            if range.count > 0, let first { target.copyMemory(from: first + range.lowerBound, byteCount: range.count) }
-        } else if let reducer, range.count > 0 {
-            reducer(into: target, first! + range.lowerBound, slots.bytes(of: 1).baseAddress! + range.lowerBound, byteCount: range.count)
-            for peer in 2..<max(slots.count, 2) {
-                reducer(into: target, target, slots.bytes(of: peer).baseAddress! + range.lowerBound, byteCount: range.count)
+        func part(_ rank: Int) -> UnsafeRawPointer { slots.bytes(of: rank).baseAddress! + range.lowerBound }
+        if range.count > 0 {
+            if let reducer, slots.count > 1 {
+                reducer(into: target, part(0), part(1), byteCount: range.count)
+                for peer in 2..<slots.count { reducer(into: target, target, part(peer), byteCount: range.count) }
+            } else {
+                target.copyMemory(from: part(0), byteCount: range.count)
             }
         }
         return Chunk(storage: storage, offset: 0, byteCount: range.count, isWritable: true)

@@ -15,10 +15,7 @@ extension Communicator {
     public func calibrate(
         messageSizes: [Int] = [0, 4_096, 65_536, 1 << 20], repetitions: Int = 100, timeout: Duration? = nil
     ) async throws(SkeinError) -> CostParameters {
-        let sequence = state.withLock { state -> UInt64 in
-            state.sequence += 1
-            return state.sequence
-        }
+        let sequence = nextSequence()
         let tag = Tag(context: context, sequence: sequence)
         let limit = timeout ?? self.timeout
         let deadline = MonotonicClock.deadline(after: limit, from: transport.now())
@@ -124,39 +121,30 @@ extension Communicator {
         sizes: [Int] = [8, 4_096, 262_144, 4 << 20], repetitions: Int = 5, timeout: Duration? = nil
     ) async throws(SkeinError) -> [NativeProfile] {
         guard native != nil else { return [] }
-        let profiles = try await measureProfiles(sizes: sizes, repetitions: repetitions, timeout: timeout) { NativeAlgorithm($0) }
-        state.withLock { state in
-            state.cost.native = profiles
-            state.forgetSelections()
-        }
-        return profiles
-    }
-
-    /// Times `algorithm(operation)` for every operation at `sizes` (bytes as `CollectiveAlgorithm`
-    /// defines them; barrier once): every rank keeps the slowest rank's median per point, so all
-    /// ranks select alike. A collective.
-    func measureProfiles(
-        sizes: [Int], repetitions: Int, timeout: Duration?, _ algorithm: (CollectiveOperation) -> any CollectiveAlgorithm
-    ) async throws(SkeinError) -> [NativeProfile] {
         var profiles: [NativeProfile] = []
         for operation in CollectiveOperation.allCases where operation != .pointToPoint {
             var points: [(bytes: Int, seconds: Double)] = []
-            let chosen = algorithm(operation)
+            let algorithm = NativeAlgorithm(operation)
             for bytes in operation == .barrier ? [0] : sizes {
                 let count = CollectiveSimulator.perRankCount(operation, ranks: size, bytes: bytes, elementWidth: 4)
                 var input = [Float](repeating: 1, count: count), output: [Float] = []
-                try await exercise(operation, input: &input, output: &output, count: count, algorithm: chosen, timeout: timeout)
+                try await exercise(operation, input: &input, output: &output, count: count, algorithm: algorithm, timeout: timeout)
                 var samples: [Double] = []
                 for _ in 0..<max(repetitions, 1) {
                     let t0 = transport.now()
-                    try await exercise(operation, input: &input, output: &output, count: count, algorithm: chosen, timeout: timeout)
+                    try await exercise(operation, input: &input, output: &output, count: count, algorithm: algorithm, timeout: timeout)
                     samples.append(Double(transport.now() &- t0) / 1e9)
                 }
+                // Every rank keeps the slowest rank's median, so all ranks select alike.
                 samples.sort()
                 let slowest = try await allreduce([samples[samples.count / 2]], op: .max, algorithm: RecursiveDoublingAllreduce(), timeout: timeout)
                 points.append((bytes, slowest[0]))
             }
             profiles.append(NativeProfile(operation: operation, ranks: size, points: points))
+        }
+        state.withLock { state in
+            state.cost.native = profiles
+            state.forgetSelections()
         }
         return profiles
     }
@@ -184,6 +172,14 @@ extension Communicator {
 }
 
 extension Communicator {
+    /// Counts a call that runs outside `perform` (calibration's own rounds), so every rank's numbers stay alike.
+    func nextSequence() -> UInt64 {
+        state.withLock { state in
+            state.sequence += 1
+            return state.sequence
+        }
+    }
+
     /// One bare synchronization on the shared-memory board (publish nothing, wait for every rank),
     /// without selection, validation or records around it: the floor under `SharedMemoryAlgorithm`,
     /// which calibration and the transport benchmark time. A collective: every rank must call it.
@@ -191,10 +187,7 @@ extension Communicator {
         guard let board else {
             throw SkeinError(.unavailable, rank: rank, "this communicator's ranks share no memory (only in-process ranks do)")
         }
-        let sequence = state.withLock { state -> UInt64 in
-            state.sequence += 1
-            return state.sequence
-        }
+        let sequence = nextSequence()
         let start = transport.now()
         let signature = CallSignature(
             operation: .barrier, algorithm: SharedMemoryAlgorithm.code, dataType: .int32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
