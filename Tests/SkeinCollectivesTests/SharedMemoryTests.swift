@@ -43,48 +43,48 @@ struct SharedMemoryTests {
         }
     }
 
-    @Test("Many calls in a row reuse the two slots per rank correctly (ranks drift apart and catch up)")
-    func slotsAlternate() async throws {
-        let p = 5, calls = 400
-        let seed: UInt64 = 0x5107
+    /// Runs `rounds` rounds on `p` in-process ranks, each round with fresh random inputs (one array
+    /// per rank) given to `body`, and checks every rank's result of every round against `want`.
+    /// Ranks yield now and then, at different rounds, so the fastest runs calls ahead of the slowest.
+    func checkRounds(
+        ranks p: Int, rounds: Int, seed: UInt64, _ body: @escaping @Sendable (Communicator, [[Int64]]) async throws -> [Int64],
+        want: ([[Int64]]) -> [Int64]
+    ) async throws {
         var rng = SeededGenerator(seed: seed)
-        let inputs = (0..<calls).map { _ in (0..<p).map { _ in (0..<7).map { _ in Int64.random(in: -99...99, using: &rng) } } }
+        let inputs = (0..<rounds).map { _ in (0..<p).map { _ in (0..<7).map { _ in Int64.random(in: -99...99, using: &rng) } } }
         let results = try await runGroupOrThrow(.inProcess, size: p) { comm -> [[Int64]] in
             var out: [[Int64]] = []
-            for call in 0..<calls {
-                // Every rank alternates work so that the fastest runs a call ahead of the slowest.
-                if (call + comm.rank) % 7 == 0 { await Task.yield() }
-                out.append(try await comm.allreduce(inputs[call][comm.rank], algorithm: SharedMemoryAlgorithm(.allreduce)))
+            for round in 0..<rounds {
+                if (round + comm.rank) % 7 == 0 { await Task.yield() }
+                out.append(try await body(comm, inputs[round]))
             }
             return out
         }
-        for call in 0..<calls {
-            let want = Reference.reduce(inputs[call], .sum)
-            for rank in 0..<p { #expect(results[rank][call] == want, "call \(call) rank \(rank), seed \(seed)") }
+        for round in 0..<rounds {
+            let expected = want(inputs[round])
+            for rank in 0..<p { #expect(results[rank][round] == expected, "round \(round) rank \(rank), seed \(seed)") }
         }
+    }
+
+    @Test("Many calls in a row reuse the two slots per rank correctly (ranks drift apart and catch up)")
+    func slotsAlternate() async throws {
+        try await checkRounds(ranks: 5, rounds: 400, seed: 0x5107) { comm, inputs in
+            try await comm.allreduce(inputs[comm.rank], algorithm: SharedMemoryAlgorithm(.allreduce))
+        } want: { Reference.reduce($0, .sum) }
     }
 
     @Test("Message calls in between, where a root only sends, never let a rank overwrite a slot still being read")
     func boardCallsBetweenMessageCalls() async throws {
         // Rank 0 finishes each binomial broadcast as soon as it has sent, so it can reach the next
         // board call while the others still read the previous one: board calls are counted apart.
-        let p = 3, rounds = 300, seed: UInt64 = 0xB0A2D
-        var rng = SeededGenerator(seed: seed)
-        let inputs = (0..<rounds).map { _ in (0..<p).map { _ in (0..<5).map { _ in Int64.random(in: -99...99, using: &rng) } } }
-        let results = try await runGroupOrThrow(.inProcess, size: p) { comm -> [[Int64]] in
-            var out: [[Int64]] = []
-            for round in 0..<rounds {
-                if (round + comm.rank) % 5 == 0 { await Task.yield() }
-                let sum = try await comm.allreduce(inputs[round][comm.rank], algorithm: SharedMemoryAlgorithm(.allreduce))
-                let copy = try await comm.broadcast(inputs[round][0], root: 0, algorithm: BinomialBroadcast())
-                let again = try await comm.allreduce(copy, algorithm: SharedMemoryAlgorithm(.allreduce))
-                out.append(sum + again)
-            }
-            return out
-        }
-        for round in 0..<rounds {
-            let want = Reference.reduce(inputs[round], .sum) + inputs[round][0].map { $0 * Int64(p) }
-            for rank in 0..<p { #expect(results[rank][round] == want, "round \(round) rank \(rank), seed \(seed)") }
+        let p = 3
+        try await checkRounds(ranks: p, rounds: 300, seed: 0xB0A2D) { comm, inputs in
+            let sum = try await comm.allreduce(inputs[comm.rank], algorithm: SharedMemoryAlgorithm(.allreduce))
+            let copy = try await comm.broadcast(inputs[0], root: 0, algorithm: BinomialBroadcast())
+            let again = try await comm.allreduce(copy, algorithm: SharedMemoryAlgorithm(.allreduce))
+            return sum + again  // both results, one after the other
+        } want: { inputs in
+            Reference.reduce(inputs, .sum) + inputs[0].map { $0 * Int64(p) }
         }
     }
 

@@ -313,43 +313,45 @@ struct OperatorTests {
 
 @Suite("Working memory: a limit makes aggregations and joins partition to disk, with the same answers")
 struct MemoryLimitTests {
-    /// The same tables in a database under a working-memory limit (spilling into a fresh
-    /// directory, returned for cleanup) and in one without.
-    static func limitedAndFree(_ tables: [String: Table], morsel: Int, limit: Int) throws -> (limited: Database, free: Database, spill: String) {
+    /// Runs `body` with the same tables in a database under a working-memory limit (spilling into
+    /// a fresh directory) and in one without; then checks that no spill file was left behind.
+    static func withLimitedAndFree(
+        _ tables: [String: Table], morsel: Int, limit: Int, _ body: (_ limited: Database, _ free: Database) throws -> Void
+    ) throws {
         let dir = try scratchDirectory("skein-spill-test")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let limited = Database(threads: 2, morselRows: morsel, memoryLimit: limit, spillDirectory: dir)
         let free = Database(threads: 2, morselRows: morsel)
         for (name, t) in tables { limited.register(t, as: name); free.register(t, as: name) }
-        return (limited, free, dir)
+        try body(limited, free)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "spill files left behind")
     }
 
     @Test("Inner, left, semi and anti joins under a tiny limit equal the unlimited run", arguments: [UInt64(41), 42, 43])
     func graceJoins(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let a = randomTable(&rng, rows: 2000, keys: 300), b = randomTable(&rng, rows: 2500, keys: 300)
-        let (limited, free, dir) = try Self.limitedAndFree(["a": a, "b": b], morsel: 300, limit: 64 << 10)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        for sql in [
-            "SELECT a.k, a.v, b.d FROM a JOIN b ON a.k = b.k AND a.t < b.t",
-            "SELECT a.k, a.s, b.v FROM a LEFT JOIN b ON a.k = b.k AND b.d > 50",
-            "SELECT k, v FROM a WHERE EXISTS (SELECT * FROM b WHERE b.k = a.k AND b.s <> a.s)",
-            "SELECT k, v FROM a WHERE NOT EXISTS (SELECT * FROM b WHERE b.k = a.k AND b.d < 10)",
-        ] {
-            #expect(sameRows(try limited.sql(sql).rows, try free.sql(sql).rows, ordered: false), "seed \(seed): \(sql)")
+        try Self.withLimitedAndFree(["a": a, "b": b], morsel: 300, limit: 64 << 10) { limited, free throws in
+            for sql in [
+                "SELECT a.k, a.v, b.d FROM a JOIN b ON a.k = b.k AND a.t < b.t",
+                "SELECT a.k, a.s, b.v FROM a LEFT JOIN b ON a.k = b.k AND b.d > 50",
+                "SELECT k, v FROM a WHERE EXISTS (SELECT * FROM b WHERE b.k = a.k AND b.s <> a.s)",
+                "SELECT k, v FROM a WHERE NOT EXISTS (SELECT * FROM b WHERE b.k = a.k AND b.d < 10)",
+            ] {
+                #expect(sameRows(try limited.sql(sql).rows, try free.sql(sql).rows, ordered: false), "seed \(seed): \(sql)")
+            }
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "spill files left behind")
     }
 
     @Test("ORDER BY under a tiny limit (an external merge sort) gives the same order", arguments: [UInt64(61), 62])
     func externalSort(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let t = randomTable(&rng, rows: 5000, keys: 50)
-        let (limited, free, dir) = try Self.limitedAndFree(["t": t], morsel: 700, limit: 32 << 10)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        // Every column is a key, so the order is total and must match row for row.
-        let sql = "SELECT k, s, d, v, t FROM t ORDER BY k DESC, s NULLS FIRST, d, v DESC, t"
-        #expect(sameRows(try limited.sql(sql).rows, try free.sql(sql).rows, ordered: true), "seed \(seed)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "spill files left behind")
+        try Self.withLimitedAndFree(["t": t], morsel: 700, limit: 32 << 10) { limited, free throws in
+            // Every column is a key, so the order is total and must match row for row.
+            let sql = "SELECT k, s, d, v, t FROM t ORDER BY k DESC, s NULLS FIRST, d, v DESC, t"
+            #expect(sameRows(try limited.sql(sql).rows, try free.sql(sql).rows, ordered: true), "seed \(seed)")
+        }
     }
 
     @Test("Join keys of different types (BIGINT = DECIMAL) match by value")
@@ -365,12 +367,11 @@ struct MemoryLimitTests {
     func spillingAggregate(seed: UInt64) throws {
         var rng = SeededGenerator(seed: seed)
         let t = randomTable(&rng, rows: 3000, keys: 1500)
-        let (limited, free, dir) = try Self.limitedAndFree(["t": t], morsel: 256, limit: 16 << 10)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let sql = "SELECT k, s, count(*), sum(v), avg(d), min(t), max(s), count(DISTINCT t) FROM t GROUP BY k, s"
-        let a = try limited.sql(sql), b = try free.sql(sql)
-        #expect(sameRows(a.rows, b.rows, ordered: false), "seed \(seed)")
-        #expect(limited.lastQueryPeakBytes < free.lastQueryPeakBytes, "seed \(seed): \(limited.lastQueryPeakBytes) vs \(free.lastQueryPeakBytes)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "spill files left behind")
+        try Self.withLimitedAndFree(["t": t], morsel: 256, limit: 16 << 10) { limited, free throws in
+            let sql = "SELECT k, s, count(*), sum(v), avg(d), min(t), max(s), count(DISTINCT t) FROM t GROUP BY k, s"
+            let a = try limited.sql(sql), b = try free.sql(sql)
+            #expect(sameRows(a.rows, b.rows, ordered: false), "seed \(seed)")
+            #expect(limited.lastQueryPeakBytes < free.lastQueryPeakBytes, "seed \(seed): \(limited.lastQueryPeakBytes) vs \(free.lastQueryPeakBytes)")
+        }
     }
 }
