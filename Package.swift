@@ -69,7 +69,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SkeinRuntimeTests",
-            dependencies: ["SkeinRuntime", "SkeinTestSupport"],
+            dependencies: ["SkeinRuntime", "SkeinTestSupport", "SkeinCore", "SkeinTransports"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

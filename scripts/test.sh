@@ -37,6 +37,8 @@ for n in 2 4; do
     echo "== the task runtime over MPI, $n processes"
     timeout 300 "${mpirun[@]}" -n "$n" "$check" runtime
 done
+echo "== the task runtime over MPI, 2 processes, objects as messages (SKEIN_SHARED_ARENA=0)"
+timeout 300 "${mpirun[@]}" -x SKEIN_SHARED_ARENA=0 -n 2 "$check" runtime
 
 for n in 3 4; do
     echo "== the task runtime over MPI, $n processes, one killed with SIGKILL"

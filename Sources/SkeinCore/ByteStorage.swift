@@ -114,3 +114,21 @@ public final class ArrayStorage<Element: BitwiseCopyable>: ByteStorage, @uncheck
         try array.withUnsafeBytes(body)
     }
 }
+
+/// Bytes that live elsewhere (another process's shared memory, say), read in place while `owner`
+/// keeps them alive. Never written.
+public final class BorrowedStorage: ByteStorage, @unchecked Sendable {
+    // @unchecked: read-only bytes; `owner` is what keeps them valid.
+    private let bytes: UnsafeRawBufferPointer
+    private let owner: (any Sendable)?
+
+    public init(_ bytes: UnsafeRawBufferPointer, owner: (any Sendable)?) {
+        self.bytes = bytes
+        self.owner = owner
+        super.init(byteCount: bytes.count, isAllocated: false)
+    }
+
+    public override func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(bytes)
+    }
+}

@@ -34,6 +34,12 @@ public protocol Transport: Sendable {
     var deliversByReference: Bool { get }
 }
 
+/// A transport whose ranks may run on the same host, and so may share memory.
+public protocol HostTopology {
+    /// True when `peer` runs on this rank's host.
+    func sharesHost(with peer: Int) -> Bool
+}
+
 extension Transport {
     public func chargeReduction(byteCount: Int) {}
 }

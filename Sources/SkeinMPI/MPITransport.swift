@@ -23,7 +23,7 @@ import Glibc
 /// A peer that dies (killed, crashed) is noticed by its process id on the same host within about
 /// 10 ms of a wait on it, and otherwise when the deadline passes; the rank that notices aborts the
 /// call and tells every other rank, so all survivors name the same dead rank.
-public final class MPITransport: NativeCollectives, @unchecked Sendable {
+public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sendable {
     // @unchecked: the MPI handles are immutable after init; all mutable state is in `engine`'s lock.
     public let rank: Int
     public let size: Int
@@ -126,6 +126,8 @@ public final class MPITransport: NativeCollectives, @unchecked Sendable {
     }
 
     public var threadLevelName: String { Self.threadLevelName(threadLevel) }
+
+    public func sharesHost(with peer: Int) -> Bool { sameHost[peer] }
 
     /// The MPI library's version string (`Open MPI v4.1.4, …`).
     public static var libraryVersion: String {

@@ -5,12 +5,16 @@ import SkeinCore
 /// The runtime across the ranks of a transport (MPI processes): rank 0 drives (it keeps the task
 /// graph and the store and runs tasks too), the other ranks serve tasks sent to them. Functions are
 /// registered by name on every rank, as in SPMD; arguments and results travel as raw bytes (arrays of
-/// numbers) or a compact binary encoding (other Codable values). Actor calls, and tasks whose
-/// arguments cannot travel, run on rank 0.
+/// numbers) or a compact binary encoding (other Codable values); large arrays between ranks of one
+/// host go through a `SharedArena` instead. Tasks whose arguments cannot travel run on rank 0.
 final class Cluster: Sendable {
     let transport: any Transport
     let workersPerRank: Int
     private let calls = Atomic<UInt64>(0)
+    /// This rank's shared arena, made on first use (nil inside: none can be made here).
+    private let arena = Mutex<SharedArena??>(nil)
+    /// Other ranks' arenas, as mapped here.
+    let arenaReader = SharedArenaReader()
 
     static let requestTag = Tag(context: 0x5EED_0001, sequence: 0)
     static let replyContext: UInt32 = 0x5EED_0002
@@ -19,6 +23,29 @@ final class Cluster: Sendable {
         self.transport = transport
         self.workersPerRank = workersPerRank
     }
+
+    /// How `payload` reaches `rank`: through this host's shared memory when it is large bytes and
+    /// `rank` runs on this host, else in the message.
+    func outgoing(_ payload: WirePayload, to rank: Int) -> ArgumentSource {
+        guard let block = share(payload, with: rank) else { return .inline(payload) }
+        return .shared(block)
+    }
+
+    /// A copy of `payload` in this rank's arena for `rank` to read, or nil when it should travel
+    /// as a message (small, encoded, another host, or no arena here).
+    func share(_ payload: WirePayload, with rank: Int) -> SharedBlock? {
+        guard payload.kind == .raw, payload.chunk.byteCount >= SharedArena.threshold, rank != transport.rank, !transport.deliversByReference,
+            let topology = transport as? any HostTopology, topology.sharesHost(with: rank)
+        else { return nil }
+        let arena = self.arena.withLock { slot -> SharedArena? in
+            if slot == nil { slot = ProcessInfo.processInfo.environment["SKEIN_SHARED_ARENA"] == "0" ? .some(nil) : .some(SharedArena()) }
+            return slot!
+        }
+        return arena.flatMap { arena in payload.chunk.withUnsafeBytes { arena.store($0, kind: payload.kind) } }
+    }
+
+    /// Bytes held in this rank's shared arena (zero once every object that went through it is freed).
+    var sharedBytesInUse: Int { arena.withLock { $0??.bytesInUse ?? 0 } }
 
     /// The rank whose worker slot `lane` is.
     func rank(ofLane lane: Int) -> Int { lane / workersPerRank }
@@ -48,6 +75,9 @@ final class Cluster: Sendable {
                 header.append(1)
                 header.append(0)
                 append(&header, id)
+            case .shared(let block):
+                header.append(2)
+                block.descriptor.append(to: &header)
             }
         }
         return Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: [Chunk.partition(header, into: 1)[0]] + chunks)
@@ -96,6 +126,7 @@ final class Cluster: Sendable {
         try transport.send(request(.fetch, call: call, object: id), to: rank, tag: Self.requestTag)
         let reply = try await transport.receive(from: rank, tag: Tag(context: Self.replyContext, sequence: call), deadline: .max)
         let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0) }
+        if head.first == 2, let descriptor = SharedDescriptor(head, at: 1) { return try arenaReader.payload(descriptor) }
         guard head.first == 0, reply.chunks.count == 2, let kind = WirePayload.Kind(rawValue: head[1]) else {
             throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
         }
@@ -133,12 +164,21 @@ final class Cluster: Sendable {
             let object = load(UInt64.self, at: 9)
             switch Operation(rawValue: head[8]) {
             case .stop:
-                return store.withLock { $0.count }
+                return store.withLock { $0.objects.count }
             case .drop:
-                _ = store.withLock { $0.removeValue(forKey: object) }
+                store.withLock { $0.drop(object) }
             case .fetch:
-                if let payload = store.withLock({ $0[object] }) {
-                    reply(call, [0, payload.kind.rawValue], payload.chunk)
+                if let payload = store.withLock({ $0.objects[object] }) {
+                    // Large bytes go through this host's shared memory, kept until the object is dropped.
+                    let block = store.withLock { $0.shared[object] } ?? share(payload, with: 0)
+                    if let block {
+                        store.withLock { $0.shared[object] = block }
+                        var head: [UInt8] = [2]
+                        block.descriptor.append(to: &head)
+                        reply(call, head, nil)
+                    } else {
+                        reply(call, [0, payload.kind.rawValue], payload.chunk)
+                    }
                 } else {
                     reply(call, [1, 0] + Array("rank \(transport.rank) does not hold object #\(object)".utf8), nil)
                 }
@@ -150,18 +190,33 @@ final class Cluster: Sendable {
                 var inline = 1
                 var arguments: [WirePayload] = []
                 var missing: UInt64?
+                var unreadable: RuntimeError?
                 for _ in 0..<count {
-                    if head[offset] == 0 {
+                    switch head[offset] {
+                    case 0:
                         arguments.append(WirePayload(kind: WirePayload.Kind(rawValue: head[offset + 1]) ?? .raw, chunk: request.chunks[inline]))
                         inline += 1
-                    } else {
+                        offset += 10
+                    case 2:
+                        // Rank 0 keeps the block until this task's reply reaches it.
+                        do throws(RuntimeError) {
+                            guard let descriptor = SharedDescriptor(head, at: offset + 1) else {
+                                throw RuntimeError(.wrongArgumentType, task: name, "a malformed shared-memory argument reached rank \(transport.rank)")
+                            }
+                            arguments.append(try arenaReader.payload(descriptor))
+                        } catch {
+                            unreadable = error
+                        }
+                        offset += 1 + SharedDescriptor.encodedSize
+                    default:
                         let id = load(UInt64.self, at: offset + 2)
-                        if let payload = store.withLock({ $0[id] }) { arguments.append(payload) } else { missing = id }
+                        if let payload = store.withLock({ $0.objects[id] }) { arguments.append(payload) } else { missing = id }
+                        offset += 10
                     }
-                    offset += 10
                 }
                 Task {
                     do {
+                        if let unreadable { throw unreadable }
                         if let missing { throw RuntimeError(.freedObject, task: name, "rank \(transport.rank) does not hold object #\(missing)") }
                         guard let function = lookup(name) else {
                             throw RuntimeError(.unregisteredFunction, task: name, "no function is registered as \"\(name)\" on rank \(transport.rank)")
@@ -172,7 +227,7 @@ final class Cluster: Sendable {
                         if result.chunk.byteCount <= Cluster.inlineResultLimit {
                             reply(call, head, result.chunk)  // small: it goes back at once, nothing is kept
                         } else {
-                            store.withLock { $0[object] = result }
+                            store.withLock { $0.objects[object] = result }
                             reply(call, head, nil)
                         }
                     } catch {
@@ -188,10 +243,19 @@ final class Cluster: Sendable {
     }
 }
 
-/// The objects a serving rank keeps for rank 0.
+/// The objects a serving rank keeps for rank 0, and the copies of them it shared with rank 0.
 final class WorkerStore: Sendable {
-    private let objects = Mutex<[UInt64: WirePayload]>([:])
-    func withLock<R>(_ body: (inout [UInt64: WirePayload]) -> R) -> R { objects.withLock { body(&$0) } }
+    struct Contents {
+        var objects: [UInt64: WirePayload] = [:]
+        var shared: [UInt64: SharedBlock] = [:]
+
+        mutating func drop(_ id: UInt64) {
+            objects[id] = nil
+            shared[id] = nil
+        }
+    }
+    private let contents = Mutex(Contents())
+    func withLock<R>(_ body: (inout Contents) -> R) -> R { contents.withLock { body(&$0) } }
 }
 
 /// An object made by a task on another rank and kept there, with how to read its bytes here.
@@ -201,10 +265,12 @@ struct RemoteObject: Sendable {
     let decode: @Sendable (WirePayload) throws(RuntimeError) -> any Sendable
 }
 
-/// Where a remote task finds one argument: in the request, or in its own rank's store.
+/// Where a remote task finds one argument: in the request, in its own rank's store, or in the
+/// sender's shared memory on their common host.
 enum ArgumentSource: Sendable {
     case inline(WirePayload)
     case stored(UInt64)
+    case shared(SharedBlock)
 }
 
 /// A task that threw on another rank: its error as that rank described it.
@@ -230,6 +296,9 @@ extension Runtime {
         let left = try await cluster.serve { [self] name in registry.withLock { $0[name] } }
         guard left == 0 else {
             throw RuntimeError(.freedObject, "rank \(cluster.transport.rank) still held \(left) objects when the runtime shut down (a leak)")
+        }
+        guard cluster.sharedBytesInUse == 0 else {
+            throw RuntimeError(.freedObject, "rank \(cluster.transport.rank) still held \(cluster.sharedBytesInUse) bytes in shared memory when the runtime shut down (a leak)")
         }
         guard actorStatesHeld == 0 else {
             throw RuntimeError(.freedObject, "rank \(cluster.transport.rank) still held \(actorStatesHeld) actor states when the runtime shut down (a leak)")

@@ -124,7 +124,10 @@ public final class Runtime: Sendable {
                 let start = MonotonicClock.now()
                 for arg in repeat each captured { sources.append(try await core.source(of: arg, for: target)) }
                 var sent = 0
-                for case .inline(let payload) in sources { sent += payload.chunk.byteCount }
+                for source in sources {
+                    if case .inline(let payload) = source { sent += payload.chunk.byteCount }
+                    if case .shared(let block) = source { sent += block.descriptor.count }
+                }
                 if sent >= 4096 { core.recordTransfer("arguments of \(function.name): rank \(cluster.transport.rank) → rank \(target), \(sent) B", start: start) }
                 return try await cluster.run(function.name, output: context.task.output, sources, on: target, returning: R.self) { error in
                     // The rank is gone: its slots leave service, and the task counts as lost (retried elsewhere).
@@ -237,6 +240,10 @@ public final class Runtime: Sendable {
     /// Objects held, their bytes in memory, and bytes spilled to disk.
     public var store: (objects: Int, bytes: Int, spilledBytes: Int) { core.accounting }
 
+    /// Bytes this rank holds in its host's shared memory for other ranks to read (copies of large
+    /// objects; zero once they are all freed).
+    public var sharedBytes: Int { cluster?.sharedBytesInUse ?? 0 }
+
     /// Simulates losing worker `worker`: its objects are gone (rebuilt from lineage when needed)
     /// and its running task loses its result (run again if it has retries).
     public func simulateWorkerFailure(_ worker: Int) { core.loseWorker(worker) }
@@ -287,11 +294,19 @@ extension RuntimeCore {
     /// there, else in the request (fetched here first if it lives on a third rank).
     func source<T: Sendable>(of arg: Arg<T>, for rank: Int) async throws -> ArgumentSource {
         switch arg {
-        case .value(let value): return .inline(try Wire.encode(value))
+        case .value(let value):
+            let payload = try Wire.encode(value)
+            return cluster?.outgoing(payload, to: rank) ?? .inline(payload)
         case .ref(let ref):
-            let status = state.withLock { $0.objects[ref.id]?.status }
+            let (status, shared) = state.withLock { ($0.objects[ref.id]?.status, $0.objects[ref.id]?.shared) }
             if case .remote(let remote) = status, remote.rank == rank { return .stored(ref.id) }
-            return .inline(try Wire.encode(try await readyValue(ref.id)))
+            if let shared { return .shared(shared) }
+            let payload = try Wire.encode(try await readyValue(ref.id))
+            guard let block = cluster?.share(payload, with: rank) else { return .inline(payload) }
+            state.withLock { state in
+                if state.objects[ref.id] != nil, state.objects[ref.id]!.shared == nil { state.objects[ref.id]!.shared = block }
+            }
+            return .shared(block)
         }
     }
 

@@ -135,6 +135,9 @@ final class RuntimeCore: Sendable {
         var dependents: [TaskRecord] = []
         var waiters: [UInt64: Waker] = [:]
         var lastUse: UInt64 = 0
+        /// A copy in this host's shared memory, made when a task on another rank of the host first
+        /// read the object, and kept for the next reader until the object is freed.
+        var shared: SharedBlock?
     }
 
     struct Event: Sendable {

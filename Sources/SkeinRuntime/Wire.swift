@@ -51,7 +51,7 @@ extension Array: RawWire where Element: PlainNumber {
         }
         return [Element](unsafeUninitializedCapacity: bytes.count / stride) { buffer, initialized in
             if bytes.count >= 4 << 20 { adviseHugePages(UnsafeMutableRawBufferPointer(buffer)) }
-            if bytes.count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes) }
+            parallelCopy(to: UnsafeMutableRawBufferPointer(buffer), from: bytes)
             initialized = bytes.count / stride
         }
     }

@@ -284,7 +284,9 @@ func runtimeCheck() async -> Int32 {
             }
             let ranks = Set(try await runtime.get(try (0..<40).map { _ throws(RuntimeError) in try runtime.submit(where_) }))
             if p > 1 && ranks.count < 2 { failures.append("40 tasks all ran on rank(s) \(ranks)") }
-            let values = (0..<100_000).map(Double.init)
+            // 1.6 MB: over the shared-memory threshold, so arguments and fetched results between
+            // ranks of this host go through its shared arena.
+            let values = (0..<200_000).map(Double.init)
             let scaled = try runtime.submit(scale, .value(values), .value(2.0))
             let sums = try (0..<8).map { _ throws(RuntimeError) in try runtime.submit(total, .ref(scaled)) }
             for sum in try await runtime.get(sums) where sum != values.reduce(0, +) * 2 {
@@ -299,6 +301,18 @@ func runtimeCheck() async -> Int32 {
                 if sum != values.reduce(0, +) { failures.append("a chain kept on rank \(r) came back as \(sum)") }
                 if try await runtime.get(halved) != values { failures.append("an array kept on rank \(r) was fetched wrong") }
                 if !runtime.timelineJSON().contains("rank \(r) → rank 0") { failures.append("the timeline shows no transfer of the fetched array") }
+                // A put array read on rank r goes through shared memory, copied there once for every reader.
+                let put = runtime.put(values)
+                let before = runtime.sharedBytes
+                for _ in 0..<2 where try await runtime.get(try runtime.submit(total, .ref(put), options: TaskOptions(rank: r))) != values.reduce(0, +) {
+                    failures.append("a put array read on rank \(r) came back wrong")
+                }
+                let held = runtime.sharedBytes - before
+                if ProcessInfo.processInfo.environment["SKEIN_SHARED_ARENA"] == "0" {
+                    if held != 0 { failures.append("with SKEIN_SHARED_ARENA=0, rank 0 still put \(held) bytes in shared memory") }
+                } else if held < values.count * 8 || held >= 2 * values.count * 8 {
+                    failures.append("a put array read twice on rank \(r) holds \(held) bytes of shared memory, not one copy")
+                }
             }
             // Actors on every rank: calls run there, in order, with refs of tasks as arguments.
             do {
@@ -342,6 +356,7 @@ func runtimeCheck() async -> Int32 {
     try? await Task.sleep(for: .milliseconds(10))
     let store = runtime.store
     if store.objects != 0 { failures.append("the store still holds \(store.objects) objects, \(store.bytes) bytes") }
+    if runtime.sharedBytes != 0 { failures.append("rank 0 still holds \(runtime.sharedBytes) bytes in shared memory") }
     if runtime.actorStatesHeld != 0 { failures.append("rank 0 still holds \(runtime.actorStatesHeld) actor states") }
     runtime.shutdown()
     for failure in failures { say("FAIL runtime: \(failure)") }

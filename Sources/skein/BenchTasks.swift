@@ -175,15 +175,19 @@ struct BenchTasks: AsyncParsableCommand {
             }, unit: "calls/s", target: "Ray 2.60 here: 891/s"))
             let big = [UInt8](repeating: 3, count: 100 << 20)
             let ref = runtime.put(big)
-            var best = Double.infinity
-            for _ in 0..<5 {
+            // The first read copies the array into rank 0's shared memory; later reads find it there.
+            var seconds: [Double] = []
+            for _ in 0..<6 {
                 let start = MonotonicClock.now()
                 _ = try await runtime.get(try runtime.submit(length, .ref(ref), options: TaskOptions(rank: 1)))
-                best = min(best, Double(MonotonicClock.now() - start) / 1e9)
+                seconds.append(Double(MonotonicClock.now() - start) / 1e9)
             }
             let memcpy = Self.memcpySeconds(bytes: 100 << 20)
-            report(Case(name: "100 MiB put on rank 0, read by a task on rank 1", value: Double(100 << 20) / best / 1e9, unit: "GB/s",
-                        target: String(format: "%.0f%% of memcpy (%.1f GB/s here); target ≥ 80%%", memcpy / best * 100, Double(100 << 20) / memcpy / 1e9)))
+            let via = runtime.sharedBytes > 0 ? "shared memory" : "MPI messages"
+            for (name, time) in [("first", seconds[0]), ("best later", seconds.dropFirst().min()!)] {
+                report(Case(name: "100 MiB put on rank 0, \(name) read on rank 1", value: Double(100 << 20) / time / 1e9, unit: "GB/s",
+                            target: String(format: "%.0f%% of memcpy (%.1f GB/s, one thread)", memcpy / time * 100, Double(100 << 20) / memcpy / 1e9) + "; via \(via); target ≥ 80%"))
+            }
         }
         runtime.shutdown()
         session.finish()
