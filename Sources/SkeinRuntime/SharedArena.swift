@@ -128,8 +128,9 @@ final class SharedArenaReader: Sendable {
         for mapping in mappings.withLock({ $0.values }) { munmap(UnsafeMutableRawPointer(mutating: mapping.base), mapping.size) }
     }
 
-    /// The object's bytes, read in place; the writer's block must stay alive while they are read.
-    func payload(_ descriptor: SharedDescriptor, holder: (any Sendable)? = nil) throws(RuntimeError) -> WirePayload {
+    /// The object's bytes, read in place (the payload keeps this reader's mappings alive); the
+    /// writer's block must stay alive while they are read.
+    func payload(_ descriptor: SharedDescriptor) throws(RuntimeError) -> WirePayload {
         let key = Int64(descriptor.pid) << 32 | Int64(descriptor.fd)
         let mapping = try mappings.withLock { (mappings: inout [Int64: Mapping]) throws(RuntimeError) -> Mapping in
             if let mapping = mappings[key] { return mapping }
@@ -152,7 +153,7 @@ final class SharedArenaReader: Sendable {
         guard descriptor.offset >= 0, descriptor.count >= 0, descriptor.offset + descriptor.count <= mapping.size else {
             throw RuntimeError(.freedObject, "object bytes \(descriptor.offset)..<\(descriptor.offset + descriptor.count) lie outside process \(descriptor.pid)'s shared memory")
         }
-        let storage = BorrowedStorage(UnsafeRawBufferPointer(start: mapping.base + descriptor.offset, count: descriptor.count), owner: holder)
+        let storage = BorrowedStorage(UnsafeRawBufferPointer(start: mapping.base + descriptor.offset, count: descriptor.count), owner: self)
         return WirePayload(kind: descriptor.kind, chunk: Chunk(storage: storage, offset: 0, byteCount: descriptor.count, isWritable: false))
     }
 }
