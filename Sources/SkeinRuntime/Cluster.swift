@@ -11,8 +11,11 @@ final class Cluster: Sendable {
     let transport: any Transport
     let workersPerRank: Int
     private let calls = Atomic<UInt64>(0)
-    /// This rank's shared arena, made on first use (nil inside: none can be made here).
-    private let arena = Mutex<SharedArena??>(nil)
+    /// Which ranks can read this rank's shared arena (this rank's own entry is false).
+    private let sharesHost: [Bool]
+    /// This rank's shared arena: nil when no other rank shares the host, messages are not copied
+    /// anyway, SKEIN_SHARED_ARENA=0, or the system would not make one.
+    private let arena: SharedArena?
     /// Other ranks' arenas, as mapped here.
     let arenaReader = SharedArenaReader()
 
@@ -22,30 +25,22 @@ final class Cluster: Sendable {
     init(transport: any Transport, workersPerRank: Int) {
         self.transport = transport
         self.workersPerRank = workersPerRank
-    }
-
-    /// How `payload` reaches `rank`: through this host's shared memory when it is large bytes and
-    /// `rank` runs on this host, else in the message.
-    func outgoing(_ payload: WirePayload, to rank: Int) -> ArgumentSource {
-        guard let block = share(payload, with: rank) else { return .inline(payload) }
-        return .shared(block)
+        let topology = transport as? any HostTopology
+        sharesHost = (0..<transport.size).map { $0 != transport.rank && topology?.sharesHost(with: $0) == true }
+        let wanted = sharesHost.contains(true) && !transport.deliversByReference
+            && ProcessInfo.processInfo.environment["SKEIN_SHARED_ARENA"] != "0"
+        arena = wanted ? SharedArena() : nil
     }
 
     /// A copy of `payload` in this rank's arena for `rank` to read, or nil when it should travel
-    /// as a message (small, encoded, another host, or no arena here).
+    /// as a message (small, encoded, another host, no arena here, or the arena is full).
     func share(_ payload: WirePayload, with rank: Int) -> SharedBlock? {
-        guard payload.kind == .raw, payload.chunk.byteCount >= SharedArena.threshold, rank != transport.rank, !transport.deliversByReference,
-            let topology = transport as? any HostTopology, topology.sharesHost(with: rank)
-        else { return nil }
-        let arena = self.arena.withLock { slot -> SharedArena? in
-            if slot == nil { slot = ProcessInfo.processInfo.environment["SKEIN_SHARED_ARENA"] == "0" ? .some(nil) : .some(SharedArena()) }
-            return slot!
-        }
-        return arena.flatMap { arena in payload.chunk.withUnsafeBytes { arena.store($0, kind: payload.kind) } }
+        guard let arena, sharesHost[rank], payload.kind == .raw, payload.chunk.byteCount >= SharedArena.threshold else { return nil }
+        return payload.chunk.withUnsafeBytes { arena.store($0, kind: payload.kind) }
     }
 
     /// Bytes held in this rank's shared arena (zero once every object that went through it is freed).
-    var sharedBytesInUse: Int { arena.withLock { $0??.bytesInUse ?? 0 } }
+    var sharedBytesInUse: Int { arena?.bytesInUse ?? 0 }
 
     /// The rank whose worker slot `lane` is.
     func rank(ofLane lane: Int) -> Int { lane / workersPerRank }
@@ -57,24 +52,24 @@ final class Cluster: Sendable {
 
     private func request(_ operation: Operation, call: UInt64, object: UInt64, name: String = "", sources: [ArgumentSource] = []) -> Message {
         var header = [UInt8]()
-        append(&header, call)
+        header.appendLittleEndian(call)
         header.append(operation.rawValue)
-        append(&header, object)
-        append(&header, UInt32(name.utf8.count))
+        header.appendLittleEndian(object)
+        header.appendLittleEndian(UInt32(name.utf8.count))
         header += Array(name.utf8)
-        append(&header, UInt32(sources.count))
+        header.appendLittleEndian(UInt32(sources.count))
         var chunks: [Chunk] = []
         for source in sources {
             switch source {
             case .inline(let payload):
                 header.append(0)
                 header.append(payload.kind.rawValue)
-                append(&header, UInt64(0))
+                header.appendLittleEndian(UInt64(0))
                 chunks.append(payload.chunk)
             case .stored(let id):
                 header.append(1)
                 header.append(0)
-                append(&header, id)
+                header.appendLittleEndian(id)
             case .shared(let block):
                 header.append(2)
                 block.descriptor.append(to: &header)
@@ -100,7 +95,7 @@ final class Cluster: Sendable {
         guard head.first == 0, head.count >= 10, let kind = WirePayload.Kind(rawValue: head[1]) else {
             throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
         }
-        let bytes = Int(head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 2, as: UInt64.self) })
+        let bytes = Int(head.loadLittleEndian(UInt64.self, at: 2))
         return (kind, bytes, reply.chunks.count == 2 ? WirePayload(kind: kind, chunk: reply.chunks[1]) : nil)
     }
 
@@ -159,19 +154,18 @@ final class Cluster: Sendable {
         while true {
             let request = try await transport.receive(from: 0, tag: Self.requestTag, deadline: .max)
             let head: [UInt8] = request.chunks[0].withUnsafeBytes { Array($0) }
-            func load<I: FixedWidthInteger>(_: I.Type, at offset: Int) -> I { head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: I.self) } }
-            let call = load(UInt64.self, at: 0)
-            let object = load(UInt64.self, at: 9)
+            let call = head.loadLittleEndian(UInt64.self, at: 0)
+            let object = head.loadLittleEndian(UInt64.self, at: 9)
             switch Operation(rawValue: head[8]) {
             case .stop:
                 return store.withLock { $0.objects.count }
             case .drop:
                 store.withLock { $0.drop(object) }
             case .fetch:
-                if let payload = store.withLock({ $0.objects[object] }) {
+                let (payload, shared) = store.withLock { ($0.objects[object], $0.shared[object]) }
+                if let payload {
                     // Large bytes go through this host's shared memory, kept until the object is dropped.
-                    let block = store.withLock { $0.shared[object] } ?? share(payload, with: 0)
-                    if let block {
+                    if let block = shared ?? share(payload, with: 0) {
                         store.withLock { $0.shared[object] = block }
                         var head: [UInt8] = [2]
                         block.descriptor.append(to: &head)
@@ -183,9 +177,9 @@ final class Cluster: Sendable {
                     reply(call, [1, 0] + Array("rank \(transport.rank) does not hold object #\(object)".utf8), nil)
                 }
             case .task, .none:
-                let nameLength = Int(load(UInt32.self, at: 17))
+                let nameLength = Int(head.loadLittleEndian(UInt32.self, at: 17))
                 let name = String(decoding: head[21..<(21 + nameLength)], as: UTF8.self)
-                let count = Int(load(UInt32.self, at: 21 + nameLength))
+                let count = Int(head.loadLittleEndian(UInt32.self, at: 21 + nameLength))
                 var offset = 25 + nameLength
                 var inline = 1
                 var arguments: [WirePayload] = []
@@ -209,7 +203,7 @@ final class Cluster: Sendable {
                         }
                         offset += 1 + SharedDescriptor.encodedSize
                     default:
-                        let id = load(UInt64.self, at: offset + 2)
+                        let id = head.loadLittleEndian(UInt64.self, at: offset + 2)
                         if let payload = store.withLock({ $0.objects[id] }) { arguments.append(payload) } else { missing = id }
                         offset += 10
                     }
@@ -223,7 +217,7 @@ final class Cluster: Sendable {
                         }
                         let result = try await function.wire(arguments)
                         var head: [UInt8] = [0, result.kind.rawValue]
-                        withUnsafeBytes(of: UInt64(result.chunk.byteCount).littleEndian) { head += $0 }
+                        head.appendLittleEndian(UInt64(result.chunk.byteCount))
                         if result.chunk.byteCount <= Cluster.inlineResultLimit {
                             reply(call, head, result.chunk)  // small: it goes back at once, nothing is kept
                         } else {
@@ -236,10 +230,6 @@ final class Cluster: Sendable {
                 }
             }
         }
-    }
-
-    private func append<I: FixedWidthInteger>(_ bytes: inout [UInt8], _ value: I) {
-        withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
     }
 }
 
@@ -271,6 +261,15 @@ enum ArgumentSource: Sendable {
     case inline(WirePayload)
     case stored(UInt64)
     case shared(SharedBlock)
+
+    /// The object bytes this argument moves to the remote rank.
+    var bytesMoved: Int {
+        switch self {
+        case .inline(let payload): payload.chunk.byteCount
+        case .stored: 0
+        case .shared(let block): block.descriptor.count
+        }
+    }
 }
 
 /// A task that threw on another rank: its error as that rank described it.

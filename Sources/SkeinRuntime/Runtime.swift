@@ -123,11 +123,7 @@ public final class Runtime: Sendable {
                 var sources: [ArgumentSource] = []
                 let start = MonotonicClock.now()
                 for arg in repeat each captured { sources.append(try await core.source(of: arg, for: target)) }
-                var sent = 0
-                for source in sources {
-                    if case .inline(let payload) = source { sent += payload.chunk.byteCount }
-                    if case .shared(let block) = source { sent += block.descriptor.count }
-                }
+                let sent = sources.reduce(0) { $0 + $1.bytesMoved }
                 if sent >= 4096 { core.recordTransfer("arguments of \(function.name): rank \(cluster.transport.rank) → rank \(target), \(sent) B", start: start) }
                 return try await cluster.run(function.name, output: context.task.output, sources, on: target, returning: R.self) { error in
                     // The rank is gone: its slots leave service, and the task counts as lost (retried elsewhere).
@@ -296,7 +292,7 @@ extension RuntimeCore {
         switch arg {
         case .value(let value):
             let payload = try Wire.encode(value)
-            return cluster?.outgoing(payload, to: rank) ?? .inline(payload)
+            return cluster?.share(payload, with: rank).map(ArgumentSource.shared) ?? .inline(payload)
         case .ref(let ref):
             let (status, shared) = state.withLock { ($0.objects[ref.id]?.status, $0.objects[ref.id]?.shared) }
             if case .remote(let remote) = status, remote.rank == rank { return .stored(ref.id) }

@@ -11,8 +11,9 @@ import Glibc
 /// (faulted a 4 KiB page at a time) plus one into the array: 17% of memcpy for 100 MiB here.
 ///
 /// The memory is a shared-memory object unlinked as soon as it is made: it has no name to leak and
-/// goes when the last process holding it does (a killed rank leaves nothing in /dev/shm). Readers open it through `/proc/<pid>/fd/<fd>`.
-/// Pages freed stay mapped for the next object: a first touch of tmpfs costs 0.9 ms per MiB here.
+/// goes when the last process holding it does (a killed rank leaves nothing in /dev/shm). Readers
+/// open it through `/proc/<pid>/fd/<fd>`. Pages freed stay mapped for the next object: a first
+/// touch of tmpfs costs 0.9 ms per MiB here.
 final class SharedArena: Sendable {
     /// Address space reserved per rank; only pages written take memory.
     static let capacity = 16 << 30
@@ -57,34 +58,35 @@ final class SharedArena: Sendable {
     /// Bytes held by live blocks.
     var bytesInUse: Int { free.withLock { $0.inUse } }
 
+    /// The arena bytes a block of `count` bytes takes: whole pages, at least one.
+    static func blockSize(_ count: Int) -> Int { (max(count, 1) + alignment - 1) / alignment * alignment }
+
     /// A block holding a copy of `bytes`, or nil when the arena is full.
     func store(_ bytes: UnsafeRawBufferPointer, kind: WirePayload.Kind) -> SharedBlock? {
-        let size = (max(bytes.count, 1) + Self.alignment - 1) / Self.alignment * Self.alignment
-        guard let offset = free.withLock({ $0.take(size) }) else { return nil }
+        guard let offset = free.withLock({ $0.take(Self.blockSize(bytes.count)) }) else { return nil }
         parallelCopy(to: UnsafeMutableRawBufferPointer(start: base + offset, count: bytes.count), from: bytes)
-        return SharedBlock(arena: self, descriptor: SharedDescriptor(pid: pid, fd: fd, offset: offset, count: bytes.count, kind: kind), size: size)
+        return SharedBlock(arena: self, descriptor: SharedDescriptor(pid: pid, fd: fd, offset: offset, count: bytes.count, kind: kind))
     }
 
-    fileprivate func release(offset: Int, size: Int) { free.withLock { $0.give(offset, size) } }
+    fileprivate func release(_ descriptor: SharedDescriptor) { free.withLock { $0.give(descriptor.offset, Self.blockSize(descriptor.count)) } }
 }
 
 /// One object's bytes in an arena; freed when the last holder lets go.
 final class SharedBlock: Sendable {
     let arena: SharedArena
     let descriptor: SharedDescriptor
-    let size: Int
 
-    fileprivate init(arena: SharedArena, descriptor: SharedDescriptor, size: Int) {
+    fileprivate init(arena: SharedArena, descriptor: SharedDescriptor) {
         self.arena = arena
         self.descriptor = descriptor
-        self.size = size
     }
 
-    deinit { arena.release(offset: descriptor.offset, size: size) }
+    deinit { arena.release(descriptor) }
 }
 
-/// Where a reader on the same host finds an object's bytes: process and memfd, offset and length.
-struct SharedDescriptor: Sendable, Equatable {
+/// Where a reader on the same host finds an object's bytes: process and descriptor of its arena,
+/// offset and length.
+struct SharedDescriptor: Sendable {
     var pid: Int32
     var fd: Int32
     var offset: Int
@@ -95,10 +97,10 @@ struct SharedDescriptor: Sendable, Equatable {
 
     func append(to bytes: inout [UInt8]) {
         bytes.append(kind.rawValue)
-        withUnsafeBytes(of: pid.littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: fd.littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: UInt64(offset).littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: UInt64(count).littleEndian) { bytes += $0 }
+        bytes.appendLittleEndian(pid)
+        bytes.appendLittleEndian(fd)
+        bytes.appendLittleEndian(UInt64(offset))
+        bytes.appendLittleEndian(UInt64(count))
     }
 
     init(pid: Int32, fd: Int32, offset: Int, count: Int, kind: WirePayload.Kind) {
@@ -108,32 +110,31 @@ struct SharedDescriptor: Sendable, Equatable {
     /// Reads one written by `append` at `at`.
     init?(_ bytes: [UInt8], at at: Int) {
         guard bytes.count >= at + Self.encodedSize, let kind = WirePayload.Kind(rawValue: bytes[at]) else { return nil }
-        func load<I: FixedWidthInteger>(_: I.Type, _ offset: Int) -> I {
-            I(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at + offset, as: I.self) })
-        }
-        self.init(pid: load(Int32.self, 1), fd: load(Int32.self, 5), offset: Int(load(UInt64.self, 9)), count: Int(load(UInt64.self, 17)), kind: kind)
+        self.init(
+            pid: bytes.loadLittleEndian(Int32.self, at: at + 1), fd: bytes.loadLittleEndian(Int32.self, at: at + 5),
+            offset: Int(bytes.loadLittleEndian(UInt64.self, at: at + 9)), count: Int(bytes.loadLittleEndian(UInt64.self, at: at + 17)), kind: kind)
     }
 }
 
 /// This process's read-only mappings of other processes' arenas, each made on first use and kept.
 final class SharedArenaReader: Sendable {
     private struct Mapping: @unchecked Sendable {
-        // @unchecked: a read-only mapping, unmapped only in deinit when no reader is left.
-        let base: UnsafeRawPointer
-        let size: Int
+        // @unchecked: read-only, and unmapped only in deinit, when no payload over it is left (each
+        // holds this reader).
+        let bytes: UnsafeRawBufferPointer
     }
     private let mappings = Mutex<[Int64: Mapping]>([:])
 
     deinit {
-        for mapping in mappings.withLock({ $0.values }) { munmap(UnsafeMutableRawPointer(mutating: mapping.base), mapping.size) }
+        for mapping in mappings.withLock({ $0.values }) { munmap(UnsafeMutableRawPointer(mutating: mapping.bytes.baseAddress), mapping.bytes.count) }
     }
 
     /// The object's bytes, read in place (the payload keeps this reader's mappings alive); the
     /// writer's block must stay alive while they are read.
     func payload(_ descriptor: SharedDescriptor) throws(RuntimeError) -> WirePayload {
         let key = Int64(descriptor.pid) << 32 | Int64(descriptor.fd)
-        let mapping = try mappings.withLock { (mappings: inout [Int64: Mapping]) throws(RuntimeError) -> Mapping in
-            if let mapping = mappings[key] { return mapping }
+        let mapping = try mappings.withLock { (mappings: inout [Int64: Mapping]) throws(RuntimeError) -> UnsafeRawBufferPointer in
+            if let mapping = mappings[key] { return mapping.bytes }
             let path = "/proc/\(descriptor.pid)/fd/\(descriptor.fd)"
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
@@ -146,14 +147,14 @@ final class SharedArenaReader: Sendable {
             guard fstat(fd, &info) == 0, let base = mmap(nil, Int(info.st_size), PROT_READ, MAP_SHARED, fd, 0), base != MAP_FAILED else {
                 throw RuntimeError(.workerLost, "could not map \(path), process \(descriptor.pid)'s shared object memory (errno \(errno))")
             }
-            let mapping = Mapping(base: UnsafeRawPointer(base), size: Int(info.st_size))
-            mappings[key] = mapping
+            let mapping = UnsafeRawBufferPointer(start: base, count: Int(info.st_size))
+            mappings[key] = Mapping(bytes: mapping)
             return mapping
         }
-        guard descriptor.offset >= 0, descriptor.count >= 0, descriptor.offset + descriptor.count <= mapping.size else {
+        guard descriptor.offset >= 0, descriptor.count >= 0, descriptor.offset + descriptor.count <= mapping.count else {
             throw RuntimeError(.freedObject, "object bytes \(descriptor.offset)..<\(descriptor.offset + descriptor.count) lie outside process \(descriptor.pid)'s shared memory")
         }
-        let storage = BorrowedStorage(UnsafeRawBufferPointer(start: mapping.base + descriptor.offset, count: descriptor.count), owner: self)
+        let storage = BorrowedStorage(UnsafeRawBufferPointer(rebasing: mapping[descriptor.offset..<(descriptor.offset + descriptor.count)]), owner: self)
         return WirePayload(kind: descriptor.kind, chunk: Chunk(storage: storage, offset: 0, byteCount: descriptor.count, isWritable: false))
     }
 }

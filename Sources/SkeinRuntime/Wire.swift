@@ -74,6 +74,18 @@ extension String: RawWire {
     public static func fromRaw(_ bytes: UnsafeRawBufferPointer) throws -> String { String(decoding: bytes, as: UTF8.self) }
 }
 
+extension [UInt8] {
+    /// Appends `value`'s little-endian bytes (the byte order of every header that crosses processes).
+    mutating func appendLittleEndian<I: FixedWidthInteger>(_ value: I) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
+
+    /// The little-endian integer at byte `offset`.
+    func loadLittleEndian<I: FixedWidthInteger>(_: I.Type, at offset: Int) -> I {
+        I(littleEndian: withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: I.self) })
+    }
+}
+
 enum Wire {
     static func encode(_ value: any Sendable) throws(RuntimeError) -> WirePayload {
         if let raw = value as? any RawWire { return WirePayload(kind: .raw, chunk: raw.rawChunk()) }
