@@ -61,8 +61,8 @@ struct SharedArenaTests {
         }
     }
 
-    @Test("Objects under the threshold travel as messages: no shared memory is used")
-    func smallObjects() async throws {
+    @Test("Only arrays of 1 MiB or more go through shared memory: one just under stays a message")
+    func threshold() async throws {
         let outcomes = await InProcessGroup.run(size: 2) { transport -> Int in
             let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1)
             let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
@@ -71,10 +71,16 @@ struct SharedArenaTests {
                 return 0
             }
             defer { runtime.shutdown() }
-            let values = (0..<1000).map(Double.init)
-            #expect(try await runtime.get(try runtime.submit(total, .value(values), options: TaskOptions(rank: 1))) == values.reduce(0, +))
-            return runtime.sharedBytes
+            // Put refs keep their shared copy while they live, so what is held after the reads shows
+            // which of the two crossed through shared memory.
+            let under = (0..<((1 << 20) / 8 - 1)).map(Double.init), at = (0..<((1 << 20) / 8)).map(Double.init)
+            let refs = [runtime.put(under), runtime.put(at)]
+            for (ref, values) in zip(refs, [under, at]) {
+                #expect(try await runtime.get(try runtime.submit(total, .ref(ref), options: TaskOptions(rank: 1))) == values.reduce(0, +))
+            }
+            #expect(runtime.sharedBytes == 1 << 20, "only the 1 MiB array should be in shared memory")
+            return refs.count
         }
-        #expect(try outcomes.map { try $0.get() } == [0, 0])
+        #expect(try outcomes.map { try $0.get() } == [2, 0])
     }
 }
