@@ -6,13 +6,6 @@ public enum CostModel {
         AlgorithmRegistry.algorithms(for: $0)
     }
 
-    /// Every algorithm for `operation` with its predicted seconds, in registry order.
-    public static func predictions(
-        _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters
-    ) -> [(algorithm: any CollectiveAlgorithm, seconds: Double)] {
-        byOperation[Int(operation.rawValue)].map { ($0, $0.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)) }
-    }
-
     /// The algorithms that can run `operation`: Skein's message-passing ones, then the shared-memory
     /// one when the ranks share memory, then the transport's own when it has one (listed last, so on a
     /// tie Skein's own algorithm runs).

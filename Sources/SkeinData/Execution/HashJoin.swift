@@ -247,17 +247,14 @@ final class HashJoin: @unchecked Sendable {
                         m &+= ok ? 1 : 0
                         // The slot's chain goes on: more rows with this key, or other keys.
                         if j >= 0 && next[jj] >= 0 && (!ok || !semiOnly) && (valid == nil || valid![i]) {
-                            var found = ok
                             var c = next[jj]
                             while c >= 0 {
                                 if bk[Int(c)] == k {
                                     extraProbe.append(Int32(i)); extraBuild.append(c)
-                                    found = true
                                     if semiOnly { break }
                                 }
                                 c = next[Int(c)]
                             }
-                            _ = found
                         }
                     }
                 }
