@@ -187,9 +187,10 @@ public final class DistributedDatabase: Sendable {
         return try runLocally(.project(combined, outputs, names: n))
     }
 
-    /// Every rank's rows, on every rank.
+    /// Every rank's rows, on every rank (encoded once, moved by an allgather).
     func allgather(_ c: Chunk, types: [DataType]) async throws -> Chunk {
-        try await exchange([Chunk](repeating: c, count: communicator.size), types: types)
+        let communicator = self.communicator
+        return try await move([c], types: types) { try await communicator.allgather($0) }
     }
 
     /// Sends each row to the rank its key hash picks; returns the rows this rank receives.
@@ -208,16 +209,22 @@ public final class DistributedDatabase: Sendable {
         return try await exchange(parts.map { c.gather($0) }, types: types)
     }
 
-    /// Sends every row to rank 0.
+    /// Sends every row to rank 0 (an empty chunk elsewhere).
     func gather(_ c: Chunk, types: [DataType]) async throws -> Chunk {
-        var parts = (0..<communicator.size).map { _ in Self.empty(types) }
-        parts[0] = c
-        return try await exchange(parts, types: types)
+        let communicator = self.communicator
+        return try await move([c], types: types) { try await communicator.gather($0, root: 0) ?? [] }
     }
 
-    /// An all-to-all of chunks: part j goes to rank j. Chunks travel in Skein's columnar format,
-    /// packed into Int64 words and padded to the largest part (the collective moves equal blocks).
+    /// An all-to-all of chunks: part j goes to rank j.
     func exchange(_ parts: [Chunk], types: [DataType]) async throws -> Chunk {
+        let communicator = self.communicator
+        return try await move(parts, types: types) { try await communicator.allToAll($0) }
+    }
+
+    /// Moves `parts` by `collective` and concatenates the blocks that arrive. Chunks travel in
+    /// Skein's columnar format, packed into Int64 words and padded to the largest part on any rank
+    /// (the collectives move equal blocks).
+    private func move(_ parts: [Chunk], types: [DataType], by collective: ([Int64]) async throws -> [Int64]) async throws -> Chunk {
         let fields = types.enumerated().map { Field("c\($0.offset)", $0.element) }
         let encodings = parts.map { ColumnarFile.Encoding(Table(fields: fields, chunk: $0)) }
         let longest = try await communicator.allreduce([Int64(encodings.map(\.size).max() ?? 0)], op: .max)[0]
@@ -230,7 +237,7 @@ public final class DistributedDatabase: Sendable {
                 e.write(into: out.baseAddress! + (j * words + 1) * 8)
             }
         }
-        let received = try await communicator.allToAll(send)
+        let received = try await collective(send)
         var chunks: [Chunk] = []
         try received.withUnsafeBytes { all in
             for i in 0..<(received.count / words) {
