@@ -41,7 +41,9 @@ let package = Package(
             dependencies: ["SkeinCore", .target(name: "CMPI", condition: .when(traits: ["MPI"]))],
             swiftSettings: swiftSettings
         ),
-        .target(name: "SkeinRuntime", dependencies: ["SkeinCore"], swiftSettings: swiftSettings),
+        // process_vm_readv and prctl, which Swift's Glibc module does not declare.
+        .target(name: "CSystemCalls"),
+        .target(name: "SkeinRuntime", dependencies: ["SkeinCore", "CSystemCalls"], swiftSettings: swiftSettings),
         .target(name: "SkeinData", dependencies: ["SkeinCore", "SkeinCollectives"], swiftSettings: swiftSettings),
         .target(
             name: "SkeinTestSupport",

@@ -40,6 +40,8 @@ for n in 2 4; do
     echo "== the task runtime over MPI, $n processes"
     timeout 300 "${mpirun[@]}" -n "$n" "$check" runtime
 done
+echo "== the task runtime over MPI, 2 processes, objects through the shared arena only (SKEIN_CROSS_MEMORY=0)"
+timeout 300 "${mpirun[@]}" -x SKEIN_CROSS_MEMORY=0 -n 2 "$check" runtime
 echo "== the task runtime over MPI, 2 processes, objects as messages (SKEIN_SHARED_ARENA=0)"
 timeout 300 "${mpirun[@]}" -x SKEIN_SHARED_ARENA=0 -n 2 "$check" runtime
 

@@ -6,15 +6,19 @@ import SkeinCore
 /// graph and the store and runs tasks too), the other ranks serve tasks sent to them. Functions are
 /// registered by name on every rank, as in SPMD; arguments and results travel as raw bytes (arrays of
 /// numbers) or a compact binary encoding (other Codable values); large arrays between ranks of one
-/// host go through a `SharedArena` instead. Tasks whose arguments cannot travel run on rank 0.
+/// host are read where they lie instead (`SameHostTransfer`). Tasks whose arguments cannot travel
+/// run on rank 0.
 final class Cluster: Sendable {
     let transport: any Transport
     let workersPerRank: Int
     private let calls = Atomic<UInt64>(0)
-    /// Which ranks can read this rank's shared arena (this rank's own entry is false).
+    /// Which ranks share this rank's host (this rank's own entry is false).
     private let sharesHost: [Bool]
-    /// This rank's shared arena: nil when no other rank shares the host, messages are not copied
-    /// anyway, SKEIN_SHARED_ARENA=0, or the system would not make one.
+    /// How large objects reach ranks of this host: `.messages` when no other rank shares it or
+    /// messages are not copied anyway.
+    let sameHost: SameHostTransfer
+    /// This rank's shared arena: for every large object without cross-memory attach, with it for
+    /// objects read more than once.
     private let arena: SharedArena?
     /// Other ranks' arenas, as mapped here.
     let arenaReader = SharedArenaReader()
@@ -22,21 +26,32 @@ final class Cluster: Sendable {
     static let requestTag = Tag(context: 0x5EED_0001, sequence: 0)
     static let replyContext: UInt32 = 0x5EED_0002
 
-    init(transport: any Transport, workersPerRank: Int) {
+    init(transport: any Transport, workersPerRank: Int, sameHost: SameHostTransfer) {
         self.transport = transport
         self.workersPerRank = workersPerRank
         let topology = transport as? any HostTopology
         sharesHost = (0..<transport.size).map { $0 != transport.rank && topology?.sharesHost(with: $0) == true }
-        let wanted = sharesHost.contains(true) && !transport.deliversByReference
-            && ProcessInfo.processInfo.environment["SKEIN_SHARED_ARENA"] != "0"
-        arena = wanted ? SharedArena() : nil
+        var chosen = sameHost.resolved(environment: ProcessInfo.processInfo.environment)
+        if !sharesHost.contains(true) || transport.deliversByReference { chosen = .messages }
+        arena = chosen == .sharedArena || chosen == .crossMemory ? SharedArena() : nil
+        self.sameHost = chosen == .sharedArena && arena == nil ? .messages : chosen
     }
 
-    /// A copy of `payload` in this rank's arena for `rank` to read, or nil when it should travel
-    /// as a message (small, encoded, another host, no arena here, or the arena is full).
-    func share(_ payload: WirePayload, with rank: Int) -> SharedBlock? {
-        guard let arena, sharesHost[rank], payload.kind == .raw, payload.chunk.byteCount >= SharedArena.threshold else { return nil }
-        return payload.chunk.withUnsafeBytes { arena.store($0, kind: payload.kind) }
+    /// How `rank` can read `payload` where it lies on this host, or nil when it should travel as a
+    /// message (small, encoded, another host, messages chosen, or the arena is full). With
+    /// cross-memory attach, an object `readAgain` (a ref read before) is copied into the arena
+    /// once: a copy out of the arena's mapping runs at memcpy speed, the kernel's copy out of
+    /// another process at half that (100 MiB: 8.5 GB/s against 3.9 here).
+    func share(_ payload: WirePayload, with rank: Int, readAgain: Bool = false) -> SameHostBytes? {
+        guard sharesHost[rank], payload.kind == .raw, payload.elsewhere == nil, payload.chunk.byteCount >= SharedArena.threshold else { return nil }
+        let attached = SameHostBytes.attached(payload, SharedDescriptor(attaching: payload))
+        switch sameHost {
+        case .crossMemory where !readAgain: return attached
+        case .crossMemory, .sharedArena:
+            let block = payload.chunk.withUnsafeBytes { arena?.store($0, kind: payload.kind) }
+            return block.map(SameHostBytes.arena) ?? (sameHost == .crossMemory ? attached : nil)
+        case .automatic, .messages: return nil
+        }
     }
 
     /// Bytes held in this rank's shared arena (zero once every object that went through it is freed).
@@ -70,9 +85,9 @@ final class Cluster: Sendable {
                 header.append(1)
                 header.append(0)
                 header.appendLittleEndian(id)
-            case .shared(let block):
+            case .shared(let bytes):
                 header.append(2)
-                block.descriptor.append(to: &header)
+                bytes.descriptor.append(to: &header)
             }
         }
         return Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: [Chunk.partition(header, into: 1)[0]] + chunks)
@@ -90,6 +105,8 @@ final class Cluster: Sendable {
     ) async throws -> (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?) {
         let call = nextCall()
         try transport.send(request(.task, call: call, object: output, name: name, sources: sources), to: rank, tag: Self.requestTag)
+        // Arguments read where they lie on this host must stay until the task is done with them.
+        defer { withExtendedLifetime(sources) {} }
         let reply = try await transport.receive(from: rank, tag: Tag(context: Self.replyContext, sequence: call), deadline: .max)
         let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0) }
         guard head.first == 0, head.count >= 10, let kind = WirePayload.Kind(rawValue: head[1]) else {
@@ -164,11 +181,11 @@ final class Cluster: Sendable {
             case .fetch:
                 let (payload, shared) = store.withLock { ($0.objects[object], $0.shared[object]) }
                 if let payload {
-                    // Large bytes go through this host's shared memory, kept until the object is dropped.
-                    if let block = shared ?? share(payload, with: 0) {
-                        store.withLock { $0.shared[object] = block }
+                    // Large bytes are read where they lie on this host, kept until the object is dropped.
+                    if let bytes = shared ?? share(payload, with: 0) {
+                        store.withLock { $0.shared[object] = bytes }
                         var head: [UInt8] = [2]
-                        block.descriptor.append(to: &head)
+                        bytes.descriptor.append(to: &head)
                         reply(call, head, nil)
                     } else {
                         reply(call, [0, payload.kind.rawValue], payload.chunk)
@@ -192,7 +209,7 @@ final class Cluster: Sendable {
                         inline += 1
                         offset += 10
                     case 2:
-                        // Rank 0 keeps the block until this task's reply reaches it.
+                        // Rank 0 keeps the bytes until this task's reply reaches it.
                         do throws(RuntimeError) {
                             guard let descriptor = SharedDescriptor(head, at: offset + 1) else {
                                 throw RuntimeError(.wrongArgumentType, task: name, "a malformed shared-memory argument reached rank \(transport.rank)")
@@ -233,11 +250,11 @@ final class Cluster: Sendable {
     }
 }
 
-/// The objects a serving rank keeps for rank 0, and the copies of them it shared with rank 0.
+/// The objects a serving rank keeps for rank 0, and how rank 0 reads them on this host.
 final class WorkerStore: Sendable {
     struct Contents {
         var objects: [UInt64: WirePayload] = [:]
-        var shared: [UInt64: SharedBlock] = [:]
+        var shared: [UInt64: SameHostBytes] = [:]
 
         mutating func drop(_ id: UInt64) {
             objects[id] = nil
@@ -255,19 +272,58 @@ struct RemoteObject: Sendable {
     let decode: @Sendable (WirePayload) throws(RuntimeError) -> any Sendable
 }
 
-/// Where a remote task finds one argument: in the request, in its own rank's store, or in the
-/// sender's shared memory on their common host.
+/// Where a remote task finds one argument: in the request, in its own rank's store, or where it
+/// lies on their common host.
 enum ArgumentSource: Sendable {
     case inline(WirePayload)
     case stored(UInt64)
-    case shared(SharedBlock)
+    case shared(SameHostBytes)
 
     /// The object bytes this argument moves to the remote rank.
     var bytesMoved: Int {
         switch self {
         case .inline(let payload): payload.chunk.byteCount
         case .stored: 0
-        case .shared(let block): block.descriptor.count
+        case .shared(let bytes): bytes.descriptor.count
+        }
+    }
+}
+
+/// Bytes another rank of this host reads where they lie; holding this keeps them valid.
+enum SameHostBytes: Sendable {
+    /// A copy in this rank's shared arena.
+    case arena(SharedBlock)
+    /// The object's own memory, read by cross-memory attach.
+    case attached(WirePayload, SharedDescriptor)
+
+    var descriptor: SharedDescriptor {
+        switch self {
+        case .arena(let block): block.descriptor
+        case .attached(_, let descriptor): descriptor
+        }
+    }
+}
+
+/// How large objects (1 MiB and more, arrays of numbers) move between processes of one host.
+public enum SameHostTransfer: Sendable, Equatable {
+    /// Cross-memory attach where this system allows it, else a shared arena; the environment can
+    /// turn either off (`SKEIN_CROSS_MEMORY=0`: the arena; `SKEIN_SHARED_ARENA=0`: messages).
+    case automatic
+    /// The reader copies the bytes straight out of the owner's memory (Linux `process_vm_readv`):
+    /// one copy per read, nothing kept. Falls back to the arena where the system forbids it.
+    case crossMemory
+    /// The owner copies the bytes into a shared arena once; every reader copies them out.
+    case sharedArena
+    /// As messages over the transport (MPI copies them through its own buffers).
+    case messages
+
+    func resolved(environment: [String: String]) -> SameHostTransfer {
+        switch self {
+        case .automatic:
+            if environment["SKEIN_SHARED_ARENA"] == "0" { return .messages }
+            return environment["SKEIN_CROSS_MEMORY"] == "0" ? .sharedArena : SameHostTransfer.crossMemory.resolved(environment: environment)
+        case .crossMemory: return ProcessMemory.available ? .crossMemory : .sharedArena
+        case .sharedArena, .messages: return self
         }
     }
 }
@@ -282,9 +338,15 @@ extension Runtime {
     /// A runtime over every rank of `transport` (an `MPITransport`: it must allow concurrent sends and
     /// receives), with `workersPerRank` worker slots on each. Every rank creates it and registers the
     /// same functions; rank 0 then submits work while the others call `serve()`.
-    public convenience init(cluster transport: any Transport, workersPerRank: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        self.init(workers: workersPerRank * transport.size, cluster: Cluster(transport: transport, workersPerRank: workersPerRank))
+    /// `sameHost` says how large objects move between ranks of one host.
+    public convenience init(
+        cluster transport: any Transport, workersPerRank: Int = ProcessInfo.processInfo.activeProcessorCount, sameHost: SameHostTransfer = .automatic
+    ) {
+        self.init(workers: workersPerRank * transport.size, cluster: Cluster(transport: transport, workersPerRank: workersPerRank, sameHost: sameHost))
     }
+
+    /// How large objects move between this rank and others of its host (`.messages` when none shares it).
+    public var sameHostTransfer: SameHostTransfer { cluster?.sameHost ?? .messages }
 
     /// True on the rank that submits work (rank 0, or an embedded runtime).
     public var isDriver: Bool { cluster.map { $0.transport.rank == 0 } ?? true }

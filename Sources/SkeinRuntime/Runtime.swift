@@ -236,8 +236,9 @@ public final class Runtime: Sendable {
     /// Objects held, their bytes in memory, and bytes spilled to disk.
     public var store: (objects: Int, bytes: Int, spilledBytes: Int) { core.accounting }
 
-    /// Bytes this rank holds in its host's shared memory for other ranks to read (copies of large
-    /// objects; zero once they are all freed).
+    /// Bytes this rank holds in its host's shared arena for other ranks to read (copies of large
+    /// objects read more than once, or of every one without cross-memory attach; zero once they
+    /// are all freed).
     public var sharedBytes: Int { cluster?.sharedBytesInUse ?? 0 }
 
     /// Simulates losing worker `worker`: its objects are gone (rebuilt from lineage when needed)
@@ -294,15 +295,21 @@ extension RuntimeCore {
             let payload = try Wire.encode(value)
             return cluster?.share(payload, with: rank).map(ArgumentSource.shared) ?? .inline(payload)
         case .ref(let ref):
-            let (status, shared) = state.withLock { ($0.objects[ref.id]?.status, $0.objects[ref.id]?.shared) }
-            if case .remote(let remote) = status, remote.rank == rank { return .stored(ref.id) }
-            if let shared { return .shared(shared) }
-            let payload = try Wire.encode(try await readyValue(ref.id))
-            guard let block = cluster?.share(payload, with: rank) else { return .inline(payload) }
-            state.withLock { state in
-                if state.objects[ref.id] != nil, state.objects[ref.id]!.shared == nil { state.objects[ref.id]!.shared = block }
+            let (status, shared, readBefore) = state.withLock { state in
+                let entry = state.objects[ref.id]
+                state.objects[ref.id]?.readByAnotherRank = true
+                return (entry?.status, entry?.shared, entry?.readByAnotherRank ?? false)
             }
-            return .shared(block)
+            if case .remote(let remote) = status, remote.rank == rank { return .stored(ref.id) }
+            if let shared { return .shared(.arena(shared)) }
+            let payload = try Wire.encode(try await readyValue(ref.id))
+            guard let bytes = cluster?.share(payload, with: rank, readAgain: readBefore) else { return .inline(payload) }
+            if case .arena(let block) = bytes {
+                state.withLock { state in
+                    if state.objects[ref.id] != nil, state.objects[ref.id]!.shared == nil { state.objects[ref.id]!.shared = block }
+                }
+            }
+            return .shared(bytes)
         }
     }
 

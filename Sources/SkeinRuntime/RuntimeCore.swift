@@ -135,9 +135,12 @@ final class RuntimeCore: Sendable {
         var dependents: [TaskRecord] = []
         var waiters: [UInt64: Waker] = [:]
         var lastUse: UInt64 = 0
-        /// A copy in this host's shared memory, made when a task on another rank of the host first
-        /// read the object, and kept for the next reader until the object is freed.
+        /// A copy in this host's shared arena, made when a task on another rank of the host read the
+        /// object (the second time with cross-memory attach, whose first read copies straight from
+        /// this process), and kept for the next reader until the object is freed.
         var shared: SharedBlock?
+        /// True once a task on another rank has been sent this object.
+        var readByAnotherRank = false
     }
 
     struct Event: Sendable {

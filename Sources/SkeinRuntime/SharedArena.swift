@@ -85,8 +85,11 @@ final class SharedBlock: Sendable {
 }
 
 /// Where a reader on the same host finds an object's bytes: process and descriptor of its arena,
-/// offset and length.
+/// offset and length; or, with descriptor `inProcessMemory`, the bytes' address in that process's
+/// own memory, read by cross-memory attach.
 struct SharedDescriptor: Sendable {
+    static let inProcessMemory: Int32 = -1
+
     var pid: Int32
     var fd: Int32
     var offset: Int
@@ -105,6 +108,13 @@ struct SharedDescriptor: Sendable {
 
     init(pid: Int32, fd: Int32, offset: Int, count: Int, kind: WirePayload.Kind) {
         (self.pid, self.fd, self.offset, self.count, self.kind) = (pid, fd, offset, count, kind)
+    }
+
+    /// Where `payload`'s bytes lie in this process's memory; whoever sends this must hold the
+    /// payload (which keeps them there) until the reader is done.
+    init(attaching payload: WirePayload) {
+        let address = payload.chunk.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        self.init(pid: getpid(), fd: Self.inProcessMemory, offset: Int(address), count: payload.chunk.byteCount, kind: payload.kind)
     }
 
     /// Reads one written by `append` at `at`.
@@ -132,6 +142,9 @@ final class SharedArenaReader: Sendable {
     /// The object's bytes, read in place (the payload keeps this reader's mappings alive); the
     /// writer's block must stay alive while they are read.
     func payload(_ descriptor: SharedDescriptor) throws(RuntimeError) -> WirePayload {
+        if descriptor.fd == SharedDescriptor.inProcessMemory {
+            return WirePayload(kind: descriptor.kind, elsewhere: ProcessMemory(pid: descriptor.pid, address: UInt64(descriptor.offset), count: descriptor.count))
+        }
         let key = Int64(descriptor.pid) << 32 | Int64(descriptor.fd)
         let mapping = try mappings.withLock { (mappings: inout [Int64: Mapping]) throws(RuntimeError) -> UnsafeRawBufferPointer in
             if let mapping = mappings[key] { return mapping.bytes }

@@ -6,13 +6,37 @@ import SkeinCore
 struct WirePayload: Sendable {
     enum Kind: UInt8 { case raw = 1, encoded = 2 }
     var kind: Kind
+    /// The bytes; a phantom chunk (their size only) when they lie `elsewhere`.
     var chunk: Chunk
+    /// Where the bytes lie in another process of this host, when they were not copied here:
+    /// `Wire.decode` copies them straight into the value it makes.
+    var elsewhere: ProcessMemory?
+
+    init(kind: Kind, chunk: Chunk) {
+        (self.kind, self.chunk, elsewhere) = (kind, chunk, nil)
+    }
+
+    init(kind: Kind, elsewhere: ProcessMemory) {
+        (self.kind, chunk, self.elsewhere) = (kind, Chunk.phantom(byteCount: elsewhere.count), elsewhere)
+    }
 }
 
 /// Values that travel as their raw bytes, with no per-element encoding.
 public protocol RawWire: Sendable {
     func rawChunk() -> Chunk
     static func fromRaw(_ bytes: UnsafeRawBufferPointer) throws -> Self
+    /// A value of `byteCount` raw bytes that `fill` writes into memory the value will own (so an
+    /// array arriving from another process is copied once, straight into its own storage).
+    static func fromRaw(byteCount: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Self
+}
+
+extension RawWire {
+    public static func fromRaw(byteCount: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Self {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 16)
+        defer { bytes.deallocate() }
+        try fill(bytes)
+        return try fromRaw(UnsafeRawBufferPointer(bytes))
+    }
 }
 
 extension PlainNumber {
@@ -45,14 +69,18 @@ extension Array: RawWire where Element: PlainNumber {
     }
 
     public static func fromRaw(_ bytes: UnsafeRawBufferPointer) throws -> [Element] {
+        try fromRaw(byteCount: bytes.count) { parallelCopy(to: $0, from: bytes) }
+    }
+
+    public static func fromRaw(byteCount: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> [Element] {
         let stride = MemoryLayout<Element>.stride
-        guard bytes.count % stride == 0 else {
-            throw RuntimeError(.wrongArgumentType, "\(bytes.count) bytes are not a whole number of \(Element.self)")
+        guard byteCount % stride == 0 else {
+            throw RuntimeError(.wrongArgumentType, "\(byteCount) bytes are not a whole number of \(Element.self)")
         }
-        return [Element](unsafeUninitializedCapacity: bytes.count / stride) { buffer, initialized in
-            if bytes.count >= 4 << 20 { adviseHugePages(UnsafeMutableRawBufferPointer(buffer)) }
-            parallelCopy(to: UnsafeMutableRawBufferPointer(buffer), from: bytes)
-            initialized = bytes.count / stride
+        return try [Element](unsafeUninitializedCapacity: byteCount / stride) { buffer, initialized in
+            if byteCount >= 4 << 20 { adviseHugePages(UnsafeMutableRawBufferPointer(buffer)) }
+            try fill(UnsafeMutableRawBufferPointer(buffer))
+            initialized = byteCount / stride
         }
     }
 }
@@ -104,6 +132,7 @@ enum Wire {
     }
 
     static func decode<T>(_: T.Type, _ payload: WirePayload) throws(RuntimeError) -> T {
+        if let elsewhere = payload.elsewhere { return try decode(T.self, kind: payload.kind, elsewhere) }
         do {
             return try payload.chunk.withUnsafeBytes { bytes throws -> T in
                 switch payload.kind {
@@ -124,6 +153,23 @@ enum Wire {
         } catch {
             throw RuntimeError(.wrongArgumentType, "a \(T.self) could not be decoded: \(error)")
         }
+    }
+
+    /// A value whose bytes lie in another process: an array of numbers is read straight into its
+    /// own storage, anything else into a buffer first.
+    private static func decode<T>(_: T.Type, kind: WirePayload.Kind, _ elsewhere: ProcessMemory) throws(RuntimeError) -> T {
+        if kind == .raw, let raw = T.self as? any RawWire.Type {
+            do {
+                return try raw.fromRaw(byteCount: elsewhere.count) { target throws(RuntimeError) in try elsewhere.read(into: target) } as! T
+            } catch let error as RuntimeError {
+                throw error
+            } catch {
+                throw RuntimeError(.wrongArgumentType, "a \(T.self) could not be decoded: \(error)")
+            }
+        }
+        let storage = AllocatedStorage(uninitializedByteCount: elsewhere.count)
+        try elsewhere.read(into: UnsafeMutableRawBufferPointer(start: storage.base, count: elsewhere.count))
+        return try decode(T.self, WirePayload(kind: kind, chunk: Chunk(storage: storage, offset: 0, byteCount: elsewhere.count, isWritable: false)))
     }
 
     private static func decodeBox<D: Decodable>(_: D.Type, _ data: Data) throws -> D {
