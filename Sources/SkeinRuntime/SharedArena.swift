@@ -118,11 +118,11 @@ struct SharedDescriptor: Sendable {
     }
 
     /// Reads one written by `append` at `at`.
-    init?(_ bytes: [UInt8], at at: Int) {
-        guard bytes.count >= at + Self.encodedSize, let kind = WirePayload.Kind(rawValue: bytes[at]) else { return nil }
+    init?(_ bytes: [UInt8], at start: Int) {
+        guard bytes.count >= start + Self.encodedSize, let kind = WirePayload.Kind(rawValue: bytes[start]) else { return nil }
         self.init(
-            pid: bytes.loadLittleEndian(Int32.self, at: at + 1), fd: bytes.loadLittleEndian(Int32.self, at: at + 5),
-            offset: Int(bytes.loadLittleEndian(UInt64.self, at: at + 9)), count: Int(bytes.loadLittleEndian(UInt64.self, at: at + 17)), kind: kind)
+            pid: bytes.loadLittleEndian(Int32.self, at: start + 1), fd: bytes.loadLittleEndian(Int32.self, at: start + 5),
+            offset: Int(bytes.loadLittleEndian(UInt64.self, at: start + 9)), count: Int(bytes.loadLittleEndian(UInt64.self, at: start + 17)), kind: kind)
     }
 }
 
