@@ -17,8 +17,8 @@ final class Cluster: Sendable {
     /// How large objects reach ranks of this host: `.messages` when no other rank shares it or
     /// messages are not copied anyway.
     let sameHost: SameHostTransfer
-    /// This rank's shared arena: for every large object without cross-memory attach, with it for
-    /// objects read more than once.
+    /// This rank's shared arena: for every large object without cross-memory attach; with it, on
+    /// rank 0 for refs read more than once (a worker's results are read by attach every time).
     private let arena: SharedArena?
     /// Other ranks' arenas, as mapped here.
     let arenaReader = SharedArenaReader()
@@ -33,7 +33,7 @@ final class Cluster: Sendable {
         sharesHost = (0..<transport.size).map { $0 != transport.rank && topology?.sharesHost(with: $0) == true }
         var chosen = sameHost.resolved(environment: ProcessInfo.processInfo.environment)
         if !sharesHost.contains(true) || transport.deliversByReference { chosen = .messages }
-        arena = chosen == .sharedArena || chosen == .crossMemory ? SharedArena() : nil
+        arena = chosen == .sharedArena || (chosen == .crossMemory && transport.rank == 0) ? SharedArena() : nil
         self.sameHost = chosen == .sharedArena && arena == nil ? .messages : chosen
     }
 
@@ -44,12 +44,12 @@ final class Cluster: Sendable {
     /// another process at half that (100 MiB: 8.5 GB/s against 3.9 here).
     func share(_ payload: WirePayload, with rank: Int, readAgain: Bool = false) -> SameHostBytes? {
         guard sharesHost[rank], payload.kind == .raw, payload.elsewhere == nil, payload.chunk.byteCount >= SharedArena.threshold else { return nil }
-        let attached = SameHostBytes.attached(payload, SharedDescriptor(attaching: payload))
+        let attached = { SameHostBytes.attached(payload, SharedDescriptor(attaching: payload)) }
         switch sameHost {
-        case .crossMemory where !readAgain: return attached
+        case .crossMemory where !readAgain: return attached()
         case .crossMemory, .sharedArena:
             let block = payload.chunk.withUnsafeBytes { arena?.store($0, kind: payload.kind) }
-            return block.map(SameHostBytes.arena) ?? (sameHost == .crossMemory ? attached : nil)
+            return block.map(SameHostBytes.arena) ?? (sameHost == .crossMemory ? attached() : nil)
         case .automatic, .messages: return nil
         }
     }
@@ -310,7 +310,8 @@ public enum SameHostTransfer: Sendable, Equatable {
     /// turn either off (`SKEIN_CROSS_MEMORY=0`: the arena; `SKEIN_SHARED_ARENA=0`: messages).
     case automatic
     /// The reader copies the bytes straight out of the owner's memory (Linux `process_vm_readv`):
-    /// one copy per read, nothing kept. Falls back to the arena where the system forbids it.
+    /// one copy, nothing kept; a ref read a second time is then copied into the shared arena for
+    /// every later reader. The arena alone where the system forbids reading another process.
     case crossMemory
     /// The owner copies the bytes into a shared arena once; every reader copies them out.
     case sharedArena
@@ -321,7 +322,7 @@ public enum SameHostTransfer: Sendable, Equatable {
         switch self {
         case .automatic:
             if environment["SKEIN_SHARED_ARENA"] == "0" { return .messages }
-            return environment["SKEIN_CROSS_MEMORY"] == "0" ? .sharedArena : SameHostTransfer.crossMemory.resolved(environment: environment)
+            return environment["SKEIN_CROSS_MEMORY"] != "0" && ProcessMemory.available ? .crossMemory : .sharedArena
         case .crossMemory: return ProcessMemory.available ? .crossMemory : .sharedArena
         case .sharedArena, .messages: return self
         }

@@ -20,11 +20,12 @@ struct ProcessMemory: Sendable {
     /// reading to ancestors, it also lets the other ranks of this user read this process.
     static let available: Bool = {
         _ = skein_allow_memory_readers()
-        var probe: UInt64 = 0x5EED, copy: UInt64 = 0
-        let read = withUnsafeMutableBytes(of: &copy) { copy in
-            skein_read_process_memory(getpid(), copy.baseAddress, 8, UInt64(UInt(bitPattern: withUnsafePointer(to: &probe) { $0 })))
+        let probe: UInt64 = 0x5EED
+        var copy: UInt64 = 0
+        let read = withUnsafeBytes(of: probe) { probe in
+            withUnsafeMutableBytes(of: &copy) { skein_read_process_memory(getpid(), $0.baseAddress, 8, UInt64(UInt(bitPattern: probe.baseAddress))) }
         }
-        return read == 8 && copy == 0x5EED
+        return read == 8 && copy == probe
     }()
 
     /// Copies the bytes into `target` (at most its size), split over the cores from 16 MiB: the

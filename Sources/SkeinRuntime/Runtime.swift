@@ -296,18 +296,15 @@ extension RuntimeCore {
             return cluster?.share(payload, with: rank).map(ArgumentSource.shared) ?? .inline(payload)
         case .ref(let ref):
             let (status, shared, readBefore) = state.withLock { state in
-                let entry = state.objects[ref.id]
-                state.objects[ref.id]?.readByAnotherRank = true
-                return (entry?.status, entry?.shared, entry?.readByAnotherRank ?? false)
+                state.objects[ref.id].map { ($0.status, $0.shared, $0.readByAnotherRank) } ?? (nil, nil, false)
             }
             if case .remote(let remote) = status, remote.rank == rank { return .stored(ref.id) }
             if let shared { return .shared(.arena(shared)) }
             let payload = try Wire.encode(try await readyValue(ref.id))
             guard let bytes = cluster?.share(payload, with: rank, readAgain: readBefore) else { return .inline(payload) }
-            if case .arena(let block) = bytes {
-                state.withLock { state in
-                    if state.objects[ref.id] != nil, state.objects[ref.id]!.shared == nil { state.objects[ref.id]!.shared = block }
-                }
+            state.withLock { state in
+                state.objects[ref.id]?.readByAnotherRank = true
+                if case .arena(let block) = bytes, state.objects[ref.id]?.shared == nil { state.objects[ref.id]?.shared = block }
             }
             return .shared(bytes)
         }

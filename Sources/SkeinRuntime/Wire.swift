@@ -132,44 +132,28 @@ enum Wire {
     }
 
     static func decode<T>(_: T.Type, _ payload: WirePayload) throws(RuntimeError) -> T {
-        if let elsewhere = payload.elsewhere { return try decode(T.self, kind: payload.kind, elsewhere) }
         do {
-            return try payload.chunk.withUnsafeBytes { bytes throws -> T in
-                switch payload.kind {
-                case .raw:
-                    guard let raw = T.self as? any RawWire.Type else {
-                        throw RuntimeError(.wrongArgumentType, "raw bytes arrived where a \(T.self) was expected")
-                    }
-                    return try raw.fromRaw(bytes) as! T
-                case .encoded:
-                    guard let decodable = T.self as? any Decodable.Type else {
-                        throw RuntimeError(.wrongArgumentType, "an encoded value arrived where a \(T.self), which is not Decodable, was expected")
-                    }
-                    return try decodeBox(decodable, Data(bytes)) as! T
+            switch payload.kind {
+            case .raw:
+                guard let raw = T.self as? any RawWire.Type else {
+                    throw RuntimeError(.wrongArgumentType, "raw bytes arrived where a \(T.self) was expected")
                 }
+                // Bytes in another process are read straight into the value's own storage.
+                if let elsewhere = payload.elsewhere { return try raw.fromRaw(byteCount: elsewhere.count) { try elsewhere.read(into: $0) } as! T }
+                return try payload.chunk.withUnsafeBytes { try raw.fromRaw($0) } as! T
+            case .encoded:
+                guard let decodable = T.self as? any Decodable.Type else {
+                    throw RuntimeError(.wrongArgumentType, "an encoded value arrived where a \(T.self), which is not Decodable, was expected")
+                }
+                var data = payload.elsewhere.map { Data(count: $0.count) } ?? payload.chunk.withUnsafeBytes { Data($0) }
+                if let elsewhere = payload.elsewhere { try data.withUnsafeMutableBytes { try elsewhere.read(into: $0) } }
+                return try decodeBox(decodable, data) as! T
             }
         } catch let error as RuntimeError {
             throw error
         } catch {
             throw RuntimeError(.wrongArgumentType, "a \(T.self) could not be decoded: \(error)")
         }
-    }
-
-    /// A value whose bytes lie in another process: an array of numbers is read straight into its
-    /// own storage, anything else into a buffer first.
-    private static func decode<T>(_: T.Type, kind: WirePayload.Kind, _ elsewhere: ProcessMemory) throws(RuntimeError) -> T {
-        if kind == .raw, let raw = T.self as? any RawWire.Type {
-            do {
-                return try raw.fromRaw(byteCount: elsewhere.count) { target throws(RuntimeError) in try elsewhere.read(into: target) } as! T
-            } catch let error as RuntimeError {
-                throw error
-            } catch {
-                throw RuntimeError(.wrongArgumentType, "a \(T.self) could not be decoded: \(error)")
-            }
-        }
-        let storage = AllocatedStorage(uninitializedByteCount: elsewhere.count)
-        try elsewhere.read(into: UnsafeMutableRawBufferPointer(start: storage.base, count: elsewhere.count))
-        return try decode(T.self, WirePayload(kind: kind, chunk: Chunk(storage: storage, offset: 0, byteCount: elsewhere.count, isWritable: false)))
     }
 
     private static func decodeBox<D: Decodable>(_: D.Type, _ data: Data) throws -> D {
