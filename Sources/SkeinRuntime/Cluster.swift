@@ -21,7 +21,7 @@ final class Cluster: Sendable {
     /// rank 0 for refs read more than once (a worker's results are read by attach every time).
     private let arena: SharedArena?
     /// Other ranks' arenas, as mapped here.
-    let arenaReader = SharedArenaReader()
+    private let arenaReader = SharedArenaReader()
 
     static let requestTag = Tag(context: 0x5EED_0001, sequence: 0)
     static let replyContext: UInt32 = 0x5EED_0002
@@ -52,6 +52,13 @@ final class Cluster: Sendable {
             return block.map(SameHostBytes.arena) ?? (sameHost == .crossMemory ? attached() : nil)
         case .automatic, .messages: return nil
         }
+    }
+
+    /// The payload a descriptor from another rank of this host points at: in that rank's memory
+    /// (read when decoded), or in its arena (read in place).
+    func payload(_ descriptor: SharedDescriptor) throws(RuntimeError) -> WirePayload {
+        guard descriptor.fd == SharedDescriptor.inProcessMemory else { return try arenaReader.payload(descriptor) }
+        return WirePayload(kind: descriptor.kind, elsewhere: ProcessMemory(pid: descriptor.pid, address: UInt64(descriptor.offset), count: descriptor.count))
     }
 
     /// Bytes held in this rank's shared arena (zero once every object that went through it is freed).
@@ -138,7 +145,7 @@ final class Cluster: Sendable {
         try transport.send(request(.fetch, call: call, object: id), to: rank, tag: Self.requestTag)
         let reply = try await transport.receive(from: rank, tag: Tag(context: Self.replyContext, sequence: call), deadline: .max)
         let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0) }
-        if head.first == 2, let descriptor = SharedDescriptor(head, at: 1) { return try arenaReader.payload(descriptor) }
+        if head.first == 2, let descriptor = SharedDescriptor(head, at: 1) { return try payload(descriptor) }
         guard head.first == 0, reply.chunks.count == 2, let kind = WirePayload.Kind(rawValue: head[1]) else {
             throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
         }
@@ -214,7 +221,7 @@ final class Cluster: Sendable {
                             guard let descriptor = SharedDescriptor(head, at: offset + 1) else {
                                 throw RuntimeError(.wrongArgumentType, task: name, "a malformed shared-memory argument reached rank \(transport.rank)")
                             }
-                            arguments.append(try arenaReader.payload(descriptor))
+                            arguments.append(try payload(descriptor))
                         } catch {
                             unreadable = error
                         }

@@ -142,9 +142,6 @@ final class SharedArenaReader: Sendable {
     /// The object's bytes, read in place (the payload keeps this reader's mappings alive); the
     /// writer's block must stay alive while they are read.
     func payload(_ descriptor: SharedDescriptor) throws(RuntimeError) -> WirePayload {
-        if descriptor.fd == SharedDescriptor.inProcessMemory {
-            return WirePayload(kind: descriptor.kind, elsewhere: ProcessMemory(pid: descriptor.pid, address: UInt64(descriptor.offset), count: descriptor.count))
-        }
         let key = Int64(descriptor.pid) << 32 | Int64(descriptor.fd)
         let mapping = try mappings.withLock { (mappings: inout [Int64: Mapping]) throws(RuntimeError) -> UnsafeRawBufferPointer in
             if let mapping = mappings[key] { return mapping.bytes }
