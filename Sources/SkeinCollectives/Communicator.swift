@@ -29,6 +29,9 @@ public final class Communicator: Sendable {
         var recorder = FlightRecorder(capacity: 256)
         /// By operation (raw value): an array, since a dictionary hashed the operation on every call.
         var pinned = [(any CollectiveAlgorithm)?](repeating: nil, count: CollectiveOperation.allCases.count)
+        /// Bit `operation.rawValue` set when `pinned` has an algorithm for it: testing the optional
+        /// existential itself copied it through its value witnesses, on every call.
+        var pinnedMask: UInt32 = 0
         var derived: UInt32 = 0
         /// Automatic choices: (operation, bytes, root) → algorithm, prediction and this rank's schedule.
         var selections: [Choice: Plan] = [:]
@@ -37,11 +40,14 @@ public final class Communicator: Sendable {
         var lastPlan: Plan?
         /// Schedules of pinned algorithms, by (code, variant, root): they depend on nothing else.
         var schedules: [ScheduleKey: Schedule] = [:]
+        /// The last plan of each pinned operation (by raw value), with its root and size: a loop repeats one call.
+        var pinnedPlans = [(root: Int, bytes: Int, plan: Plan)?](repeating: nil, count: CollectiveOperation.allCases.count)
 
         /// Drops every cached choice (the costs changed).
         mutating func forgetSelections() {
             selections.removeAll()
             (lastChoice, lastPlan) = (nil, nil)
+            for index in pinnedPlans.indices { pinnedPlans[index] = nil }
         }
     }
 
@@ -53,15 +59,22 @@ public final class Communicator: Sendable {
         var native: Bool
     }
 
-    struct Plan {
-        var algorithm: any CollectiveAlgorithm
-        var predicted: Double
-        var schedule: Schedule
-    }
+    /// How to run a call: made once per choice and shared by reference, since copying the
+    /// algorithm's existential and the schedule's arrays on every call cost more than the call.
+    final class Plan: Sendable {
+        let algorithm: any CollectiveAlgorithm
+        let code: UInt8
+        let name: String
+        let predicted: Double
+        let schedule: Schedule
 
-    struct Begun {
-        var sequence: UInt64
-        var plan: Plan
+        init(algorithm: any CollectiveAlgorithm, predicted: Double, schedule: Schedule) {
+            self.algorithm = algorithm
+            code = algorithm.code
+            name = algorithm.name
+            self.predicted = predicted
+            self.schedule = schedule
+        }
     }
 
     struct ScheduleKey: Hashable {
@@ -117,7 +130,12 @@ public final class Communicator: Sendable {
 
     /// Always use `algorithm` for its operation (nil to go back to automatic choice). Every rank must pin alike.
     public func pin(_ algorithm: (any CollectiveAlgorithm)?, for operation: CollectiveOperation) {
-        state.withLock { $0.pinned[Int(operation.rawValue)] = algorithm }
+        state.withLock { state in
+            state.pinned[Int(operation.rawValue)] = algorithm
+            state.pinnedPlans[Int(operation.rawValue)] = nil
+            let bit = UInt32(1) << UInt32(operation.rawValue)
+            state.pinnedMask = algorithm == nil ? state.pinnedMask & ~bit : state.pinnedMask | bit
+        }
     }
 
     /// The last `count` calls' records, oldest first: operation, algorithm, time, who arrived last.
@@ -147,6 +165,8 @@ public final class Communicator: Sendable {
     struct Call {
         var operation: CollectiveOperation
         var pinned: (any CollectiveAlgorithm)?
+        /// `pinned != nil`, kept apart so the hot path tests a flag, not an optional existential.
+        var isPinned: Bool
         var dataType: DataType
         var reduceOp: ReduceOp
         var reducer: Reducer?
@@ -162,6 +182,7 @@ public final class Communicator: Sendable {
         ) {
             self.operation = operation
             self.pinned = pinned
+            isPinned = pinned != nil
             self.dataType = dataType
             self.reduceOp = reduceOp
             self.reducer = reducer
@@ -186,7 +207,7 @@ public final class Communicator: Sendable {
         let choice = Choice(
             operation: call.operation, bytes: call.modelBytes, root: root,
             native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType))
-        let begun = state.withLock { state -> Begun? in
+        let begun = state.withLock { state -> (sequence: UInt64, plan: Plan)? in
             if let broken = state.broken {
                 failure = SkeinError(
                     .aborted, rank: rank,
@@ -194,8 +215,12 @@ public final class Communicator: Sendable {
                 return nil
             }
             state.sequence += 1
+            let operation = Int(call.operation.rawValue)
             let plan: Plan
-            if let pinned = call.pinned ?? state.pinned[Int(call.operation.rawValue)] {
+            let pinnedHere = state.pinnedMask & (1 << UInt32(operation)) != 0
+            if !call.isPinned, pinnedHere, let last = state.pinnedPlans[operation], last.root == root, last.bytes == call.modelBytes {
+                plan = last.plan
+            } else if call.isPinned || pinnedHere, let pinned = call.pinned ?? state.pinned[operation] {
                 let key = ScheduleKey(code: pinned.code, variant: pinned.variant, root: root)
                 let schedule: Schedule
                 if let known = state.schedules[key] {
@@ -207,6 +232,7 @@ public final class Communicator: Sendable {
                 plan = Plan(
                     algorithm: pinned, predicted: pinned.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost),
                     schedule: schedule)
+                if !call.isPinned { state.pinnedPlans[operation] = (root, call.modelBytes, plan) }
             } else if let last = state.lastPlan, state.lastChoice == choice {
                 plan = last
             } else if let known = state.selections[choice] {
@@ -220,38 +246,38 @@ public final class Communicator: Sendable {
                 state.selections[choice] = plan
                 (state.lastChoice, state.lastPlan) = (choice, plan)
             }
-            return Begun(sequence: state.sequence, plan: plan)
+            return (state.sequence, plan)
         }
         guard let begun else { throw failure ?? SkeinError(.internalError, rank: rank, "call did not begin") }
-        let (sequence, algorithm, predicted, schedule) = (begun.sequence, begun.plan.algorithm, begun.plan.predicted, begun.plan.schedule)
+        let (sequence, plan) = (begun.sequence, begun.plan)
         let tag = Tag(context: context, sequence: sequence)
         var record = CollectiveRecord(
-            sequence: sequence, operation: call.operation, algorithm: algorithm.name, bytes: call.modelBytes,
-            start: start, end: start, predictedSeconds: predicted, skew: ArrivalSkew(rank: rank, entry: start))
+            sequence: sequence, operation: call.operation, algorithm: plan.name, bytes: call.modelBytes,
+            start: start, end: start, predictedSeconds: plan.predicted, skew: ArrivalSkew(rank: rank, entry: start))
         do throws(SkeinError) {
             if let validation { throw validation }
-            guard algorithm.operation == call.operation else {
-                throw SkeinError(.invalidArgument, rank: rank, "algorithm \(algorithm) cannot run \(call.operation)")
+            guard plan.algorithm.operation == call.operation else {
+                throw SkeinError(.invalidArgument, rank: rank, "algorithm \(plan.algorithm) cannot run \(call.operation)")
             }
             let signature = CallSignature(
-                operation: call.operation, algorithm: algorithm.code, dataType: call.dataType, reduceOp: call.reduceOp,
+                operation: call.operation, algorithm: plan.code, dataType: call.dataType, reduceOp: call.reduceOp,
                 root: Int32(call.root), count: Int64(call.count), sequence: sequence)
             let nanos = call.timeout.map(MonotonicClock.nanoseconds) ?? timeoutNanos
             let (sum, overflow) = start.addingReportingOverflow(nanos)
             let deadline = overflow ? .max : sum
             let output: [Chunk]
-            switch algorithm.code {
+            switch plan.code {
             case SharedMemoryAlgorithm.code:
                 (output, record.skew) = try await runShared(
                     call, signature: signature, entry: start, deadline: deadline, copyInput: copyInput)
             case NativeAlgorithm.code:
-                let blocking = (algorithm as? NativeAlgorithm)?.blocking ?? false
-                output = try await runNative(call, input: input(schedule), deadline: deadline, blocking: blocking)
+                let blocking = (plan.algorithm as? NativeAlgorithm)?.blocking ?? false
+                output = try await runNative(call, input: input(plan.schedule), deadline: deadline, blocking: blocking)
             default:
                 var run = ScheduleRun(
-                    schedule: schedule, input: input(schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
-                try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
-                output = try run.output(schedule)
+                    schedule: plan.schedule, input: input(plan.schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
+                try await run.execute(plan.schedule, on: transport, tag: tag, deadline: deadline)
+                output = try run.output(plan.schedule)
                 record.skew = run.skew
             }
             record.end = transport.now()
@@ -271,6 +297,9 @@ public final class Communicator: Sendable {
 
     /// Runs the call through this communicator's shared-memory board: publish this rank's input,
     /// wait for every rank's (without suspending when all are already there), build the output.
+    /// Inlined, and the wait entered only when needed, so a call that finds every rank there makes
+    /// no async frame besides `perform`'s.
+    @inline(__always)
     func runShared(
         _ call: Call, signature: CallSignature, entry: UInt64, deadline: UInt64, copyInput: (UnsafeMutableRawPointer) -> Void
     ) async throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
@@ -282,9 +311,14 @@ public final class Communicator: Sendable {
         let algorithm = SharedMemoryAlgorithm(call.operation)
         let shared = SharedMemoryAlgorithm.Call(
             signature: signature, rank: rank, size: size, reducer: call.reducer, width: call.dataType.byteWidth)
-        let slots = try await board.exchange(
-            rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), deadline: deadline,
-            fill: copyInput)
+        let slots: SharedSlots
+        if let ready = try board.publish(
+            rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), fill: copyInput)
+        {
+            slots = ready
+        } else {
+            slots = try await board.awaitAll(rank: rank, sequence: signature.sequence, deadline: deadline)
+        }
         return try algorithm.finish(shared, slots: slots)
     }
 

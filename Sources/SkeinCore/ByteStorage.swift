@@ -78,7 +78,9 @@ final class BufferPool: Sendable {
     }
 
     func take(byteCount: Int) -> UnsafeMutableRawPointer {
-        guard byteCount >= Self.smallest else { return .allocate(byteCount: Swift.max(byteCount, 1), alignment: 64) }
+        // Small buffers come from plain malloc (16-byte aligned; the kernels load unaligned): asking
+        // for 64 took glibc's slower memalign path on every small collective's output.
+        guard byteCount >= Self.smallest else { return .allocate(byteCount: Swift.max(byteCount, 1), alignment: 16) }
         let size = Self.sizeClass(byteCount)
         let reused = free.withLock { free -> UnsafeMutableRawPointer? in
             guard let pointer = free.lists[size]?.popLast() else { return nil }

@@ -18,7 +18,8 @@ final class InProcessBoard: @unchecked Sendable {
     let size: Int
     let memory: SharedSlotMemory
     private let waiters = Mutex<[UnsafeContinuation<Void, Never>]>([])
-    private let parkedCount = Atomic<Int>(0)
+    /// Waiters parked on this board, on a cache line of its own that publishers only read.
+    let parkedCount: UnsafeMutablePointer<Atomic<Int>>
 
     init(group: InProcessGroup, context: UInt32) {
         self.group = group
@@ -26,32 +27,20 @@ final class InProcessBoard: @unchecked Sendable {
         size = group.size
         memory = SharedSlotMemory(
             base: .allocate(byteCount: SharedSlotMemory.byteCount(ranks: size), alignment: 64), ranks: size, initialize: true)
+        parkedCount = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        parkedCount.initialize(to: Atomic(0))
     }
 
-    deinit { memory.base.deallocate() }
+    deinit {
+        memory.base.deallocate()
+        parkedCount.deinitialize(count: 1)
+        UnsafeMutableRawPointer(parkedCount).deallocate()
+    }
 
     /// True when `rank` has published call `sequence` or a later one (seen by the receive path:
     /// a peer that did, while this rank waits for its message in that call, runs it differently).
     func hasPublished(_ rank: Int, atOrAfter sequence: UInt64) -> Bool {
         memory.hasPublished(rank, atOrAfter: sequence)
-    }
-
-    func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
-    ) throws(SkeinError) -> SharedSlots? {
-        let sequence = signature.sequence
-        if let error = SharedSlotMemory.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: sequence)) { throw error }
-        if let error = group.controls[rank].abortError(context: context) { throw error }
-        let generation = memory.publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
-        // Sequentially consistent, as is the publish before it, against a waiter's registration and
-        // re-check: either this rank sees it parked, or its re-check sees the publish.
-        if parkedCount.load(ordering: .sequentiallyConsistent) > 0 { wakeAll() }
-        // Peers with a core of their own publish within a microsecond: look without writing anything
-        // shared, and without entering the async wait, whose frame and executor checks cost as much.
-        var next = 0
-        let looks = size <= group.cores ? 768 : 1
-        for _ in 0..<looks where memory.allPublished(generation, from: &next) { return memory.slots(generation) }
-        return nil
     }
 
     func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
@@ -63,16 +52,17 @@ final class InProcessBoard: @unchecked Sendable {
     /// Returns once every rank has published board call `generation` (this rank's call `tag`).
     private func waitForAll(rank: Int, tag: Tag, generation: UInt64, deadline: UInt64) async throws(SkeinError) {
         let sequence = tag.sequence
+        // `next` is never captured (by a local function or a closure): a captured variable lives in a
+        // box whose every access is checked for exclusivity at run time, which cost more than the look.
         var next = 0
         let memory = self.memory
-        @inline(__always) func allPublished() -> Bool { memory.allPublished(generation, from: &next) }
         unowned(unsafe) let group = self.group
         let control = group.controls[rank]
-        control.onCore.store(true, ordering: .relaxed)
-        control.waitingContext.store(context, ordering: .relaxed)
-        control.waitingSequence.store(sequence, ordering: .relaxed)
-        control.waitingFor.store(next, ordering: .releasing)
-        defer { control.waitingFor.store(-1, ordering: .releasing) }
+        control.onCore.pointee.store(true, ordering: .relaxed)
+        control.waitingContext.pointee.store(context, ordering: .relaxed)
+        control.waitingSequence.pointee.store(sequence, ordering: .relaxed)
+        control.waitingFor.pointee.store(next, ordering: .releasing)
+        defer { control.waitingFor.pointee.store(-1, ordering: .releasing) }
         while true {
             do {
                 // Counted as a spinner only while spinning (not while yielding or parked below).
@@ -82,7 +72,7 @@ final class InProcessBoard: @unchecked Sendable {
                 var spins = 0
                 while spins < limit {
                     spins &+= 1
-                    if allPublished() { return }
+                    if memory.allPublished(generation, from: &next) { return }
                     if spins & 1023 == 0 { try check(rank: rank, tag: tag, next: next, deadline: deadline) }
                 }
             }
@@ -90,22 +80,27 @@ final class InProcessBoard: @unchecked Sendable {
             // hand this thread over, since that peer may be waiting for one.
             for _ in 0..<(size > 2 ? 64 : 4) {
                 var polls = 0
-                while polls < 4096 && group.controls[next].onCore.load(ordering: .relaxed) {
+                while polls < 4096 && group.controls[next].onCore.pointee.load(ordering: .relaxed) {
                     polls &+= 1
-                    if allPublished() { return }
+                    if memory.allPublished(generation, from: &next) { return }
                 }
-                control.waitingFor.store(next, ordering: .releasing)
-                control.onCore.store(false, ordering: .relaxed)
+                control.waitingFor.pointee.store(next, ordering: .releasing)
+                control.onCore.pointee.store(false, ordering: .relaxed)
                 await Task.yield()
-                control.onCore.store(true, ordering: .relaxed)
-                if allPublished() { return }
+                control.onCore.pointee.store(true, ordering: .relaxed)
+                if memory.allPublished(generation, from: &next) { return }
                 try check(rank: rank, tag: tag, next: next, deadline: deadline)
             }
-            control.waitingFor.store(next, ordering: .releasing)
-            control.onCore.store(false, ordering: .relaxed)
-            await park { allPublished() || control.abortError(context: tag.context) != nil || group.controls[next].exited.load(ordering: .sequentiallyConsistent) }
-            control.onCore.store(true, ordering: .relaxed)
-            if allPublished() { return }
+            control.waitingFor.pointee.store(next, ordering: .releasing)
+            control.onCore.pointee.store(false, ordering: .relaxed)
+            let awaited = next
+            await park {
+                var from = awaited
+                return memory.allPublished(generation, from: &from) || control.abortError(context: tag.context) != nil
+                    || group.controls[awaited].exited.pointee.load(ordering: .sequentiallyConsistent)
+            }
+            control.onCore.pointee.store(true, ordering: .relaxed)
+            if memory.allPublished(generation, from: &next) { return }
             try check(rank: rank, tag: tag, next: next, deadline: deadline)
         }
     }
@@ -127,9 +122,9 @@ final class InProcessBoard: @unchecked Sendable {
                         + "rank \(peer) skipped a collective the others called")
             }
             let control = group.controls[peer]
-            let waitsInMessages = control.waitingFor.load(ordering: .acquiring) >= 0
-                && control.waitingContext.load(ordering: .relaxed) == tag.context
-                && control.waitingSequence.load(ordering: .relaxed) >= sequence
+            let waitsInMessages = control.waitingFor.pointee.load(ordering: .acquiring) >= 0
+                && control.waitingContext.pointee.load(ordering: .relaxed) == tag.context
+                && control.waitingSequence.pointee.load(ordering: .relaxed) >= sequence
             // Evidence read first, the slot again after it: a peer that published and then moved on
             // (to wait or send in a later call) shows its publish to this second look.
             let elsewhere = waitsInMessages || group.box(to: rank, from: peer).holdsCall(in: tag.context, from: sequence)
@@ -139,7 +134,7 @@ final class InProcessBoard: @unchecked Sendable {
                     "rank \(peer) runs call #\(sequence) by messages while rank \(rank) runs it through shared memory; "
                         + "the ranks passed different sizes or algorithms, or issue collectives in different orders")
             }
-            if control.exited.load(ordering: .acquiring), memory.published(peer, parity) != generation {
+            if control.exited.pointee.load(ordering: .acquiring), memory.published(peer, parity) != generation {
                 throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
             }
         }
@@ -152,7 +147,7 @@ final class InProcessBoard: @unchecked Sendable {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             waiters.withLock { list in
                 list.append(continuation)
-                parkedCount.add(1, ordering: .sequentiallyConsistent)
+                parkedCount.pointee.add(1, ordering: .sequentiallyConsistent)
             }
             group.parked.add(1, ordering: .relaxed)
             // Re-check after registering: a publish whose look for waiters came first went unnoticed.
@@ -164,7 +159,7 @@ final class InProcessBoard: @unchecked Sendable {
     func wakeAll() {
         let woken = waiters.withLock { list -> [UnsafeContinuation<Void, Never>] in
             defer { list.removeAll() }
-            parkedCount.subtract(list.count, ordering: .sequentiallyConsistent)
+            parkedCount.pointee.subtract(list.count, ordering: .sequentiallyConsistent)
             return list
         }
         guard !woken.isEmpty else { return }
@@ -172,25 +167,49 @@ final class InProcessBoard: @unchecked Sendable {
         for continuation in woken { continuation.resume() }
     }
 
-    var hasParked: Bool { parkedCount.load(ordering: .relaxed) > 0 }
+    var hasParked: Bool { parkedCount.pointee.load(ordering: .relaxed) > 0 }
 }
 
-/// One rank's handle on a board: what a communicator holds. Each rank retains its own handle, so
-/// calls touch no reference count that another core also writes.
-final class InProcessBoardSeat: SharedMemoryBoard {
+/// One rank's handle on a board: what a communicator holds. The board is one object that every
+/// rank shares, so the fast path reads only this rank's own copies of what it needs: a call that
+/// retained the board (as calling through it does) wrote its reference count, and the two cores
+/// passed that cache line back and forth on every call, a miss each time.
+final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
+    // @unchecked: the pointers lead to the board's memory (see `InProcessBoard`), kept alive by `owner`.
     unowned(unsafe) let board: InProcessBoard
     /// Keeps the board alive for as long as the handle (the unowned field avoids counting per call).
     private let owner: InProcessBoard
+    private let memory: SharedSlotMemory
+    private let control: RankControl
+    private let parkedCount: UnsafeMutablePointer<Atomic<Int>>
+    private let context: UInt32
+    /// Looks for every rank's part right after publishing: peers with a core of their own publish
+    /// within a microsecond, so look without writing anything shared and without entering the async
+    /// wait, whose frame and executor checks cost as much.
+    private let looks: Int
 
-    init(board: InProcessBoard) {
+    init(board: InProcessBoard, rank: Int) {
         self.board = board
         owner = board
+        memory = board.memory
+        control = board.group.controls[rank]
+        parkedCount = board.parkedCount
+        context = board.context
+        looks = board.size <= board.group.cores ? 768 : 1
     }
 
     func publish(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> SharedSlots? {
-        try board.publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        if let error = SharedSlotMemory.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence)) { throw error }
+        if let error = control.abortError(context: context) { throw error }
+        let generation = memory.publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        // Sequentially consistent, as is the publish before it, against a waiter's registration and
+        // re-check: either this rank sees it parked, or its re-check sees the publish.
+        if parkedCount.pointee.load(ordering: .sequentiallyConsistent) > 0 { board.wakeAll() }
+        var next = 0
+        for _ in 0..<looks where memory.allPublished(generation, from: &next) { return memory.slots(generation) }
+        return nil
     }
 
     func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {

@@ -29,12 +29,14 @@ public final class InProcessGroup: Sendable {
         precondition(size >= 1, "a group needs at least one rank")
         self.size = size
         boxes = (0..<(size * size)).map { _ in Mailbox() }
-        controls = (0..<size).map { _ in RankControl() }
+        controls = RankControl.allocate(count: size)
         cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         // With a core per rank a peer is running and answers soon: spin ~50 µs. Oversubscribed,
         // the peer may be waiting for this very thread: spin only a little before yielding it.
         spinLimit = size <= cores ? 40_000 : 0
     }
+
+    deinit { RankControl.deallocate(controls) }
 
     /// The transport rank `rank` uses.
     public func transport(rank: Int) -> InProcessTransport {
@@ -68,8 +70,8 @@ public final class InProcessGroup: Sendable {
 
     /// Records that `rank`'s program ended; peers waiting on it stop waiting.
     public func markExited(rank: Int) {
-        controls[rank].exited.store(true, ordering: .sequentiallyConsistent)
-        controls[rank].onCore.store(false, ordering: .relaxed)
+        controls[rank].exited.pointee.store(true, ordering: .sequentiallyConsistent)
+        controls[rank].onCore.pointee.store(false, ordering: .relaxed)
         for receiver in 0..<size {
             if let waiter = box(to: receiver, from: rank).unpark() {
                 parked.subtract(1, ordering: .relaxed)
@@ -155,8 +157,8 @@ public final class InProcessGroup: Sendable {
         var current = peer
         while chain.count <= size {
             let control = controls[current]
-            let next = control.waitingFor.load(ordering: .acquiring)
-            guard next >= 0, control.waitingSequence.load(ordering: .acquiring) == tag.sequence, !chain.contains(next) else { break }
+            let next = control.waitingFor.pointee.load(ordering: .acquiring)
+            guard next >= 0, control.waitingSequence.pointee.load(ordering: .acquiring) == tag.sequence, !chain.contains(next) else { break }
             chain.append(next)
             current = next
         }
@@ -306,22 +308,58 @@ final class Mailbox: @unchecked Sendable {
     }
 }
 
-/// Per-rank flags peers read without a lock on the fast path.
-final class RankControl: Sendable {
-    let exited = Atomic<Bool>(false)
-    /// The peer this rank is blocked on (−1: none) and in which call, for wait-for chains.
-    let waitingFor = Atomic<Int>(-1)
-    let waitingSequence = Atomic<UInt64>(0)
-    let waitingContext = Atomic<UInt32>(0)
+/// Per-rank flags peers read without a lock on the fast path, on a 128-byte block of their own: a
+/// class held them before, and every access to a peer's flags retained and released the object, a
+/// write to the reference count that the owning rank's core had to win back; neighbouring objects
+/// could also share a cache line. A copy of this struct is a pointer: nothing is counted.
+struct RankControl: @unchecked Sendable {
+    // @unchecked: the words are atomics, and the abort book is a mutex; the group frees the block.
+    private let base: UnsafeMutableRawPointer
+
+    /// Bytes per rank: two cache lines, so the adjacent-line prefetcher does not pair two ranks' flags.
+    static let stride = 128
+    private enum Offset {
+        static let exited = 0, onCore = 1, waitingContext = 4, waitingFor = 8, waitingSequence = 16, abortCount = 24
+        static let aborts = 64
+    }
+
+    /// `count` ranks' blocks in one allocation (freed by `deallocate(_:)`).
+    static func allocate(count: Int) -> [RankControl] {
+        precondition(MemoryLayout<Mutex<[UInt32: SkeinError]>>.size <= stride - Offset.aborts)
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: count * stride, alignment: stride)
+        return (0..<count).map { index in
+            let base = memory + index * stride
+            base.initializeMemory(as: UInt8.self, repeating: 0, count: stride)
+            (base + Offset.waitingFor).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(-1))
+            (base + Offset.aborts).bindMemory(to: Mutex<[UInt32: SkeinError]>.self, capacity: 1).initialize(to: Mutex([:]))
+            return RankControl(base: base)
+        }
+    }
+
+    static func deallocate(_ controls: [RankControl]) {
+        for control in controls { control.aborts.deinitialize(count: 1) }
+        controls.first?.base.deallocate()
+    }
+
+    private func word<T: ~Copyable>(_ offset: Int, _: T.Type) -> UnsafeMutablePointer<T> {
+        (base + offset).assumingMemoryBound(to: T.self)
+    }
+
+    var exited: UnsafeMutablePointer<Atomic<Bool>> { word(Offset.exited, Atomic<Bool>.self) }
     /// True while the rank's task holds a thread (it is not yielded, parked or finished): a rank
     /// waiting on it then polls, since the answer can come any moment, instead of yielding.
-    let onCore = Atomic<Bool>(false)
-    let abortCount = Atomic<Int>(0)
-    let aborts = Mutex<[UInt32: SkeinError]>([:])
+    var onCore: UnsafeMutablePointer<Atomic<Bool>> { word(Offset.onCore, Atomic<Bool>.self) }
+    /// The peer this rank is blocked on (−1: none) and in which call, for wait-for chains.
+    var waitingFor: UnsafeMutablePointer<Atomic<Int>> { word(Offset.waitingFor, Atomic<Int>.self) }
+    var waitingSequence: UnsafeMutablePointer<Atomic<UInt64>> { word(Offset.waitingSequence, Atomic<UInt64>.self) }
+    var waitingContext: UnsafeMutablePointer<Atomic<UInt32>> { word(Offset.waitingContext, Atomic<UInt32>.self) }
+    var abortCount: UnsafeMutablePointer<Atomic<Int>> { word(Offset.abortCount, Atomic<Int>.self) }
+    /// Why calls of each context were aborted, by context; looked at only once `abortCount` > 0.
+    var aborts: UnsafeMutablePointer<Mutex<[UInt32: SkeinError]>> { word(Offset.aborts, Mutex<[UInt32: SkeinError]>.self) }
 
     func abortError(context: UInt32) -> SkeinError? {
-        guard abortCount.load(ordering: .acquiring) > 0 else { return nil }
-        return aborts.withLock { $0[context] }
+        guard abortCount.pointee.load(ordering: .acquiring) > 0 else { return nil }
+        return aborts.pointee.withLock { $0[context] }
     }
 }
 
@@ -361,11 +399,11 @@ public struct InProcessTransport: Transport {
             if box.hasArrivals, let message = try poll(box, peer: peer, tag: tag) { return message }
         }
         let control = group.controls[rank]
-        control.onCore.store(true, ordering: .relaxed)
-        control.waitingContext.store(tag.context, ordering: .relaxed)
-        control.waitingSequence.store(tag.sequence, ordering: .relaxed)
-        control.waitingFor.store(peer, ordering: .releasing)
-        defer { control.waitingFor.store(-1, ordering: .releasing) }
+        control.onCore.pointee.store(true, ordering: .relaxed)
+        control.waitingContext.pointee.store(tag.context, ordering: .relaxed)
+        control.waitingSequence.pointee.store(tag.sequence, ordering: .relaxed)
+        control.waitingFor.pointee.store(peer, ordering: .releasing)
+        defer { control.waitingFor.pointee.store(-1, ordering: .releasing) }
 
         while true {
             var spins = 0
@@ -391,18 +429,18 @@ public struct InProcessTransport: Transport {
             let peerControl = group.controls[peer]
             for _ in 0..<(group.size > 2 ? 64 : 4) {
                 var polls = 0
-                while polls < 4096 && peerControl.onCore.load(ordering: .relaxed) {
+                while polls < 4096 && peerControl.onCore.pointee.load(ordering: .relaxed) {
                     polls += 1
                     if box.hasArrivals, let message = try poll(box, peer: peer, tag: tag) { return message }
                 }
-                control.onCore.store(false, ordering: .relaxed)
+                control.onCore.pointee.store(false, ordering: .relaxed)
                 await Task.yield()
-                control.onCore.store(true, ordering: .relaxed)
+                control.onCore.pointee.store(true, ordering: .relaxed)
                 if let message = try poll(box, peer: peer, tag: tag) { return message }
                 try check(peer: peer, tag: tag, deadline: deadline)
             }
-            control.onCore.store(false, ordering: .relaxed)
-            defer { control.onCore.store(true, ordering: .relaxed) }
+            control.onCore.pointee.store(false, ordering: .relaxed)
+            defer { control.onCore.pointee.store(true, ordering: .relaxed) }
             try await park(box, peer: peer, tag: tag, deadline: deadline)
             if let message = try poll(box, peer: peer, tag: tag) { return message }
             try check(peer: peer, tag: tag, deadline: deadline)
@@ -419,7 +457,7 @@ public struct InProcessTransport: Transport {
 
     private func check(peer: Int, tag: Tag, deadline: UInt64) throws(SkeinError) {
         if let error = group.controls[rank].abortError(context: tag.context) { throw error }
-        if group.controls[peer].exited.load(ordering: .acquiring) {
+        if group.controls[peer].exited.pointee.load(ordering: .acquiring) {
             // The peer may have sent before it ended.
             if group.box(to: rank, from: peer).holds(tag) { return }
             throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
@@ -448,7 +486,7 @@ public struct InProcessTransport: Transport {
                 // Re-check after registering: a deposit, exit or abort whose own look for a waiter came
                 // before the registration would otherwise go unnoticed.
                 let ready = box.hasArrivals || control.abortError(context: tag.context) != nil
-                    || peerControl.exited.load(ordering: .sequentiallyConsistent)
+                    || peerControl.exited.pointee.load(ordering: .sequentiallyConsistent)
                 if ready, let waiter = box.unpark() {
                     group.parked.subtract(1, ordering: .relaxed)
                     waiter.continuation.resume()
@@ -466,13 +504,13 @@ public struct InProcessTransport: Transport {
             let control = group.controls[receiver]
             let forwarded = SkeinError(
                 .aborted, rank: receiver, peer: error.peer ?? rank, "rank \(rank) aborted the call: \(error)")
-            let isNew = control.aborts.withLock { aborts -> Bool in
+            let isNew = control.aborts.pointee.withLock { aborts -> Bool in
                 guard aborts[context] == nil else { return false }
                 aborts[context] = forwarded
                 return true
             }
             guard isNew else { continue }
-            control.abortCount.add(1, ordering: .releasing)
+            control.abortCount.pointee.add(1, ordering: .releasing)
             for sender in 0..<group.size {
                 if let waiter = group.box(to: receiver, from: sender).unpark(where: { $0.tag.context == context }) {
                     group.parked.subtract(1, ordering: .relaxed)
@@ -492,5 +530,5 @@ public struct InProcessTransport: Transport {
 }
 
 extension InProcessTransport: SharedMemoryTransport {
-    public func sharedBoard(context: UInt32) -> any SharedMemoryBoard { InProcessBoardSeat(board: group.board(context: context)) }
+    public func sharedBoard(context: UInt32) -> any SharedMemoryBoard { InProcessBoardSeat(board: group.board(context: context), rank: rank) }
 }
