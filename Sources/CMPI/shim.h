@@ -31,5 +31,8 @@ static inline int skein_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; 
 static inline int skein_mpi_max_library_version_string(void) { return MPI_MAX_LIBRARY_VERSION_STRING; }
 static inline int skein_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int skein_mpi_max_processor_name(void) { return MPI_MAX_PROCESSOR_NAME; }
+static inline MPI_Info skein_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline MPI_Win skein_mpi_win_null(void) { return MPI_WIN_NULL; }
+static inline int skein_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 
 #endif

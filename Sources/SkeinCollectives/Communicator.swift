@@ -110,7 +110,7 @@ public final class Communicator: Sendable {
         hasNativeCollectives = native != nil
         rank = transport.rank
         size = transport.size
-        self.board = (transport as? any SharedMemoryTransport)?.sharedBoard(context: context)
+        self.board = (transport as? any SharedMemoryTransport)?.sharedBoard(context: context) ?? nil
         self.context = context
         self.timeout = timeout
         self.timeoutNanos = MonotonicClock.nanoseconds(timeout)

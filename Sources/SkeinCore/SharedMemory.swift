@@ -6,9 +6,10 @@ import Synchronization
 /// published, and computes its own result from everybody's slots (`SharedMemoryAlgorithm`), as
 /// Open MPI's shared-memory collectives do between processes of one node.
 public protocol SharedMemoryTransport: Transport {
-    /// The board of the communicator whose calls are tagged `context`: one object, the same on every
-    /// rank of the group, made on first use.
-    func sharedBoard(context: UInt32) -> any SharedMemoryBoard
+    /// The board of the communicator whose calls are tagged `context`, the same memory on every rank
+    /// of the group, made on first use; nil when this group's ranks share no memory after all (MPI
+    /// processes on several hosts) or no board is left for another context.
+    func sharedBoard(context: UInt32) -> (any SharedMemoryBoard)?
 }
 
 /// Bytes one rank may publish in one call through a shared-memory board.

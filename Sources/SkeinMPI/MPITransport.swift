@@ -40,6 +40,11 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
 
     let comm: MPI_Comm?
     let nativeComm: MPI_Comm?
+    /// Memory all ranks share when they run on one host (nil otherwise, or with
+    /// SKEIN_MPI_SHARED_MEMORY=0): communicators' boards for `SharedMemoryAlgorithm`.
+    let segment: MPISharedSegment?
+    /// The boards handed out, by context.
+    private let boards = Mutex<[UInt32: MPISharedBoard]>([:])
     let engine: Mutex<ProgressEngine>
     let running = Atomic<Bool>(true)
     /// Counts polls by waiting tasks; the progress thread keeps away while it moves.
@@ -108,6 +113,8 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         let local = hostNames.filter { $0 == hostNames[Int(rank)] }.count
         oversubscribed = local > ProcessInfo.processInfo.activeProcessorCount
         engine = Mutex(ProgressEngine(size: Int(size), rank: Int(rank), comm: p2p, localPeers: local - 1))
+        segment = Int(size) > 1 && getenv("SKEIN_MPI_SHARED_MEMORY").map({ String(cString: $0) }) != "0"
+            ? MPISharedSegment.allocate(comm: world, rank: Int(rank), size: Int(size)) : nil
 
         let thread = Thread { [self] in backgroundProgress() }
         thread.name = "skein-mpi-progress"
@@ -152,7 +159,10 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         }
         running.store(false, ordering: .releasing)
         if finalize {
-            _ = engine.withLock { _ in MPI_Finalize() }
+            _ = engine.withLock { _ in
+                segment?.free()  // collective, as finalising is: every rank is here
+                return MPI_Finalize()
+            }
         }
     }
 
@@ -572,6 +582,11 @@ struct ProgressEngine: @unchecked Sendable {
 
     /// The next message from `source` with `tag`, if it has arrived whole and no earlier message from
     /// that source that might carry the same tag is still arriving.
+    /// A rank that has sent (or begun sending) a message of call `tag`, if any has arrived.
+    func sourceOfMessage(in tag: Tag) -> Int? {
+        queues.indices.first { source in queues[source].contains { $0.tag == tag } }
+    }
+
     mutating func take(from source: Int, tag: Tag) -> Message? {
         for (index, incoming) in queues[source].enumerated() {
             guard let key = incoming.tag else { return nil }
@@ -847,5 +862,22 @@ enum WireHeader {
         }
         incoming.chunks = chunks
     }
+}
+extension MPITransport: SharedMemoryTransport {
+    /// The board of `context` in the ranks' shared segment: nil when the ranks do not all run on one
+    /// host, or every board is taken by other contexts (calls then go by messages).
+    public func sharedBoard(context: UInt32) -> (any SharedMemoryBoard)? {
+        guard let segment else { return nil }
+        return boards.withLock { boards -> MPISharedBoard? in
+            if let board = boards[context] { return board }
+            guard let memory = segment.board(context: context) else { return nil }
+            let board = MPISharedBoard(transport: self, memory: memory, context: context)
+            boards[context] = board
+            return board
+        }
+    }
+
+    /// True when this host's ranks share a segment, so communicators get shared-memory boards.
+    public var hasSharedMemory: Bool { segment != nil }
 }
 #endif

@@ -530,5 +530,5 @@ public struct InProcessTransport: Transport {
 }
 
 extension InProcessTransport: SharedMemoryTransport {
-    public func sharedBoard(context: UInt32) -> any SharedMemoryBoard { InProcessBoardSeat(board: group.board(context: context), rank: rank) }
+    public func sharedBoard(context: UInt32) -> (any SharedMemoryBoard)? { InProcessBoardSeat(board: group.board(context: context), rank: rank) }
 }

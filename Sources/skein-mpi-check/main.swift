@@ -56,9 +56,12 @@ func runChecks() async -> Int {
     var cases = 0
     let counts = [0, 1, p + 1, 3001, 70_001]
     for operation in CollectiveOperation.allCases where operation != .pointToPoint {
-        let algorithms = AlgorithmRegistry.algorithms(for: operation) + [NativeAlgorithm(operation), NativeAlgorithm(operation, blocking: true)]
+        // The shared-memory board too, when the ranks share this host (up to what its slots hold).
+        let shared: [any CollectiveAlgorithm] = comm.hasSharedMemory ? [SharedMemoryAlgorithm(operation)] : []
+        let algorithms = AlgorithmRegistry.algorithms(for: operation) + shared + [NativeAlgorithm(operation), NativeAlgorithm(operation, blocking: true)]
         for algorithm in algorithms {
-            for (index, count) in (operation == .barrier ? [0] : counts).enumerated() {
+            let sizes = algorithm is SharedMemoryAlgorithm ? counts.filter { $0 * 4 <= SharedMemoryLimits.slotBytes } : counts
+            for (index, count) in (operation == .barrier ? [0] : sizes).enumerated() {
                 cases += 1
                 let op = ReduceOp.allCases[index % ReduceOp.allCases.count]
                 let seed = UInt64(cases) &* 7919 &+ UInt64(p)
