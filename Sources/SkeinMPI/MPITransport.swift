@@ -44,7 +44,7 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
     /// SKEIN_MPI_SHARED_MEMORY=0): communicators' boards for `SharedMemoryAlgorithm`.
     let segment: MPISharedSegment?
     /// The boards handed out, by context.
-    private let boards = Mutex<[UInt32: MPISharedBoard]>([:])
+    let boards = Mutex<[UInt32: MPISharedBoard]>([:])
     let engine: Mutex<ProgressEngine>
     let running = Atomic<Bool>(true)
     /// Counts polls by waiting tasks; the progress thread keeps away while it moves.
@@ -242,7 +242,7 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         guard (0..<size).contains(peer) else {
             throw SkeinError(.invalidArgument, rank: rank, peer: peer, "receive from rank \(peer) outside 0..<\(size)")
         }
-        return try await wait(on: peer, context: tag.context, deadline: deadline, what: "a message of call \(tag)") { engine in
+        return try await wait(on: peer, context: tag.context, deadline: deadline, what: "a message of call \(tag)", call: tag) { engine in
             engine.take(from: peer, tag: tag)
         }
     }
@@ -264,7 +264,7 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
     /// Polls until `ready` yields a result: drives MPI's progress, checks the deadline and whether the
     /// awaited peer still lives, and gives the thread (and core, when oversubscribed) away between polls.
     func wait<R>(
-        on peer: Int?, context: UInt32?, deadline: UInt64, what: String,
+        on peer: Int?, context: UInt32?, deadline: UInt64, what: String, call: Tag? = nil,
         _ ready: (inout ProgressEngine) -> R?
     ) async throws(SkeinError) -> R {
         var polls = 0
@@ -309,6 +309,15 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
                         .peerExited, rank: rank, peer: dead,
                         "rank \(dead) (pid \(processIDs[dead]) on \(hosts[dead])) is gone (exited, killed or crashed) while rank \(rank) waited for \(what)"
                             + (peer.map { " from rank \($0)" } ?? ""))
+                }
+                // The awaited peer ran this very call on the shared-memory board: it will send nothing.
+                if let peer, let call, let board = boards.withLock({ $0[call.context] }),
+                    board.memory.latestSequence(of: peer) == call.sequence
+                {
+                    throw SkeinError(
+                        .desync, rank: rank, peer: peer,
+                        "rank \(peer) runs call #\(call.sequence) through shared memory while rank \(rank) waits for its message; "
+                            + "the ranks passed different sizes or algorithms, or issue collectives in different orders")
                 }
                 if time >= deadline {
                     throw SkeinError(

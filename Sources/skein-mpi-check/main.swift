@@ -97,6 +97,10 @@ func runChecks() async -> Int {
     let fresh = Communicator(transport: transport, context: 7, timeout: .seconds(30))
     cases += 1
     if let failure = await outOfOrderTags(fresh) { failures.append(failure) }
+    if p > 1 && comm.hasSharedMemory {
+        cases += 1
+        if let failure = await boardAgainstMessages() { failures.append(failure) }
+    }
     // Calibrated automatic selection, with MPI's own collectives among the candidates.
     do {
         let cost = try await fresh.calibrate()
@@ -122,6 +126,25 @@ func runChecks() async -> Int {
         say("skein-mpi-check p=\(p): \(cases) cases on each rank, \(worst == 0 ? "all passed" : "FAILURES (see above)")")
     }
     return Int(worst)
+}
+
+/// Rank 0 runs an allreduce on the shared-memory board while the others run it by messages: every
+/// rank must fail with the disagreement well before the deadline, not hang until it.
+func boardAgainstMessages() async -> String? {
+    let mixed = Communicator(transport: transport, context: 11, timeout: .seconds(20))
+    let algorithm: any AllreduceAlgorithm = rank == 0 ? SharedMemoryAlgorithm(.allreduce) : RecursiveDoublingAllreduce()
+    let t0 = transport.now()
+    do {
+        _ = try await mixed.allreduce([Float](repeating: 1, count: 16), algorithm: algorithm)
+        return "board against messages: the allreduce succeeded; expected a desync error"
+    } catch {
+        let seconds = Double(transport.now() - t0) / 1e9
+        let named = error.code == .desync || error.message.contains("shared memory")
+        guard named, seconds < 5 else {
+            return "board against messages: \(error.code) after \(String(format: "%.2f", seconds)) s (\(error.message)); expected the desync within 5 s"
+        }
+        return nil
+    }
 }
 
 /// Rank 0 sends two streams (one small, one large) and rank 1 reads them in the opposite order.
