@@ -98,7 +98,9 @@ public final class Communicator: Sendable {
     /// The algorithm the selector picks for `bytes` of `operation` (as `CollectiveAlgorithm` counts
     /// bytes) under the current costs, with its predicted seconds.
     public func selection(for operation: CollectiveOperation, bytes: Int) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
-        CostModel.select(operation, ranks: size, bytes: bytes, cost: cost, native: hasNativeCollectives, sharedMemory: hasSharedMemory)
+        CostModel.select(
+            operation, ranks: size, bytes: bytes, cost: cost, native: hasNativeCollectives, sharedMemory: hasSharedMemory,
+            ranksShareCores: board?.ranksShareCores ?? false)
     }
 
     public let rank: Int
@@ -240,7 +242,8 @@ public final class Communicator: Sendable {
                 (state.lastChoice, state.lastPlan) = (choice, known)
             } else {
                 let (algorithm, predicted) = CostModel.select(
-                    call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost, native: choice.native, sharedMemory: board != nil)
+                    call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost, native: choice.native, sharedMemory: board != nil,
+                    ranksShareCores: board?.ranksShareCores ?? false)
                 plan = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
                 if state.selections.count > 4096 { state.selections.removeAll() }
                 state.selections[choice] = plan

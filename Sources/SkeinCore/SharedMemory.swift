@@ -38,6 +38,10 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
     /// `.timeout` or `.peerExited` naming the rank waited for, `.aborted` when a rank aborted the
     /// context, and `.desync` when a peer runs this call by messages instead or skipped it.
     func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots
+
+    /// True when the group's ranks outnumber the cores they run on, so a rank waiting on the board
+    /// must hand its core to the ranks it waits for.
+    var ranksShareCores: Bool { get }
 }
 
 extension SharedMemoryBoard {

@@ -113,6 +113,7 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
     private let looks: Int
     /// Further looks in `awaitAll` before the transport's wait (none when ranks share cores).
     private let spins: Int
+    var ranksShareCores: Bool { transport.oversubscribed }
 
     init(transport: MPITransport, memory: SharedSlotMemory, context: UInt32) {
         self.transport = transport

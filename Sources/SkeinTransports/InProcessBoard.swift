@@ -187,6 +187,7 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
     /// within a microsecond, so look without writing anything shared and without entering the async
     /// wait, whose frame and executor checks cost as much.
     private let looks: Int
+    let ranksShareCores: Bool
 
     init(board: InProcessBoard, rank: Int) {
         self.board = board
@@ -196,6 +197,7 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
         parkedCount = board.parkedCount
         context = board.context
         looks = board.size <= board.group.cores ? 768 : 1
+        ranksShareCores = board.size > board.group.cores
     }
 
     func publish(

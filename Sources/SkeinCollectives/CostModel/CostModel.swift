@@ -17,11 +17,21 @@ public enum CostModel {
     }
 
     /// The cheapest algorithm (the first listed on a tie, so every rank picks the same one), with the
-    /// transport's own among the candidates when `native`, and the shared-memory one when `sharedMemory`.
+    /// transport's own among the candidates when `native`, and the shared-memory one when `sharedMemory`
+    /// (for broadcast, reduce, scatter and gather only when `ranksShareCores` is false, see below).
+    ///
+    /// With more ranks than cores, rooted operations go by messages: the board makes every rank wait
+    /// for every other on every call, which then costs each rank a hand-off of a core per call, while
+    /// a tree's root sends and runs on, and its peers take several calls' messages per turn on a core.
+    /// Measured on 2 cores with 3, 4 and 8 in-process ranks, operations of 8 B to 4 KiB, the tree was
+    /// faster at 40–42 of 48 points in three runs (by up to 3.1×); the α-β model, which prices one
+    /// call alone, cannot see it.
     public static func select(
-        _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters, native: Bool = false, sharedMemory: Bool = false
+        _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters, native: Bool = false, sharedMemory: Bool = false,
+        ranksShareCores: Bool = false
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
-        let candidates = candidates(operation, native: native, sharedMemory: sharedMemory)
+        let rooted = [.broadcast, .reduce, .scatter, .gather].contains(operation)
+        let candidates = candidates(operation, native: native, sharedMemory: sharedMemory && !(rooted && ranksShareCores))
         var best = candidates[0]
         var bestSeconds = best.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)
         for candidate in candidates.dropFirst() {
