@@ -273,6 +273,11 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         let yieldMask = oversubscribed ? 15 : 255
         // The first look at the peer's process after 1 ms of waiting, then every 10 ms.
         var livenessAt = now() &+ 1_000_000
+        // After 2 ms the wait is long (a large transfer, a task running elsewhere): sleep between looks,
+        // so the core goes to whoever works meanwhile (on a small host, often the peer we wait for,
+        // or this process's own copy threads) instead of to a spinning poll.
+        let patience = now() &+ 2_000_000
+        var patient = false
         while true {
             var failure: SkeinError?
             let result = engine.withLock { engine -> R? in
@@ -291,7 +296,7 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
             // With more ranks than cores the peer we wait for may need this core: give it at every
             // poll, as Open MPI does when oversubscribed (mpi_yield_when_idle).
             if oversubscribed { sched_yield() }
-            guard polls & yieldMask == 0 else { continue }
+            guard patient || polls & yieldMask == 0 else { continue }
             let time = now()
             if time >= deadline || time >= livenessAt {
                 livenessAt = time &+ 10_000_000
@@ -326,7 +331,12 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
                             + "; that rank is alive but did not send (a slower or stuck rank, or mismatched calls)")
                 }
             }
-            await Task.yield()
+            if time >= patience {
+                patient = true
+                try? await Task.sleep(nanoseconds: 50_000)
+            } else {
+                await Task.yield()
+            }
         }
     }
 
