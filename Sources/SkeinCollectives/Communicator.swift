@@ -27,11 +27,9 @@ public final class Communicator: Sendable {
         var broken: SkeinError?
         var cost: CostParameters
         var recorder = FlightRecorder(capacity: 256)
-        /// By operation (raw value): an array, since a dictionary hashed the operation on every call.
-        var pinned = [(any CollectiveAlgorithm)?](repeating: nil, count: CollectiveOperation.allCases.count)
-        /// Bit `operation.rawValue` set when `pinned` has an algorithm for it: testing the optional
-        /// existential itself copied it through its value witnesses, on every call.
-        var pinnedMask: UInt32 = 0
+        /// By operation (raw value): an array, since a dictionary hashed the operation on every call;
+        /// of references, since testing an optional existential copied it through its value witnesses.
+        var pins = [Pin?](repeating: nil, count: CollectiveOperation.allCases.count)
         var derived: UInt32 = 0
         /// Automatic choices: (operation, bytes, root) → algorithm, prediction and this rank's schedule.
         var selections: [Choice: Plan] = [:]
@@ -40,14 +38,12 @@ public final class Communicator: Sendable {
         var lastPlan: Plan?
         /// Schedules of pinned algorithms, by (code, variant, root): they depend on nothing else.
         var schedules: [ScheduleKey: Schedule] = [:]
-        /// The last plan of each pinned operation (by raw value), with its root and size: a loop repeats one call.
-        var pinnedPlans = [(root: Int, bytes: Int, plan: Plan)?](repeating: nil, count: CollectiveOperation.allCases.count)
 
         /// Drops every cached choice (the costs changed).
         mutating func forgetSelections() {
             selections.removeAll()
             (lastChoice, lastPlan) = (nil, nil)
-            for index in pinnedPlans.indices { pinnedPlans[index] = nil }
+            for pin in pins { pin?.last = nil }
         }
     }
 
@@ -77,6 +73,14 @@ public final class Communicator: Sendable {
         }
     }
 
+    /// An algorithm pinned for one operation, with the plan of its last call (a loop repeats one call).
+    final class Pin {
+        let algorithm: any CollectiveAlgorithm
+        var last: (root: Int, bytes: Int, plan: Plan)?
+
+        init(_ algorithm: any CollectiveAlgorithm) { self.algorithm = algorithm }
+    }
+
     struct ScheduleKey: Hashable {
         var code: UInt8
         var variant: Int
@@ -98,8 +102,15 @@ public final class Communicator: Sendable {
     /// The algorithm the selector picks for `bytes` of `operation` (as `CollectiveAlgorithm` counts
     /// bytes) under the current costs, with its predicted seconds.
     public func selection(for operation: CollectiveOperation, bytes: Int) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
+        select(operation, bytes: bytes, cost: cost, native: hasNativeCollectives)
+    }
+
+    /// The selector's pick among this communicator's candidates under `cost`.
+    func select(
+        _ operation: CollectiveOperation, bytes: Int, cost: CostParameters, native: Bool
+    ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
         CostModel.select(
-            operation, ranks: size, bytes: bytes, cost: cost, native: hasNativeCollectives, sharedMemory: hasSharedMemory,
+            operation, ranks: size, bytes: bytes, cost: cost, native: native, sharedMemory: board != nil,
             ranksShareCores: board?.ranksShareCores ?? false)
     }
 
@@ -132,12 +143,7 @@ public final class Communicator: Sendable {
 
     /// Always use `algorithm` for its operation (nil to go back to automatic choice). Every rank must pin alike.
     public func pin(_ algorithm: (any CollectiveAlgorithm)?, for operation: CollectiveOperation) {
-        state.withLock { state in
-            state.pinned[Int(operation.rawValue)] = algorithm
-            state.pinnedPlans[Int(operation.rawValue)] = nil
-            let bit = UInt32(1) << UInt32(operation.rawValue)
-            state.pinnedMask = algorithm == nil ? state.pinnedMask & ~bit : state.pinnedMask | bit
-        }
+        state.withLock { $0.pins[Int(operation.rawValue)] = algorithm.map(Pin.init) }
     }
 
     /// The last `count` calls' records, oldest first: operation, algorithm, time, who arrived last.
@@ -217,12 +223,12 @@ public final class Communicator: Sendable {
                 return nil
             }
             state.sequence += 1
-            let operation = Int(call.operation.rawValue)
+            // An algorithm passed with the call comes first, then one pinned on the communicator.
+            let pin = call.isPinned ? nil : state.pins[Int(call.operation.rawValue)]
             let plan: Plan
-            let pinnedHere = state.pinnedMask & (1 << UInt32(operation)) != 0
-            if !call.isPinned, pinnedHere, let last = state.pinnedPlans[operation], last.root == root, last.bytes == call.modelBytes {
+            if let last = pin?.last, last.root == root, last.bytes == call.modelBytes {
                 plan = last.plan
-            } else if call.isPinned || pinnedHere, let pinned = call.pinned ?? state.pinned[operation] {
+            } else if let pinned = call.isPinned ? call.pinned : pin?.algorithm {
                 let key = ScheduleKey(code: pinned.code, variant: pinned.variant, root: root)
                 let schedule: Schedule
                 if let known = state.schedules[key] {
@@ -234,16 +240,14 @@ public final class Communicator: Sendable {
                 plan = Plan(
                     algorithm: pinned, predicted: pinned.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost),
                     schedule: schedule)
-                if !call.isPinned { state.pinnedPlans[operation] = (root, call.modelBytes, plan) }
+                pin?.last = (root, call.modelBytes, plan)
             } else if let last = state.lastPlan, state.lastChoice == choice {
                 plan = last
             } else if let known = state.selections[choice] {
                 plan = known
                 (state.lastChoice, state.lastPlan) = (choice, known)
             } else {
-                let (algorithm, predicted) = CostModel.select(
-                    call.operation, ranks: size, bytes: call.modelBytes, cost: state.cost, native: choice.native, sharedMemory: board != nil,
-                    ranksShareCores: board?.ranksShareCores ?? false)
+                let (algorithm, predicted) = select(call.operation, bytes: call.modelBytes, cost: state.cost, native: choice.native)
                 plan = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
                 if state.selections.count > 4096 { state.selections.removeAll() }
                 state.selections[choice] = plan
@@ -300,8 +304,8 @@ public final class Communicator: Sendable {
 
     /// Runs the call through this communicator's shared-memory board: publish this rank's input,
     /// wait for every rank's (without suspending when all are already there), build the output.
-    /// Inlined, and the wait entered only when needed, so a call that finds every rank there makes
-    /// no async frame besides `perform`'s.
+    /// Inlined (as `exchange` is), so a call that finds every rank there makes no async frame
+    /// besides `perform`'s.
     @inline(__always)
     func runShared(
         _ call: Call, signature: CallSignature, entry: UInt64, deadline: UInt64, copyInput: (UnsafeMutableRawPointer) -> Void
@@ -309,19 +313,14 @@ public final class Communicator: Sendable {
         guard let board else {
             throw SkeinError(
                 .unavailable, rank: rank,
-                "the shared-memory algorithm needs ranks in one process (in-process transport); this transport has none")
+                "the shared-memory algorithm needs ranks that share memory (in-process ranks, or MPI processes all on one host); these ranks share none")
         }
         let algorithm = SharedMemoryAlgorithm(call.operation)
         let shared = SharedMemoryAlgorithm.Call(
             signature: signature, rank: rank, size: size, reducer: call.reducer, width: call.dataType.byteWidth)
-        let slots: SharedSlots
-        if let ready = try board.publish(
-            rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), fill: copyInput)
-        {
-            slots = ready
-        } else {
-            slots = try await board.awaitAll(rank: rank, sequence: signature.sequence, deadline: deadline)
-        }
+        let slots = try await board.exchange(
+            rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), deadline: deadline,
+            fill: copyInput)
         return try algorithm.finish(shared, slots: slots)
     }
 

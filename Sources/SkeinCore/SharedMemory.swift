@@ -46,8 +46,9 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
 
 extension SharedMemoryBoard {
     /// `publish`, then `awaitAll` if needed. The slots stay readable until this rank's next call.
-    /// Inlinable, so a call that finds every rank there runs no async frame of its own.
-    @inlinable
+    /// Always inlined (`@inlinable` alone left it a call of its own, an async frame on every call),
+    /// so a call that finds every rank there enters no wait.
+    @inlinable @inline(__always)
     public func exchange(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, deadline: UInt64,
         fill: (UnsafeMutableRawPointer) -> Void

@@ -185,7 +185,7 @@ extension Communicator {
     /// which calibration and the transport benchmark time. A collective: every rank must call it.
     public func sharedMemoryRound(timeout: Duration? = nil) async throws(SkeinError) {
         guard let board else {
-            throw SkeinError(.unavailable, rank: rank, "this communicator's ranks share no memory (only in-process ranks do)")
+            throw SkeinError(.unavailable, rank: rank, "this communicator's ranks share no memory (in-process ranks do, and MPI processes all on one host)")
         }
         let sequence = nextSequence()
         let start = transport.now()

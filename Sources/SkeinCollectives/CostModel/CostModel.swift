@@ -30,7 +30,10 @@ public enum CostModel {
         _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters, native: Bool = false, sharedMemory: Bool = false,
         ranksShareCores: Bool = false
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
-        let rooted = [.broadcast, .reduce, .scatter, .gather].contains(operation)
+        let rooted = switch operation {
+        case .broadcast, .reduce, .scatter, .gather: true
+        default: false
+        }
         let candidates = candidates(operation, native: native, sharedMemory: sharedMemory && !(rooted && ranksShareCores))
         var best = candidates[0]
         var bestSeconds = best.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)
