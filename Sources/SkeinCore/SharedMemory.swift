@@ -161,14 +161,16 @@ public struct SharedSlotMemory: @unchecked Sendable {
         latestSequence(of: rank) >= sequence
     }
 
-    /// Writes `rank`'s part of its next board call (`signature`), then publishes it (a sequentially
-    /// consistent store, last, so that a reader that sees the number sees the rest). Returns the
-    /// board call's number.
+    /// Writes `rank`'s part of its next board call (`signature` in communicator `context`), then
+    /// publishes it (a sequentially consistent store, last, so that a reader that sees the number
+    /// sees the rest). Returns the board call's number. Throws `.invalidArgument`, writing nothing,
+    /// for more bytes than a slot holds.
     @inline(__always)
     @discardableResult
     public func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
-    ) -> UInt64 {
+        rank: Int, context: UInt32, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> UInt64 {
+        if let error = Self.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence)) { throw error }
         let generation = generation(of: rank) &+ 1
         let mine = slot(rank, Int(generation & 1))
         fill(mine + SharedSlotLayout.payload)
@@ -191,17 +193,43 @@ public struct SharedSlotMemory: @unchecked Sendable {
         return true
     }
 
+    /// Looks `times` times for every rank's part of board call `generation`: its slots, once all are there.
+    @inline(__always)
+    public func look(_ generation: UInt64, times: Int) -> SharedSlots? {
+        var next = 0
+        for _ in 0..<times where allPublished(generation, from: &next) { return slots(generation) }
+        return nil
+    }
+
     /// The slots of board call `generation`.
     public func slots(_ generation: UInt64) -> SharedSlots {
         SharedSlots(slots: slot(0, Int(generation & 1)), stride: 2 * Self.slotStride, count: ranks)
     }
 
     /// The error for a call of `byteCount` bytes, if it is more than a slot holds.
-    public static func oversize(_ byteCount: Int, rank: Int, tag: Tag) -> SkeinError? {
+    static func oversize(_ byteCount: Int, rank: Int, tag: Tag) -> SkeinError? {
         guard !(0...SharedMemoryLimits.slotBytes).contains(byteCount) else { return nil }
         return SkeinError(
             .invalidArgument, rank: rank,
             "call \(tag) publishes \(byteCount) bytes through shared memory, which holds at most \(SharedMemoryLimits.slotBytes) per rank; "
                 + "use a message-passing algorithm for this size")
     }
+}
+
+extension SkeinError {
+    /// `rank` waits on the shared-memory board for call `sequence` while `peer` runs it by messages.
+    public static func peerRunsByMessages(rank: Int, peer: Int, sequence: UInt64) -> SkeinError {
+        SkeinError(
+            .desync, rank: rank, peer: peer,
+            "rank \(peer) runs call #\(sequence) by messages while rank \(rank) runs it through shared memory; " + pathAdvice)
+    }
+
+    /// `rank` waits for `peer`'s message of call `sequence` while `peer` runs it on the shared-memory board.
+    public static func peerRunsOnBoard(rank: Int, peer: Int, sequence: UInt64) -> SkeinError {
+        SkeinError(
+            .desync, rank: rank, peer: peer,
+            "rank \(peer) runs call #\(sequence) through shared memory while rank \(rank) waits for its message in it; " + pathAdvice)
+    }
+
+    private static let pathAdvice = "the ranks passed different sizes or algorithms, or issue collectives in different orders"
 }

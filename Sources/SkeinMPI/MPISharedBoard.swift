@@ -128,17 +128,14 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
     func publish(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> SharedSlots? {
-        if let error = SharedSlotMemory.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence)) { throw error }
-        let generation = memory.publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
-        var next = 0
-        for _ in 0..<looks where memory.allPublished(generation, from: &next) { return memory.slots(generation) }
-        return nil
+        let generation = try memory.publish(
+            rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        return memory.look(generation, times: looks)
     }
 
     func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
         let generation = memory.generation(of: rank)
-        var next = 0
-        for _ in 0..<spins where memory.allPublished(generation, from: &next) { return memory.slots(generation) }
+        if let slots = memory.look(generation, times: spins) { return slots }
         let (memory, context) = (self.memory, self.context)
         let tag = Tag(context: context, sequence: sequence)
         let outcome = try await transport.wait(
@@ -148,11 +145,7 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
             if memory.allPublished(generation, from: &from) { return .success(memory.slots(generation)) }
             // A peer that sends this call's messages runs it by another algorithm: say so now, not at the deadline.
             if let peer = engine.sourceOfMessage(in: tag) {
-                return .failure(
-                    SkeinError(
-                        .desync, rank: rank, peer: peer,
-                        "rank \(peer) runs call #\(sequence) by messages while rank \(rank) runs it through shared memory; "
-                            + "the ranks passed different sizes or algorithms, or issue collectives in different orders"))
+                return .failure(.peerRunsByMessages(rank: rank, peer: peer, sequence: sequence))
             }
             return nil
         }

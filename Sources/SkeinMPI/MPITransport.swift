@@ -113,7 +113,7 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         let local = hostNames.filter { $0 == hostNames[Int(rank)] }.count
         oversubscribed = local > ProcessInfo.processInfo.activeProcessorCount
         engine = Mutex(ProgressEngine(size: Int(size), rank: Int(rank), comm: p2p, localPeers: local - 1))
-        segment = Int(size) > 1 && getenv("SKEIN_MPI_SHARED_MEMORY").map({ String(cString: $0) }) != "0"
+        segment = size > 1 && ProcessInfo.processInfo.environment["SKEIN_MPI_SHARED_MEMORY"] != "0"
             ? MPISharedSegment.allocate(comm: world, rank: Int(rank), size: Int(size)) : nil
 
         let thread = Thread { [self] in backgroundProgress() }
@@ -272,11 +272,12 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         // costs a trip through the executor, more than a short wait lasts).
         let yieldMask = oversubscribed ? 15 : 255
         // The first look at the peer's process after 1 ms of waiting, then every 10 ms.
-        var livenessAt = now() &+ 1_000_000
+        let started = now()
+        var livenessAt = started &+ 1_000_000
         // After 2 ms the wait is long (a large transfer, a task running elsewhere): sleep between looks,
         // so the core goes to whoever works meanwhile (on a small host, often the peer we wait for,
         // or this process's own copy threads) instead of to a spinning poll.
-        let patience = now() &+ 2_000_000
+        let patience = started &+ 2_000_000
         var patient = false
         while true {
             var failure: SkeinError?
@@ -319,10 +320,7 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
                 if let peer, let call, let board = boards.withLock({ $0[call.context] }),
                     board.memory.latestSequence(of: peer) == call.sequence
                 {
-                    throw SkeinError(
-                        .desync, rank: rank, peer: peer,
-                        "rank \(peer) runs call #\(call.sequence) through shared memory while rank \(rank) waits for its message; "
-                            + "the ranks passed different sizes or algorithms, or issue collectives in different orders")
+                    throw .peerRunsOnBoard(rank: rank, peer: peer, sequence: call.sequence)
                 }
                 if time >= deadline {
                     throw SkeinError(
@@ -599,13 +597,13 @@ struct ProgressEngine: @unchecked Sendable {
 
     // MARK: receiving
 
-    /// The next message from `source` with `tag`, if it has arrived whole and no earlier message from
-    /// that source that might carry the same tag is still arriving.
     /// A rank that has sent (or begun sending) a message of call `tag`, if any has arrived.
     func sourceOfMessage(in tag: Tag) -> Int? {
         queues.indices.first { source in queues[source].contains { $0.tag == tag } }
     }
 
+    /// The next message from `source` with `tag`, if it has arrived whole and no earlier message from
+    /// that source that might carry the same tag is still arriving.
     mutating func take(from source: Int, tag: Tag) -> Message? {
         for (index, incoming) in queues[source].enumerated() {
             guard let key = incoming.tag else { return nil }
@@ -882,6 +880,7 @@ enum WireHeader {
         incoming.chunks = chunks
     }
 }
+
 extension MPITransport: SharedMemoryTransport {
     /// The board of `context` in the ranks' shared segment: nil when the ranks do not all run on one
     /// host, or every board is taken by other contexts (calls then go by messages).
@@ -895,8 +894,5 @@ extension MPITransport: SharedMemoryTransport {
             return board
         }
     }
-
-    /// True when this host's ranks share a segment, so communicators get shared-memory boards.
-    public var hasSharedMemory: Bool { segment != nil }
 }
 #endif

@@ -129,10 +129,7 @@ final class InProcessBoard: @unchecked Sendable {
             // (to wait or send in a later call) shows its publish to this second look.
             let elsewhere = waitsInMessages || group.box(to: rank, from: peer).holdsCall(in: tag.context, from: sequence)
             if elsewhere, memory.published(peer, parity) != generation {
-                throw SkeinError(
-                    .desync, rank: rank, peer: peer,
-                    "rank \(peer) runs call #\(sequence) by messages while rank \(rank) runs it through shared memory; "
-                        + "the ranks passed different sizes or algorithms, or issue collectives in different orders")
+                throw .peerRunsByMessages(rank: rank, peer: peer, sequence: sequence)
             }
             if control.exited.pointee.load(ordering: .acquiring), memory.published(peer, parity) != generation {
                 throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
@@ -196,22 +193,20 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
         control = board.group.controls[rank]
         parkedCount = board.parkedCount
         context = board.context
-        looks = board.size <= board.group.cores ? 768 : 1
         ranksShareCores = board.size > board.group.cores
+        looks = ranksShareCores ? 1 : 768
     }
 
     func publish(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> SharedSlots? {
-        if let error = SharedSlotMemory.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence)) { throw error }
         if let error = control.abortError(context: context) { throw error }
-        let generation = memory.publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        let generation = try memory.publish(
+            rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
         // Sequentially consistent, as is the publish before it, against a waiter's registration and
         // re-check: either this rank sees it parked, or its re-check sees the publish.
         if parkedCount.pointee.load(ordering: .sequentiallyConsistent) > 0 { board.wakeAll() }
-        var next = 0
-        for _ in 0..<looks where memory.allPublished(generation, from: &next) { return memory.slots(generation) }
-        return nil
+        return memory.look(generation, times: looks)
     }
 
     func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {

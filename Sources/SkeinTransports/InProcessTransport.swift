@@ -467,10 +467,7 @@ public struct InProcessTransport: Transport {
         if let board = group.existingBoard(context: tag.context), board.hasPublished(peer, atOrAfter: tag.sequence),
             !group.box(to: rank, from: peer).holds(tag)
         {
-            throw SkeinError(
-                .desync, rank: rank, peer: peer,
-                "rank \(peer) runs call #\(tag.sequence) through shared memory while rank \(rank) waits for its message in it; "
-                    + "the ranks passed different sizes or algorithms, or issue collectives in different orders")
+            throw .peerRunsOnBoard(rank: rank, peer: peer, sequence: tag.sequence)
         }
         if MonotonicClock.now() >= deadline { throw group.timeoutError(receiver: rank, peer: peer, tag: tag) }
     }
