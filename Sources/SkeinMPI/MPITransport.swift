@@ -159,7 +159,8 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         }
         running.store(false, ordering: .releasing)
         if finalize {
-            _ = engine.withLock { _ in
+            _ = engine.withLock { engine in
+                engine.finalized = true
                 segment?.free()  // collective, as finalising is: every rank is here
                 return MPI_Finalize()
             }
@@ -457,6 +458,9 @@ struct ProgressEngine: @unchecked Sendable {
     let window: Int
     /// Native calls given up on (deadline, dead peer): MPI may still touch their buffers.
     var abandoned: [NativeRequest] = []
+    /// Set under the lock that calls MPI_Finalize: a task still polling after shutdown (a runtime
+    /// worker's wait, the progress thread's last pass) must not touch MPI again, which aborts the job.
+    var finalized = false
 
     init(size: Int, rank: Int, comm: MPI_Comm?, localPeers: Int) {
         self.rank = rank
@@ -579,6 +583,9 @@ struct ProgressEngine: @unchecked Sendable {
         _ pointer: UnsafeRawPointer, count: Int, to peer: Int32, kind: Kind, announcing: Int = 0, keep: Message?, buffer: AllocatedStorage?,
         synchronous: Bool = false
     ) -> SkeinError? {
+        if finalized {
+            return SkeinError(.unavailable, rank: rank, peer: Int(peer), "rank \(rank) sent to rank \(peer) after its MPI transport shut down (MPI is finalised)")
+        }
         var request: MPI_Request? = skein_mpi_request_null()
         let mpiTag = kind.rawValue | Int32(announcing << 2)
         let rc = synchronous
@@ -617,6 +624,7 @@ struct ProgressEngine: @unchecked Sendable {
 
     /// Completes what MPI has finished, and starts receiving every newly arrived message.
     mutating func progress() {
+        if finalized { return }
         testReceives()
         var flag: Int32 = 0
         var status = MPI_Status()
