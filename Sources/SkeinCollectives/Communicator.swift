@@ -100,9 +100,11 @@ public final class Communicator: Sendable {
     }
 
     /// The algorithm the selector picks for `bytes` of `operation` (as `CollectiveAlgorithm` counts
-    /// bytes) under the current costs, with its predicted seconds.
-    public func selection(for operation: CollectiveOperation, bytes: Int) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
-        select(operation, bytes: bytes, cost: cost, native: hasNativeCollectives)
+    /// bytes) under the current costs (or `cost`), with the seconds it expects.
+    public func selection(
+        for operation: CollectiveOperation, bytes: Int, cost: CostParameters? = nil
+    ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
+        select(operation, bytes: bytes, cost: cost ?? self.cost, native: hasNativeCollectives)
     }
 
     /// The selector's pick among this communicator's candidates under `cost`.

@@ -57,19 +57,45 @@ public final class AllocatedStorage: ByteStorage, @unchecked Sendable {
 
 /// Recycles large buffers: a fresh multi-megabyte allocation is mapped anew and costs a page fault
 /// per 4 KiB on first touch, which doubled the time of large reductions. Buffers of 64 KiB and
-/// more are kept by power-of-two size class, up to `limit` bytes in all.
-final class BufferPool: Sendable {
-    static let shared = BufferPool(limit: 512 << 20)
-    static let smallest = 64 << 10
+/// more are kept by power-of-two size class, up to `limit` bytes in all; a buffer that does not fit
+/// evicts those of the size classes used longest ago. (Kept first-come, a run that moved on to
+/// larger messages found the pool full of the smaller classes it no longer used: every 64 MiB
+/// call then mapped and faulted fresh memory, and reduce at p = 3 took 1.4× longer than alone.)
+public final class BufferPool: Sendable {
+    /// The pool every `AllocatedStorage` draws from.
+    public static let shared = BufferPool(limit: 512 << 20)
+    /// Buffers smaller than this come from malloc and go back to it.
+    public static let smallest = 64 << 10
 
     private struct Free: @unchecked Sendable {  // @unchecked: the pointers are owned by the pool while listed.
         var lists: [Int: [UnsafeMutableRawPointer]] = [:]
+        /// Per size class, when it was last taken from or given to (a counter of pool operations).
+        var used: [Int: UInt64] = [:]
+        var clock: UInt64 = 0
         var bytes = 0
+
+        /// Takes buffers of the classes other than `size` used longest ago until `size` more bytes
+        /// fit under `limit`, and returns them; none if even all of them would not make room.
+        mutating func evict(toFit size: Int, limit: Int) -> [UnsafeMutableRawPointer] {
+            let others = lists.filter { $0.key != size }.reduce(0) { $0 + $1.key * $1.value.count }
+            guard bytes - others + size <= limit else { return [] }
+            var evicted: [UnsafeMutableRawPointer] = []
+            for victim in lists.keys.filter({ $0 != size }).sorted(by: { used[$0, default: 0] < used[$1, default: 0] }) {
+                while bytes + size > limit, let pointer = lists[victim]?.popLast() {
+                    evicted.append(pointer)
+                    bytes -= victim
+                }
+                if lists[victim]?.isEmpty == true { lists[victim] = nil }
+                if bytes + size <= limit { break }
+            }
+            return evicted
+        }
     }
     private let free = Mutex(Free())
-    let limit: Int
+    /// The most bytes held for reuse.
+    public let limit: Int
 
-    init(limit: Int) { self.limit = limit }
+    public init(limit: Int) { self.limit = limit }
 
     static func sizeClass(_ byteCount: Int) -> Int {
         var size = smallest
@@ -77,12 +103,15 @@ final class BufferPool: Sendable {
         return size
     }
 
-    func take(byteCount: Int) -> UnsafeMutableRawPointer {
+    /// A buffer of at least `byteCount` bytes: a kept one of its size class, or a fresh one.
+    public func take(byteCount: Int) -> UnsafeMutableRawPointer {
         // Small buffers come from plain malloc (16-byte aligned; the kernels load unaligned): asking
         // for 64 took glibc's slower memalign path on every small collective's output.
         guard byteCount >= Self.smallest else { return .allocate(byteCount: Swift.max(byteCount, 1), alignment: 16) }
         let size = Self.sizeClass(byteCount)
         let reused = free.withLock { free -> UnsafeMutableRawPointer? in
+            free.clock += 1
+            free.used[size] = free.clock
             guard let pointer = free.lists[size]?.popLast() else { return nil }
             free.bytes -= size
             return pointer
@@ -90,17 +119,25 @@ final class BufferPool: Sendable {
         return reused ?? .allocate(byteCount: size, alignment: 64)
     }
 
-    func give(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+    /// Returns a buffer `take(byteCount:)` gave, to be kept for reuse or freed.
+    public func give(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
         guard byteCount >= Self.smallest else { return pointer.deallocate() }
         let size = Self.sizeClass(byteCount)
-        let kept = free.withLock { free -> Bool in
-            guard free.bytes + size <= limit else { return false }
+        let (kept, evicted) = free.withLock { free -> (Bool, [UnsafeMutableRawPointer]) in
+            free.clock += 1
+            free.used[size] = free.clock
+            let evicted = free.bytes + size > limit ? free.evict(toFit: size, limit: limit) : []
+            guard free.bytes + size <= limit else { return (false, evicted) }
             free.lists[size, default: []].append(pointer)
             free.bytes += size
-            return true
+            return (true, evicted)
         }
+        for old in evicted { old.deallocate() }
         if !kept { pointer.deallocate() }
     }
+
+    /// Bytes held for reuse.
+    public var heldBytes: Int { free.withLock { $0.bytes } }
 }
 
 /// A caller's array, kept alive and read in place: the zero-copy way into a collective.

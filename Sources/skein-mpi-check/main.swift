@@ -117,6 +117,25 @@ func runChecks() async -> Int {
         if rank == 0 {
             for record in fresh.flightRecord(last: 3) { say("  auto pick: \(record.algorithm) for \(record.bytes) B") }
         }
+        // Tuned selection: every candidate (Skein's, the board's, MPI's own) timed on these processes.
+        cases += 1
+        let tuned = try await fresh.tune(operations: [.allreduce, .barrier], sizes: [8, 4096], repetitions: 3)
+        let expected = [CollectiveOperation.allreduce, .barrier].reduce(0) { $0 + fresh.candidates(for: $1).count }
+        if tuned.count != expected { failures.append("tune kept \(tuned.count) profiles, expected one per candidate (\(expected))") }
+        let times = tuned.flatMap(\.seconds)
+        let (most, least) = (try await fresh.allreduce(times, op: .max), try await fresh.allreduce(times, op: .min))
+        if most != least { failures.append("ranks kept different tuned profiles") }
+        for (index, bytes) in [8, 4096].enumerated() {
+            let (inputs, _) = randomCase(Float.self, ranks: p, count: bytes / 4, op: .sum, seed: UInt64(950 + index))
+            let got = try await fresh.allreduce(inputs[rank])
+            if let difference = checkRank(rank, result: got, operation: .allreduce, inputs: inputs, op: .sum, root: 0) {
+                failures.append("tuned auto allreduce of \(bytes) B (\(fresh.flightRecord(last: 1)[0].algorithm)): \(difference)")
+            }
+        }
+        if rank == 0 {
+            let picks = fresh.flightRecord(last: 2).map { "\($0.algorithm) for \($0.bytes) B" }
+            say("  tuned: \(tuned.count) profiles; picks \(picks.joined(separator: ", "))")
+        }
     } catch {
         failures.append("calibration over MPI threw \(error)")
     }

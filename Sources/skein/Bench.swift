@@ -18,7 +18,10 @@ struct BenchRow {
     var bytes: Int
     var median: Double
     var predicted: Double
+    /// Whether the selector picks it (from measured profiles where tuned).
     var selected: Bool
+    /// Whether the formulas alone would pick it (the calibrated α-β-γ model, and MPI's measured calls).
+    var modelSelected: Bool
     var lowerBound: Double
 
     var algorithmBandwidth: Double { median > 0 ? Double(bytes) / median : 0 }
@@ -34,13 +37,13 @@ struct BenchRow {
 
     var json: String {
         #"{"operation":"\#(operation)","algorithm":"\#(algorithm)","ranks":\#(ranks),"bytes":\#(bytes),"#
-            + #""measured_seconds":\#(median),"predicted_seconds":\#(predicted),"selected":\#(selected),"#
+            + #""measured_seconds":\#(median),"predicted_seconds":\#(predicted),"selected":\#(selected),"model_selected":\#(modelSelected),"#
             + #""lower_bound_seconds":\#(lowerBound),"algbw_bytes_per_second":\#(algorithmBandwidth),"#
             + #""busbw_bytes_per_second":\#(busBandwidth)}"#
     }
 
     var csv: String {
-        "\(operation),\(algorithm),\(ranks),\(bytes),\(median),\(predicted),\(selected),\(lowerBound),\(algorithmBandwidth),\(busBandwidth)"
+        "\(operation),\(algorithm),\(ranks),\(bytes),\(median),\(predicted),\(selected),\(modelSelected),\(lowerBound),\(algorithmBandwidth),\(busBandwidth)"
     }
 }
 
@@ -143,6 +146,8 @@ struct BenchCollectives: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per row instead of the table.") var json = false
     @Flag(help: "Keep every core busy with a spinning thread while measuring.") var busy = false
     @Flag(help: "Fewer repetitions.") var quick = false
+    @Flag(inversion: .prefixedNo, help: "Time the algorithms at Communicator.tuningSizes first and select from those profiles (else from the formulas alone).")
+    var tune = true
     @Option(help: "inprocess, mpi, or auto (mpi when started by mpirun or srun).") var transport = TransportChoice.auto
     @Flag(help: "Under MPI: also time Skein's embedded default (in-process ranks) on rank 0 and compare it with MPI's own calls.")
     var compareEmbedded = false
@@ -177,7 +182,7 @@ struct BenchCollectives: AsyncParsableCommand {
         defer { stopBusy?() }
         var rows: [BenchRow] = []
         for p in rankCounts {
-            let measured = try await CollectiveBenchmark(ranks: p, operations: operations, sizes: sizes, quick: quick).run()
+            let measured = try await CollectiveBenchmark(ranks: p, operations: operations, sizes: sizes, quick: quick, tune: tune).run()
             for var row in measured {
                 row.lowerBound = roofline.lowerBound(row.operation, ranks: p, bytes: row.bytes)
                 rows.append(row)
@@ -200,7 +205,7 @@ extension BenchCollectives {
         let lead = comm.rank == 0
         if lead && !json { print(session.banner) }
         let rows = try await CollectiveBenchmark.measureAll(
-            comm: comm, operations: operations, sizes: sizes, quick: quick, progress: lead && !json ? { print($0) } : nil)
+            comm: comm, operations: operations, sizes: sizes, quick: quick, tune: tune, progress: lead && !json ? { print($0) } : nil)
         if lead {
             if json { rows.forEach { print($0.json) } } else {
                 BenchReport.printTable(rows, ranksLabel: "MPI processes")
@@ -215,7 +220,7 @@ extension BenchCollectives {
                 if CoreBinding.isBound {
                     print("warning: this process is bound to a core (mpirun's default), so in-process ranks share it; run mpirun with --bind-to none")
                 }
-                let embedded = try await CollectiveBenchmark(ranks: comm.size, operations: operations, sizes: sizes, quick: quick).run()
+                let embedded = try await CollectiveBenchmark(ranks: comm.size, operations: operations, sizes: sizes, quick: quick, tune: tune).run()
                 BenchReport.printEmbeddedComparison(mpi: rows, embedded: embedded)
             }
             await session.sleepUntilAll()
@@ -230,25 +235,36 @@ struct CollectiveBenchmark {
     let operations: [CollectiveOperation]
     let sizes: [Int]
     let quick: Bool
+    let tune: Bool
 
     func run() async throws -> [BenchRow] {
-        let (p, operations, sizes, quick) = (ranks, operations, sizes, quick)
+        let (p, operations, sizes, quick, tune) = (ranks, operations, sizes, quick, tune)
         let outcomes = await InProcessGroup.run(size: p) { transport -> [BenchRow] in
             let comm = Communicator(transport: transport, timeout: .seconds(600))
-            return try await Self.measureAll(comm: comm, operations: operations, sizes: sizes, quick: quick)
+            return try await Self.measureAll(comm: comm, operations: operations, sizes: sizes, quick: quick, tune: tune)
         }
         return try outcomes[0].get()
     }
 
     /// Every algorithm (and the transport's native one, if it has one) of every operation and size,
-    /// on `comm`'s ranks after calibrating the model; every rank returns the same rows.
+    /// on `comm`'s ranks after calibrating the model (and with `tune`, timing the algorithms at the
+    /// tuning sizes that span `sizes`, of which the default rows share only 8 B); every rank returns
+    /// the same rows.
     static func measureAll(
-        comm: Communicator, operations: [CollectiveOperation], sizes: [Int], quick: Bool, progress: ((String) -> Void)? = nil
+        comm: Communicator, operations: [CollectiveOperation], sizes: [Int], quick: Bool, tune: Bool, progress: ((String) -> Void)? = nil
     ) async throws(SkeinError) -> [BenchRow] {
         let p = comm.size
         try await comm.calibrate()
         try await comm.calibrateNative()
         let cost = comm.cost
+        if tune {
+            let largest = sizes.max() ?? 0
+            let tuning = Communicator.tuningSizes.filter { $0 <= largest } + Communicator.tuningSizes.filter { $0 > largest }.prefix(1)
+            progress?("tuning: timing every algorithm at \(tuning.map(formatBytes).joined(separator: ", "))…")
+            let t0 = MonotonicClock.now()
+            try await comm.tune(operations: operations, sizes: tuning, repetitions: quick ? 3 : nil)
+            progress?(String(format: "tuned in %.1f s", Double(MonotonicClock.now() - t0) / 1e9))
+        }
         var rows: [BenchRow] = []
         for operation in operations {
             progress?("measuring \(operation) on \(p) ranks…")
@@ -257,11 +273,12 @@ struct CollectiveBenchmark {
                 var input = [Float](repeating: Float(comm.rank + 1), count: count)
                 var output: [Float] = []
                 let pick = comm.selection(for: operation, bytes: bytes).algorithm
+                let modelPick = comm.selection(for: operation, bytes: bytes, cost: cost).algorithm
                 // Those that can run this size (shared memory only up to what its slots hold), and MPI's
                 // blocking call too, as a C program would make it (never selected: it holds a thread).
                 let algorithms = comm.candidates(for: operation).filter { $0.predictedSeconds(ranks: p, bytes: bytes, cost: cost).isFinite }
                     + (comm.hasNativeCollectives ? [NativeAlgorithm(operation, blocking: true)] : [])
-                let medians = try await Self.measure(algorithms, operation: operation, quick: quick, comm: comm) {
+                let medians = try await comm.timeAlgorithms(algorithms, operation: operation, repetitions: quick ? 5 : nil) {
                     () async throws(SkeinError) -> Void in
                     try await comm.exercise(operation, input: &input, output: &output, count: count)
                 }
@@ -269,53 +286,11 @@ struct CollectiveBenchmark {
                     rows.append(BenchRow(
                         operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
                         predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
-                        selected: algorithm.name == pick.name, lowerBound: 0))
+                        selected: algorithm.name == pick.name, modelSelected: algorithm.name == modelPick.name, lowerBound: 0))
                 }
             }
         }
         return rows
-    }
-
-    /// For each algorithm, the median over repetitions of the slowest rank's mean time per call in
-    /// a batch. Small calls are batched so that a batch lasts about a millisecond, as OSU and
-    /// nccl-tests do; repetitions interleave the algorithms, so drift in the machine's state over
-    /// the run cannot pass for a difference between them.
-    static func measure(
-        _ algorithms: [any CollectiveAlgorithm], operation: CollectiveOperation, quick: Bool, comm: Communicator,
-        _ call: () async throws(SkeinError) -> Void
-    ) async throws(SkeinError) -> [Double] {
-        var batches: [Int] = []
-        var longest = 0.0
-        for algorithm in algorithms {
-            // Pinned, so no per-call cast to the operation's algorithm protocol is timed.
-            comm.pin(algorithm, for: operation)
-            try await call()
-            try await comm.barrier(algorithm: DisseminationBarrier())
-            let t0 = MonotonicClock.now()
-            try await call()
-            let local = [Double(MonotonicClock.now() - t0) / 1e9]
-            let single = try await comm.allreduce(local, op: .max, algorithm: RecursiveDoublingAllreduce())[0]
-            batches.append(max(1, min(2000, Int(1e-3 / max(single, 1e-9)))))
-            longest = max(longest, single)
-        }
-        let repetitions = quick ? 5 : (longest > 0.02 ? 7 : 15)
-        var times = [[Double]](repeating: [], count: algorithms.count)
-        for _ in 0..<repetitions {
-            for (index, algorithm) in algorithms.enumerated() {
-                comm.pin(algorithm, for: operation)
-                try await comm.barrier(algorithm: DisseminationBarrier())
-                let t0 = MonotonicClock.now()
-                for _ in 0..<batches[index] { try await call() }
-                times[index].append(Double(MonotonicClock.now() - t0) / 1e9 / Double(batches[index]))
-            }
-        }
-        comm.pin(nil, for: operation)
-        var medians: [Double] = []
-        for perAlgorithm in times {
-            let slowest = try await comm.allreduce(perAlgorithm, op: .max, algorithm: RecursiveDoublingAllreduce())
-            medians.append(slowest.sorted()[slowest.count / 2])
-        }
-        return medians
     }
 }
 

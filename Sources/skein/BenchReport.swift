@@ -14,7 +14,7 @@ enum BenchReport {
                     + "measured".leftPad(11) + "predicted".leftPad(11) + "algbw GB/s".leftPad(12) + "busbw GB/s".leftPad(12)
                     + "bound".leftPad(11) + "×bound".leftPad(8))
             }
-            let mark = row.selected ? "*" : " "
+            let mark = row.selected ? "*" : row.modelSelected ? "+" : " "
             print(formatBytes(row.bytes).leftPad(10) + " " + mark + row.algorithm.padding(toLength: 20, withPad: " ", startingAt: 0)
                 + formatSeconds(row.median).leftPad(11) + formatSeconds(row.predicted).leftPad(11)
                 + String(format: "%.2f", row.algorithmBandwidth / 1e9).leftPad(12)
@@ -22,20 +22,25 @@ enum BenchReport {
                 + formatSeconds(row.lowerBound).leftPad(11)
                 + (row.lowerBound > 0 ? String(format: "%.2f", row.median / row.lowerBound) : "-").leftPad(8))
         }
-        print("(* = the algorithm the cost model selects)")
+        print("(* = the algorithm selected: measured profiles where tuned, else the cost model; + = the cost model's pick where they differ)")
     }
 
     /// For every (operation, ranks, size): the selected algorithm's time over the fastest one's.
     static func printSelectionQuality(_ rows: [BenchRow]) {
         let groups = Dictionary(grouping: rows) { "\($0.operation)|\($0.ranks)|\($0.bytes)" }
         var worst: [(String, Double)] = []
+        var modelWithin = 0
         for (_, group) in groups {
             guard let fastest = group.min(by: { $0.median < $1.median }), let selected = group.first(where: \.selected) else { continue }
             let ratio = selected.median / fastest.median
             worst.append(("\(selected.operation) p=\(selected.ranks) \(formatBytes(selected.bytes)): selected \(selected.algorithm), fastest \(fastest.algorithm)", ratio))
+            if let model = group.first(where: \.modelSelected), model.median <= fastest.median * 1.1 { modelWithin += 1 }
         }
         let within = worst.filter { $0.1 <= 1.1 }.count
         print("\nselection: the selected algorithm is within 10% of the fastest measured at \(within) of \(worst.count) points")
+        if rows.contains(where: { $0.selected != $0.modelSelected }) {
+            print("  (the cost model's formulas alone, without the tuned profiles: \(modelWithin) of \(worst.count))")
+        }
         for (text, ratio) in worst.sorted(by: { $0.1 > $1.1 }).prefix(12) where ratio > 1.1 {
             print(String(format: "  %.2f× ", ratio) + text)
         }
@@ -88,7 +93,7 @@ enum BenchReport {
 
     static func write(_ rows: [BenchRow], to folder: String, ranksLabel: String = "in-process ranks") throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let csv = "operation,algorithm,ranks,bytes,measured_seconds,predicted_seconds,selected,lower_bound_seconds,algbw,busbw\n"
+        let csv = "operation,algorithm,ranks,bytes,measured_seconds,predicted_seconds,selected,model_selected,lower_bound_seconds,algbw,busbw\n"
             + rows.map(\.csv).joined(separator: "\n") + "\n"
         try csv.write(toFile: "\(folder)/collectives.csv", atomically: true, encoding: .utf8)
         for (key, group) in Dictionary(grouping: rows, by: { "\($0.operation)-p\($0.ranks)" }) {

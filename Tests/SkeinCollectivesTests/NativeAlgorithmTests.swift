@@ -53,7 +53,7 @@ struct NativeAlgorithmTests {
 
     @Test("A measured native profile interpolates linearly between sizes and extends the last segment")
     func profile() {
-        let profile = NativeProfile(operation: .allreduce, ranks: 4, points: [(1000, 2e-6), (8, 1e-6), (9000, 10e-6)])
+        let profile = MeasuredProfile(NativeAlgorithm(.allreduce), ranks: 4, points: [(1000, 2e-6), (8, 1e-6), (9000, 10e-6)])
         #expect(profile.seconds(bytes: 0) == 1e-6)
         #expect(abs(profile.seconds(bytes: 504) - 1.5e-6) < 1e-12)
         #expect(abs(profile.seconds(bytes: 5000) - 6e-6) < 1e-12)
@@ -65,7 +65,7 @@ struct NativeAlgorithmTests {
     func selection() async throws {
         // α = 1 µs: the best Skein allreduce of 8 B on 4 ranks takes 2α (recursive doubling) = 2 µs.
         var model = CostParameters(alpha: 1e-6, beta: 1e-10, gamma: 1e-10)
-        model.native = [NativeProfile(operation: .allreduce, ranks: 4, points: [(8, 0.5e-6), (1 << 20, 1.0)])]
+        model.measured = [MeasuredProfile(NativeAlgorithm(.allreduce), ranks: 4, points: [(8, 0.5e-6), (1 << 20, 1.0)])]
         let cost = model
         #expect(CostModel.select(.allreduce, ranks: 4, bytes: 8, cost: cost, native: true).algorithm.name == "native")
         #expect(CostModel.select(.allreduce, ranks: 4, bytes: 8, cost: cost, native: false).algorithm.name == "recursive-doubling")
@@ -85,10 +85,10 @@ struct NativeAlgorithmTests {
 
     @Test("calibrateNative measures every operation and feeds the selector")
     func calibration() async throws {
-        let outcomes = await InProcessGroup.run(size: 3) { transport -> [NativeProfile] in
+        let outcomes = await InProcessGroup.run(size: 3) { transport -> [MeasuredProfile] in
             let comm = Communicator(transport: NaiveNativeTransport(base: transport))
             let profiles = try await comm.calibrateNative(sizes: [8, 4096], repetitions: 2)
-            #expect(comm.cost.native == profiles)
+            #expect(comm.cost.measured == profiles)
             return profiles
         }
         let profiles = try outcomes[0].get()

@@ -105,3 +105,26 @@ struct TransportTests {
         #expect(abs(network.clocks[1] - (1e-6 + Double(1 << 30) * 1e-10)) < 1e-12)
     }
 }
+
+@Suite("Buffer pool")
+struct BufferPoolTests {
+    @Test("A full pool makes room by evicting the size classes used longest ago, and keeps nothing larger than itself")
+    func evictsLeastRecentlyUsed() {
+        let mib = 1 << 20
+        let pool = BufferPool(limit: 4 * mib)
+        let small = (0..<4).map { _ in pool.take(byteCount: mib) }
+        let half = (0..<2).map { _ in pool.take(byteCount: mib / 2) }
+        for pointer in small { pool.give(pointer, byteCount: mib) }
+        #expect(pool.heldBytes == 4 * mib)
+        for pointer in half { pool.give(pointer, byteCount: mib / 2) }  // evicts one 1 MiB buffer
+        #expect(pool.heldBytes == 4 * mib)
+        let large = pool.take(byteCount: 2 * mib)
+        pool.give(large, byteCount: 2 * mib)  // evicts the 1 MiB class (used longest ago) first
+        #expect(pool.heldBytes == 4 * mib)
+        #expect(pool.take(byteCount: 2 * mib) == large)
+        #expect(pool.heldBytes == 2 * mib)  // one 1 MiB and two 512 KiB buffers
+        let huge = pool.take(byteCount: 8 * mib)
+        pool.give(huge, byteCount: 8 * mib)  // cannot fit: kept out, and nothing evicted for it
+        #expect(pool.heldBytes == 2 * mib)
+    }
+}

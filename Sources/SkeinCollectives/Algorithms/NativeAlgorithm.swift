@@ -29,6 +29,6 @@ public struct NativeAlgorithm: BroadcastAlgorithm, ReduceAlgorithm, AllreduceAlg
 
     public func predictedSeconds(ranks: Int, bytes: Int, cost: CostParameters) -> Double {
         guard !blocking else { return .infinity }
-        return cost.native.first { $0.operation == operation.rawValue && $0.ranks == ranks }?.seconds(bytes: bytes) ?? .infinity
+        return cost.measuredSeconds(of: self, ranks: ranks, bytes: bytes) ?? .infinity
     }
 }

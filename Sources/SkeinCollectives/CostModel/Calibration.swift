@@ -113,40 +113,109 @@ extension Communicator {
 }
 
 extension Communicator {
-    /// Times the transport's own collectives (MPI's) at `sizes` (bytes as `CollectiveAlgorithm`
-    /// defines them) so the selector can weigh them against Skein's algorithms; a no-op on transports
-    /// without native collectives. A collective: every rank must call it. Returns the profiles kept.
+    /// The sizes `tune` measures by default (bytes as `CollectiveAlgorithm` counts them): 8 B, then
+    /// 768 B to 48 MiB a factor of 4 apart. Between two of them time is close to affine in the size,
+    /// as interpolation assumes (8× apart, a cache boundary in between bent the line enough to pick
+    /// a 1.5× slower algorithm at 2 MiB); 3 × 4^k, so that they fall between the powers of two that
+    /// benchmarks use and `skein bench collectives` shows how well the profiles carry over.
+    public static let tuningSizes = [8] + (4...12).map { 3 << (2 * $0) }
+
+    /// Times the algorithms of `operations` at `sizes` on these ranks and keeps the profiles, which
+    /// the selector then prefers to the formulas: autotuning, as MPICH's tuning files and Open MPI's
+    /// dynamic rules do. The formulas price what was not measured (other rank counts, the simulated
+    /// transport). The algorithms timed are the candidates `including` accepts that can run each
+    /// size; barrier runs once, with no bytes. `repetitions` as `timeAlgorithms` takes them (with 5
+    /// instead of 15, a passing stall made the board's all-to-all look 2.5× slower than it was).
+    /// Every rank keeps the slowest rank's figures, so all select alike. A collective: every rank
+    /// must call it. Returns the profiles kept.
     @discardableResult
-    public func calibrateNative(
-        sizes: [Int] = [8, 4_096, 262_144, 4 << 20], repetitions: Int = 5, timeout: Duration? = nil
-    ) async throws(SkeinError) -> [NativeProfile] {
-        guard native != nil else { return [] }
-        var profiles: [NativeProfile] = []
-        for operation in CollectiveOperation.allCases where operation != .pointToPoint {
-            var points: [(bytes: Int, seconds: Double)] = []
-            let algorithm = NativeAlgorithm(operation)
+    public func tune(
+        operations: [CollectiveOperation] = CollectiveOperation.allCases, sizes: [Int] = Communicator.tuningSizes, repetitions: Int? = nil,
+        including: (any CollectiveAlgorithm) -> Bool = { _ in true }, timeout: Duration? = nil
+    ) async throws(SkeinError) -> [MeasuredProfile] {
+        var profiles: [MeasuredProfile] = []
+        let cost = self.cost
+        for operation in operations where operation != .pointToPoint {
+            let eligible = candidates(for: operation).filter(including)
+            guard !eligible.isEmpty else { continue }
+            var points = [[(bytes: Int, seconds: Double)]](repeating: [], count: eligible.count)
             for bytes in operation == .barrier ? [0] : sizes {
-                let count = CollectiveSimulator.perRankCount(operation, ranks: size, bytes: bytes, elementWidth: 4)
-                var input = [Float](repeating: 1, count: count), output: [Float] = []
-                try await exercise(operation, input: &input, output: &output, count: count, algorithm: algorithm, timeout: timeout)
-                var samples: [Double] = []
-                for _ in 0..<max(repetitions, 1) {
-                    let t0 = transport.now()
-                    try await exercise(operation, input: &input, output: &output, count: count, algorithm: algorithm, timeout: timeout)
-                    samples.append(Double(transport.now() &- t0) / 1e9)
+                // The transport's own has no formula to say whether it can run; it always can.
+                let runnable = eligible.indices.filter {
+                    eligible[$0].code == NativeAlgorithm.code || eligible[$0].predictedSeconds(ranks: size, bytes: bytes, cost: cost).isFinite
                 }
-                // Every rank keeps the slowest rank's median, so all ranks select alike.
-                samples.sort()
-                let slowest = try await allreduce([samples[samples.count / 2]], op: .max, algorithm: RecursiveDoublingAllreduce(), timeout: timeout)
-                points.append((bytes, slowest[0]))
+                let count = CollectiveSimulator.perRankCount(operation, ranks: size, bytes: bytes, elementWidth: 4)
+                var input = [Float](repeating: Float(rank + 1), count: count), output: [Float] = []
+                let seconds = try await timeAlgorithms(runnable.map { eligible[$0] }, operation: operation, repetitions: repetitions) {
+                    () async throws(SkeinError) -> Void in
+                    try await exercise(operation, input: &input, output: &output, count: count, timeout: timeout)
+                }
+                for (index, time) in zip(runnable, seconds) { points[index].append((bytes, time)) }
             }
-            profiles.append(NativeProfile(operation: operation, ranks: size, points: points))
+            for (algorithm, measured) in zip(eligible, points) where !measured.isEmpty {
+                profiles.append(MeasuredProfile(algorithm, ranks: size, points: measured))
+            }
         }
         state.withLock { state in
-            state.cost.native = profiles
+            state.cost.keep(profiles)
             state.forgetSelections()
         }
         return profiles
+    }
+
+    /// Times the transport's own collectives (MPI's) so the selector can weigh them against Skein's
+    /// algorithms: `tune` for those alone. A no-op on transports without native collectives.
+    @discardableResult
+    public func calibrateNative(
+        sizes: [Int] = [8, 4_096, 262_144, 4 << 20], repetitions: Int = 5, timeout: Duration? = nil
+    ) async throws(SkeinError) -> [MeasuredProfile] {
+        guard native != nil else { return [] }
+        return try await tune(sizes: sizes, repetitions: repetitions, including: { $0.code == NativeAlgorithm.code }, timeout: timeout)
+    }
+
+    /// For each of `algorithms` (all of one operation), the median over `repetitions` of the slowest
+    /// rank's mean seconds per call of `call`, which runs with that algorithm pinned. Small calls run
+    /// in batches of about a millisecond, as OSU and nccl-tests do, and the repetitions interleave the
+    /// algorithms, so drift in the machine's state cannot pass for a difference between them.
+    /// `repetitions` nil: 15, or 7 when a call takes over 20 ms. A pin the caller had is restored.
+    /// A collective: every rank must call it with the same algorithms.
+    public func timeAlgorithms(
+        _ algorithms: [any CollectiveAlgorithm], operation: CollectiveOperation, repetitions: Int? = nil,
+        _ call: () async throws(SkeinError) -> Void
+    ) async throws(SkeinError) -> [Double] {
+        guard !algorithms.isEmpty else { return [] }
+        let userPin = state.withLock { $0.pins[Int(operation.rawValue)]?.algorithm }
+        defer { pin(userPin, for: operation) }
+        var batches: [Int] = []
+        var longest = 0.0
+        for algorithm in algorithms {
+            // Pinned, so no per-call cast to the operation's algorithm protocol is timed.
+            pin(algorithm, for: operation)
+            try await call()
+            try await barrier(algorithm: DisseminationBarrier())
+            let t0 = transport.now()
+            try await call()
+            let single = try await allreduce([Double(transport.now() &- t0) / 1e9], op: .max, algorithm: RecursiveDoublingAllreduce())[0]
+            batches.append(max(1, min(2000, Int(1e-3 / max(single, 1e-9)))))
+            longest = max(longest, single)
+        }
+        let rounds = repetitions ?? (longest > 0.02 ? 7 : 15)
+        var times = [[Double]](repeating: [], count: algorithms.count)
+        for _ in 0..<max(rounds, 1) {
+            for (index, algorithm) in algorithms.enumerated() {
+                pin(algorithm, for: operation)
+                try await barrier(algorithm: DisseminationBarrier())
+                let t0 = transport.now()
+                for _ in 0..<batches[index] { try await call() }
+                times[index].append(Double(transport.now() &- t0) / 1e9 / Double(batches[index]))
+            }
+        }
+        var medians: [Double] = []
+        for perAlgorithm in times {
+            let slowest = try await allreduce(perAlgorithm, op: .max, algorithm: RecursiveDoublingAllreduce())
+            medians.append(slowest.sorted()[slowest.count / 2])
+        }
+        return medians
     }
 
     /// Runs one call of `operation` on Float buffers (reused across calls, as nccl-tests and OSU do):

@@ -19,13 +19,17 @@ public enum CostModel {
     /// The cheapest algorithm (the first listed on a tie, so every rank picks the same one), with the
     /// transport's own among the candidates when `native`, and the shared-memory one when `sharedMemory`
     /// (for broadcast, reduce, scatter and gather only when `ranksShareCores` is false, see below).
+    /// An algorithm's cost is its measured time where `Communicator.tune` timed it on this many
+    /// ranks, else its formula's.
     ///
     /// With more ranks than cores, rooted operations go by messages: the board makes every rank wait
     /// for every other on every call, which then costs each rank a hand-off of a core per call, while
     /// a tree's root sends and runs on, and its peers take several calls' messages per turn on a core.
     /// Measured on 2 cores with 3, 4 and 8 in-process ranks, operations of 8 B to 4 KiB, the tree was
     /// faster at 40–42 of 48 points in three runs (by up to 3.1×); the α-β model, which prices one
-    /// call alone, cannot see it.
+    /// call alone, cannot see it. Nor can tuning be trusted to: which of the two wins there depends on
+    /// how the scheduler happens to interleave the ranks, and letting tuned profiles decide picked the
+    /// board at 6–7 points per run where the tree was 1.35–2.3× faster when the benchmark came to it.
     public static func select(
         _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters, native: Bool = false, sharedMemory: Bool = false,
         ranksShareCores: Bool = false
@@ -36,14 +40,22 @@ public enum CostModel {
         }
         let candidates = candidates(operation, native: native, sharedMemory: sharedMemory && !(rooted && ranksShareCores))
         var best = candidates[0]
-        var bestSeconds = best.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)
+        var bestSeconds = expectedSeconds(best, ranks: ranks, bytes: bytes, cost: cost)
         for candidate in candidates.dropFirst() {
-            let seconds = candidate.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)
+            let seconds = expectedSeconds(candidate, ranks: ranks, bytes: bytes, cost: cost)
             if seconds < bestSeconds * (1 - 1e-9) {
                 best = candidate
                 bestSeconds = seconds
             }
         }
         return (best, bestSeconds)
+    }
+
+    /// What the selector expects `algorithm` to take: its measured time where it was tuned on this
+    /// many ranks, else its formula's; infinite where it cannot run the call (a board's slots too small).
+    public static func expectedSeconds(_ algorithm: any CollectiveAlgorithm, ranks: Int, bytes: Int, cost: CostParameters) -> Double {
+        let formula = algorithm.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)
+        guard formula.isFinite else { return formula }
+        return cost.measuredSeconds(of: algorithm, ranks: ranks, bytes: bytes) ?? formula
     }
 }

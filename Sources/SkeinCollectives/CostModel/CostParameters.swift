@@ -14,8 +14,9 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
     public var gamma: Double
     public var keepBeta: Double
     public var deliveryBeta: Double
-    /// Measured times of the transport's own collectives, when it has them (see `NativeAlgorithm`).
-    public var native: [NativeProfile] = []
+    /// Measured times of algorithms on these ranks (`Communicator.tune`), which the selector prefers to
+    /// the formulas; the transport's own collectives (`NativeAlgorithm`) have no formula and only these.
+    public var measured: [MeasuredProfile] = []
     /// Seconds per tree level for every rank to see that all ranks published on a shared-memory
     /// board (`SharedMemoryAlgorithm`), on transports whose ranks share memory.
     public var sharedAlpha: Double = 0.1e-6
@@ -94,20 +95,31 @@ enum TreeCost {
     }
 }
 
-/// Measured times of a transport library's own implementation of one operation (`NativeAlgorithm`),
-/// by message size; predictions interpolate linearly in between and extend the last segment beyond.
-public struct NativeProfile: Sendable, Equatable, Codable {
+/// Measured times of one algorithm of one operation on a number of ranks, by message size;
+/// predictions interpolate linearly in between (within one regime time is affine in the size, and
+/// the measured sizes are close enough to stay in one) and extend the last segment beyond.
+public struct MeasuredProfile: Sendable, Equatable, Codable {
     public var operation: UInt8
+    /// The algorithm's `code` and `variant`.
+    public var algorithm: UInt8
+    public var variant: Int
     public var ranks: Int
     public var bytes: [Double]
     public var seconds: [Double]
 
-    public init(operation: CollectiveOperation, ranks: Int, points: [(bytes: Int, seconds: Double)]) {
+    public init(_ algorithm: any CollectiveAlgorithm, ranks: Int, points: [(bytes: Int, seconds: Double)]) {
         let sorted = points.sorted { $0.bytes < $1.bytes }
-        self.operation = operation.rawValue
+        operation = algorithm.operation.rawValue
+        self.algorithm = algorithm.code
+        variant = algorithm.variant
         self.ranks = ranks
         bytes = sorted.map { Double($0.bytes) }
         seconds = sorted.map(\.seconds)
+    }
+
+    /// Whether this profile measured `algorithm` on `ranks` ranks.
+    public func describes(_ algorithm: any CollectiveAlgorithm, ranks: Int) -> Bool {
+        self.algorithm == algorithm.code && operation == algorithm.operation.rawValue && variant == algorithm.variant && self.ranks == ranks
     }
 
     public func seconds(bytes n: Int) -> Double {
@@ -118,5 +130,20 @@ public struct NativeProfile: Sendable, Equatable, Codable {
         upper = max(upper, 1)
         let (x0, x1, y0, y1) = (bytes[upper - 1], bytes[upper], seconds[upper - 1], seconds[upper])
         return max(y0 + (y1 - y0) * (x - x0) / max(x1 - x0, 1), 0)
+    }
+}
+
+extension CostParameters {
+    /// The measured time of `algorithm` for `bytes` on `ranks` ranks, if it was measured there.
+    public func measuredSeconds(of algorithm: any CollectiveAlgorithm, ranks: Int, bytes: Int) -> Double? {
+        measured.first { $0.describes(algorithm, ranks: ranks) }?.seconds(bytes: bytes)
+    }
+
+    /// Adds `profiles`, replacing any earlier ones of the same algorithms and rank counts.
+    public mutating func keep(_ profiles: [MeasuredProfile]) {
+        measured.removeAll { old in
+            profiles.contains { $0.algorithm == old.algorithm && $0.operation == old.operation && $0.variant == old.variant && $0.ranks == old.ranks }
+        }
+        measured += profiles
     }
 }
