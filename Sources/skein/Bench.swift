@@ -155,12 +155,7 @@ struct BenchCollectives: AsyncParsableCommand {
     func run() async throws {
         let rankCounts = ranks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !rankCounts.isEmpty, rankCounts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--ranks: comma-separated counts ≥ 1") }
-        let operations: [CollectiveOperation] = ops == "all"
-            ? CollectiveOperation.allCases.filter { $0 != .pointToPoint }
-            : try ops.split(separator: ",").map {
-                guard let op = CollectiveOperation(argument: String($0)) else { throw ValidationError("unknown operation \($0)") }
-                return op
-            }
+        let operations = try CollectiveOperation.list(ops)
         var sizes: [Int] = []
         var size = max(minBytes.bytes, 1)
         while size <= maxBytes.bytes { sizes.append(size); size *= max(step, 2) }

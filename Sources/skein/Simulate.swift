@@ -11,6 +11,15 @@ extension CollectiveOperation: ExpressibleByArgument {
         self = match
     }
     public static var allValueStrings: [String] { allCases.filter { $0 != .pointToPoint }.map(\.description) }
+
+    /// The operations a comma-separated `--ops` names, or every collective for `all`.
+    static func list(_ text: String) throws -> [CollectiveOperation] {
+        guard text != "all" else { return allCases.filter { $0 != .pointToPoint } }
+        return try text.split(separator: ",").map {
+            guard let op = CollectiveOperation(argument: String($0)) else { throw ValidationError("unknown operation \($0)") }
+            return op
+        }
+    }
 }
 
 /// Predicts and simulates every algorithm of one operation at any scale.
