@@ -77,8 +77,7 @@ public final class BufferPool: Sendable {
         /// Takes buffers of the classes other than `size` used longest ago until `size` more bytes
         /// fit under `limit`, and returns them; none if even all of them would not make room.
         mutating func evict(toFit size: Int, limit: Int) -> [UnsafeMutableRawPointer] {
-            let others = lists.filter { $0.key != size }.reduce(0) { $0 + $1.key * $1.value.count }
-            guard bytes - others + size <= limit else { return [] }
+            guard (lists[size]?.count ?? 0) * size + size <= limit else { return [] }
             var evicted: [UnsafeMutableRawPointer] = []
             for victim in lists.keys.filter({ $0 != size }).sorted(by: { used[$0, default: 0] < used[$1, default: 0] }) {
                 while bytes + size > limit, let pointer = lists[victim]?.popLast() {

@@ -119,8 +119,14 @@ public struct MeasuredProfile: Sendable, Equatable, Codable {
 
     /// Whether this profile measured `algorithm` on `ranks` ranks.
     public func describes(_ algorithm: any CollectiveAlgorithm, ranks: Int) -> Bool {
-        self.algorithm == algorithm.code && operation == algorithm.operation.rawValue && variant == algorithm.variant && self.ranks == ranks
+        key == Key(operation: algorithm.operation.rawValue, algorithm: algorithm.code, variant: algorithm.variant, ranks: ranks)
     }
+
+    /// What one profile measured: which algorithm of which operation, on how many ranks.
+    struct Key: Equatable {
+        var operation: UInt8, algorithm: UInt8, variant: Int, ranks: Int
+    }
+    var key: Key { Key(operation: operation, algorithm: algorithm, variant: variant, ranks: ranks) }
 
     public func seconds(bytes n: Int) -> Double {
         guard let first = bytes.first else { return .infinity }
@@ -141,9 +147,7 @@ extension CostParameters {
 
     /// Adds `profiles`, replacing any earlier ones of the same algorithms and rank counts.
     public mutating func keep(_ profiles: [MeasuredProfile]) {
-        measured.removeAll { old in
-            profiles.contains { $0.algorithm == old.algorithm && $0.operation == old.operation && $0.variant == old.variant && $0.ranks == old.ranks }
-        }
+        measured.removeAll { old in profiles.contains { $0.key == old.key } }
         measured += profiles
     }
 }
