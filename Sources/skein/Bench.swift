@@ -250,8 +250,6 @@ struct CollectiveBenchmark {
     ) async throws(SkeinError) -> [BenchRow] {
         let p = comm.size
         try await comm.calibrate()
-        try await comm.calibrateNative()
-        let cost = comm.cost
         if tune {
             let largest = sizes.max() ?? 0
             let tuning = Communicator.tuningSizes.filter { $0 <= largest } + Communicator.tuningSizes.filter { $0 > largest }.prefix(1)
@@ -259,7 +257,13 @@ struct CollectiveBenchmark {
             let t0 = MonotonicClock.now()
             try await comm.tune(operations: operations, sizes: tuning, repetitions: quick ? 3 : nil)
             progress?(String(format: "tuned in %.1f s", Double(MonotonicClock.now() - t0) / 1e9))
+        } else {
+            try await comm.calibrateNative()
         }
+        // The formulas alone: what the model predicts, and picks without the profiles of Skein's own
+        // algorithms (MPI's calls, which have no formula, keep theirs).
+        var cost = comm.cost
+        cost.measured.removeAll { $0.algorithm != NativeAlgorithm.code }
         var rows: [BenchRow] = []
         for operation in operations {
             progress?("measuring \(operation) on \(p) ranks…")
