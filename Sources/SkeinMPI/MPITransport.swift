@@ -436,7 +436,7 @@ struct ProgressEngine: @unchecked Sendable {
     var sends: [PendingSend] = []
     var receives: [PendingReceive] = []
     /// Arriving messages per source, in the order the source sent them.
-    var queues: [[Incoming]]
+    var queues: [ArrivalQueue]
     /// Per source: the header message still being paired with its chunk messages.
     var assembling: [Incoming?]
     var aborted: [UInt32: SkeinError] = [:]
@@ -465,7 +465,7 @@ struct ProgressEngine: @unchecked Sendable {
     init(size: Int, rank: Int, comm: MPI_Comm?, localPeers: Int) {
         self.rank = rank
         self.comm = comm
-        queues = Array(repeating: [], count: size)
+        queues = Array(repeating: ArrivalQueue(), count: size)
         assembling = Array(repeating: nil, count: size)
         checkedAt = Array(repeating: 0, count: size)
         gone = Array(repeating: false, count: size)
@@ -612,14 +612,7 @@ struct ProgressEngine: @unchecked Sendable {
     /// The next message from `source` with `tag`, if it has arrived whole and no earlier message from
     /// that source that might carry the same tag is still arriving.
     mutating func take(from source: Int, tag: Tag) -> Message? {
-        for (index, incoming) in queues[source].enumerated() {
-            guard let key = incoming.tag else { return nil }
-            guard key == tag else { continue }
-            guard let message = incoming.message else { return nil }
-            queues[source].remove(at: index)
-            return message
-        }
-        return nil
+        queues[source].take(tag)
     }
 
     /// Completes what MPI has finished, and starts receiving every newly arrived message.
@@ -785,6 +778,60 @@ struct Backlog {
 }
 
 /// A message on its way in: its header once read, its chunks as they complete.
+/// One source's arriving messages, in the order it sent them. Taking the oldest costs O(1) however
+/// many wait behind it (a runtime's pipelined requests pile up by the thousand): a taken message
+/// leaves a hole, skipped until the holes are swept out.
+struct ArrivalQueue {
+    private var items: [Incoming?] = []
+    private var head = 0
+    private var holes = 0
+
+    mutating func append(_ incoming: Incoming) { items.append(incoming) }
+
+    func contains(where matches: (Incoming) -> Bool) -> Bool {
+        items[head...].contains { $0.map(matches) == true }
+    }
+
+    /// The first message with `tag`, if it has arrived whole and no earlier message that might carry
+    /// the same tag (its header still arriving) stands before it.
+    mutating func take(_ tag: Tag) -> Message? {
+        for index in head..<items.count {
+            guard let incoming = items[index] else { continue }
+            guard let key = incoming.tag else { return nil }
+            guard key == tag else { continue }
+            guard let message = incoming.message else { return nil }
+            items[index] = nil
+            if index == head {
+                head += 1
+                while head < items.count, items[head] == nil {
+                    head += 1
+                    holes -= 1
+                }
+            } else {
+                holes += 1
+            }
+            sweep()
+            return message
+        }
+        return nil
+    }
+
+    mutating func removeAll(where matches: (Incoming) -> Bool) {
+        items = items[head...].filter { $0.map { !matches($0) } == true }
+        (head, holes) = (0, 0)
+    }
+
+    private mutating func sweep() {
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            (head, holes) = (0, 0)
+        } else if head + holes > 1024 && (head + holes) * 2 > items.count {
+            items = items[head...].filter { $0 != nil }
+            (head, holes) = (0, 0)
+        }
+    }
+}
+
 final class Incoming: @unchecked Sendable {
     // @unchecked: only touched under the engine's lock.
     var tag: Tag?

@@ -24,11 +24,12 @@ final class Cluster: Sendable {
     private let arenaReader = SharedArenaReader()
 
     static let requestTag = Tag(context: 0x5EED_0001, sequence: 0)
-    static let replyContext: UInt32 = 0x5EED_0002
+    private let replies: ReplyRouter
 
     init(transport: any Transport, workersPerRank: Int, sameHost: SameHostTransfer) {
         self.transport = transport
         self.workersPerRank = workersPerRank
+        replies = ReplyRouter(transport: transport)
         let topology = transport as? any HostTopology
         sharesHost = (0..<transport.size).map { $0 != transport.rank && topology?.sharesHost(with: $0) == true }
         var chosen = sameHost.resolved(environment: ProcessInfo.processInfo.environment)
@@ -70,9 +71,12 @@ final class Cluster: Sendable {
     private static let signature = CallSignature(
         operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: 0)
 
-    enum Operation: UInt8 { case task = 0, stop = 1, fetch = 2, drop = 3 }
+    /// `actorCall` is a task that runs after the earlier calls to the same actor, whose id ends its header.
+    enum Operation: UInt8 { case task = 0, stop = 1, fetch = 2, drop = 3, actorCall = 4 }
 
-    private func request(_ operation: Operation, call: UInt64, object: UInt64, name: String = "", sources: [ArgumentSource] = []) -> Message {
+    private func request(
+        _ operation: Operation, call: UInt64, object: UInt64, name: String = "", sources: [ArgumentSource] = [], actor: UInt64 = 0
+    ) -> Message {
         var header = [UInt8]()
         header.appendLittleEndian(call)
         header.append(operation.rawValue)
@@ -97,6 +101,7 @@ final class Cluster: Sendable {
                 bytes.descriptor.append(to: &header)
             }
         }
+        if operation == .actorCall { header.appendLittleEndian(actor) }
         return Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: [Chunk.partition(header, into: 1)[0]] + chunks)
     }
 
@@ -105,17 +110,19 @@ final class Cluster: Sendable {
     /// Results up to this size come back with the reply; larger ones stay on the rank that made them.
     static let inlineResultLimit = 4096
 
-    /// Runs function `name` on `rank`. A small result comes back (`payload`); a larger one, object
-    /// `output`, stays there and only its size comes back.
-    func invoke(
-        _ name: String, output: UInt64, _ sources: [ArgumentSource], on rank: Int
-    ) async throws -> (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?) {
+    /// Sends rank `rank` the request to run function `name` (after that rank's earlier calls to
+    /// `actor`, if given) for object `output`; returns the call id its reply will carry.
+    private func send(_ name: String, output: UInt64, _ sources: [ArgumentSource], on rank: Int, actor: UInt64?) throws -> UInt64 {
         let call = nextCall()
-        try transport.send(request(.task, call: call, object: output, name: name, sources: sources), to: rank, tag: Self.requestTag)
-        // Arguments read where they lie on this host must stay until the task is done with them.
-        defer { withExtendedLifetime(sources) {} }
-        let reply = try await transport.receive(from: rank, tag: Tag(context: Self.replyContext, sequence: call), deadline: .max)
-        let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0) }
+        let message = request(actor == nil ? .task : .actorCall, call: call, object: output, name: name, sources: sources, actor: actor ?? 0)
+        try transport.send(message, to: rank, tag: Self.requestTag)
+        return call
+    }
+
+    /// What a task's reply says: a small result comes back (`payload`); a larger one stays on the
+    /// rank that made it and only its size comes back.
+    private func made(by reply: Message, on rank: Int) throws -> (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?) {
+        let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0.dropFirst(8)) }
         guard head.first == 0, head.count >= 10, let kind = WirePayload.Kind(rawValue: head[1]) else {
             throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
         }
@@ -123,28 +130,63 @@ final class Cluster: Sendable {
         return (kind, bytes, reply.chunks.count == 2 ? WirePayload(kind: kind, chunk: reply.chunks[1]) : nil)
     }
 
+    /// The task's value when its result came back with the reply, else a `RemoteObject` kept on `rank`.
+    private func value<R: Sendable>(of reply: Message, on rank: Int, returning _: R.Type) throws -> any Sendable {
+        let made = try made(by: reply, on: rank)
+        if let payload = made.payload { return try Wire.decode(R.self, payload) }
+        return RemoteObject(rank: rank, bytes: made.bytes) { payload throws(RuntimeError) in try Wire.decode(R.self, payload) }
+    }
+
+    /// A lost rank's error (it exited, or its reply timed out) as `lost` words it; others as they are.
+    private static func losing(_ error: any Error, _ lost: (SkeinError) -> RuntimeError) -> any Error {
+        guard let error = error as? SkeinError, error.code == .peerExited || error.code == .timeout else { return error }
+        return lost(error)
+    }
+
     /// Runs `name` on `rank` for a task whose output is `output`: its value when the result came
     /// back with the reply, else a `RemoteObject` kept there. A lost rank becomes `lost(error)`.
     func run<R: Sendable>(
-        _ name: String, output: UInt64, _ sources: [ArgumentSource], on rank: Int, returning _: R.Type,
+        _ name: String, output: UInt64, _ sources: [ArgumentSource], on rank: Int, actor: UInt64? = nil, returning _: R.Type,
         lost: (SkeinError) -> RuntimeError
     ) async throws -> any Sendable {
-        let made: (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?)
         do {
-            made = try await invoke(name, output: output, sources, on: rank)
-        } catch let error as SkeinError where error.code == .peerExited || error.code == .timeout {
-            throw lost(error)
+            let call = try send(name, output: output, sources, on: rank, actor: actor)
+            // Arguments read where they lie on this host must stay until the task is done with them.
+            defer { withExtendedLifetime(sources) {} }
+            return try value(of: try await replies.reply(to: call, from: rank), on: rank, returning: R.self)
+        } catch {
+            throw Self.losing(error, lost)
         }
-        if let payload = made.payload { return try Wire.decode(R.self, payload) }
-        return RemoteObject(rank: rank, bytes: made.bytes) { payload throws(RuntimeError) in try Wire.decode(R.self, payload) }
+    }
+
+    /// Sends actor call `name` to `rank`, which runs it after its earlier calls to `actor`, and
+    /// returns at once; `then` gets what `run` would have returned, when the reply comes. The result
+    /// says who receives the reply: nil when a task already listens to `rank`, else what the caller
+    /// must run.
+    func start<R: Sendable>(
+        _ name: String, output: UInt64, _ sources: [ArgumentSource], on rank: Int, actor: UInt64, returning _: R.Type,
+        lost: @escaping @Sendable (SkeinError) -> RuntimeError, then: @escaping @Sendable (Result<any Sendable, any Error>) -> Void
+    ) throws -> (@Sendable () async -> Void)? {
+        let call: UInt64
+        do {
+            call = try send(name, output: output, sources, on: rank, actor: actor)
+        } catch {
+            throw Self.losing(error, lost)
+        }
+        let mustListen = replies.onReply(to: call, from: rank) { [self] reply in
+            withExtendedLifetime(sources) {}  // read where they lie until the reply says the call is done
+            then(Result { try value(of: try reply.get(), on: rank, returning: R.self) }.mapError { Self.losing($0, lost) })
+        }
+        guard mustListen else { return nil }
+        return { [replies] in await replies.listen(to: rank) }
     }
 
     /// The bytes of object `id`, kept on `rank`.
     func fetch(_ id: UInt64, from rank: Int) async throws -> WirePayload {
         let call = nextCall()
         try transport.send(request(.fetch, call: call, object: id), to: rank, tag: Self.requestTag)
-        let reply = try await transport.receive(from: rank, tag: Tag(context: Self.replyContext, sequence: call), deadline: .max)
-        let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0) }
+        let reply = try await replies.reply(to: call, from: rank)
+        let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0.dropFirst(8)) }
         if head.first == 2, let descriptor = SharedDescriptor(head, at: 1) { return try payload(descriptor) }
         guard head.first == 0, reply.chunks.count == 2, let kind = WirePayload.Kind(rawValue: head[1]) else {
             throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
@@ -168,12 +210,17 @@ final class Cluster: Sendable {
     @discardableResult
     func serve(_ lookup: @escaping @Sendable (String) -> Runtime.ErasedFunction?) async throws -> Int {
         let store = WorkerStore()
+        let chains = ActorChains()
         let transport = self.transport
         let reply: @Sendable (UInt64, [UInt8], Chunk?) -> Void = { call, head, payload in
-            let chunks = [Chunk.partition(head, into: 1)[0]] + (payload.map { [$0] } ?? [])
+            var prefixed: [UInt8] = []
+            prefixed.reserveCapacity(8 + head.count)
+            prefixed.appendLittleEndian(call)
+            prefixed += head
+            let chunks = [Chunk.partition(prefixed, into: 1)[0]] + (payload.map { [$0] } ?? [])
             try? transport.send(
                 Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: chunks), to: 0,
-                tag: Tag(context: Self.replyContext, sequence: call))
+                tag: ReplyRouter.tag)
         }
         while true {
             let request = try await transport.receive(from: 0, tag: Self.requestTag, deadline: .max)
@@ -200,7 +247,7 @@ final class Cluster: Sendable {
                 } else {
                     reply(call, [1, 0] + Array("rank \(transport.rank) does not hold object #\(object)".utf8), nil)
                 }
-            case .task, .none:
+            case .task, .actorCall, .none:
                 let nameLength = Int(head.loadLittleEndian(UInt32.self, at: 17))
                 let name = String(decoding: head[21..<(21 + nameLength)], as: UTF8.self)
                 let count = Int(head.loadLittleEndian(UInt32.self, at: 21 + nameLength))
@@ -232,7 +279,7 @@ final class Cluster: Sendable {
                         offset += 10
                     }
                 }
-                Task {
+                let work: @Sendable () async -> Void = { [arguments, missing, unreadable] in
                     do {
                         if let unreadable { throw unreadable }
                         if let missing { throw RuntimeError(.freedObject, task: name, "rank \(transport.rank) does not hold object #\(missing)") }
@@ -251,6 +298,42 @@ final class Cluster: Sendable {
                     } catch {
                         reply(call, [1, 0] + Array("\(error)".utf8), nil)
                     }
+                }
+                if Operation(rawValue: head[8]) == .actorCall {
+                    chains.run(after: head.loadLittleEndian(UInt64.self, at: offset), work)
+                } else {
+                    Task { await work() }
+                }
+            }
+        }
+    }
+}
+
+/// A serving rank's actor calls, queued per actor and run one after another in arrival order
+/// (rank 0's submission order) by one task per actor while any are queued.
+final class ActorChains: Sendable {
+    private let queues = Mutex<[UInt64: [@Sendable () async -> Void]]>([:])
+
+    func run(after actor: UInt64, _ work: @escaping @Sendable () async -> Void) {
+        let start = queues.withLock { queues -> Bool in
+            if queues[actor] != nil {
+                queues[actor]!.append(work)
+                return false
+            }
+            queues[actor] = []  // present and empty: the actor's task is running `work`
+            return true
+        }
+        guard start else { return }
+        Task {
+            var next: (@Sendable () async -> Void)? = work
+            while let work = next {
+                await work()
+                next = queues.withLock { queues in
+                    guard let queued = queues[actor], !queued.isEmpty else {
+                        queues[actor] = nil  // an idle or dropped actor leaves nothing behind
+                        return nil
+                    }
+                    return queues[actor]!.removeFirst()
                 }
             }
         }
@@ -309,6 +392,11 @@ enum SameHostBytes: Sendable {
         case .attached(_, let descriptor): descriptor
         }
     }
+
+    /// The arena copy, if the bytes are one.
+    var arenaBlock: SharedBlock? {
+        if case .arena(let block) = self { block } else { nil }
+    }
 }
 
 /// How large objects (1 MiB and more, arrays of numbers) move between processes of one host.
@@ -346,11 +434,15 @@ extension Runtime {
     /// A runtime over every rank of `transport` (an `MPITransport`: it must allow concurrent sends and
     /// receives), with `workersPerRank` worker slots on each. Every rank creates it and registers the
     /// same functions; rank 0 then submits work while the others call `serve()`.
-    /// `sameHost` says how large objects move between ranks of one host.
+    /// `sameHost` says how large objects move between ranks of one host. Rank 0's store keeps to
+    /// `memoryLimit` as an embedded runtime's does, counting the copies it keeps in the shared arena.
     public convenience init(
-        cluster transport: any Transport, workersPerRank: Int = ProcessInfo.processInfo.activeProcessorCount, sameHost: SameHostTransfer = .automatic
+        cluster transport: any Transport, workersPerRank: Int = ProcessInfo.processInfo.activeProcessorCount, sameHost: SameHostTransfer = .automatic,
+        memoryLimit: Int = Int.max, spillDirectory: URL? = nil
     ) {
-        self.init(workers: workersPerRank * transport.size, cluster: Cluster(transport: transport, workersPerRank: workersPerRank, sameHost: sameHost))
+        self.init(
+            workers: workersPerRank * transport.size, memoryLimit: memoryLimit, spillDirectory: spillDirectory,
+            cluster: Cluster(transport: transport, workersPerRank: workersPerRank, sameHost: sameHost))
     }
 
     /// How large objects move between this rank and others of its host (`.messages` when none shares it).

@@ -18,8 +18,8 @@ final class ActorInstances: Sendable {
     private let states = Mutex<[UInt64: StateBox]>([:])
 
     final class StateBox: @unchecked Sendable {
-        // @unchecked: the driver sends an actor's calls one at a time, so its state is never touched
-        // by two threads at once.
+        // @unchecked: an actor's calls run one after another (rank 0's actor queue here; a serving
+        // rank's `ActorChains`), so its state is never touched by two threads at once.
         let value: AnyObject
         init(_ value: AnyObject) { self.value = value }
     }
@@ -151,9 +151,19 @@ extension Runtime {
             if let cluster, target != cluster.transport.rank, let context = ExecutionContext.current {
                 var sources: [ArgumentSource] = [.inline(try Wire.encode(id))]
                 for arg in repeat each captured { sources.append(try await core.source(of: arg, for: target)) }
-                return try await cluster.run(name, output: context.task.output, sources, on: target, returning: R.self) { error in
+                let lost: @Sendable (SkeinError) -> RuntimeError = { error in
                     RuntimeError(.workerLost, task: taskName, "rank \(target), holding actor \(actorName), was lost: \(error.message)")
                 }
+                // A call that may be retried waits for its reply, so that a retry cannot run behind a
+                // later call; the others go out as fast as they are submitted.
+                guard context.task.options.retries == 0 else {
+                    return try await cluster.run(name, output: context.task.output, sources, on: target, actor: id, returning: R.self, lost: lost)
+                }
+                let (call, start) = (context.task, MonotonicClock.now())
+                let listen = try cluster.start(name, output: call.output, sources, on: target, actor: id, returning: R.self, lost: lost) { result in
+                    core.finish(call, with: result, start: start)
+                }
+                return InFlight(listen: listen)
             }
             return try await local(id)
         }

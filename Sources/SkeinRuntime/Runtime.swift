@@ -233,7 +233,8 @@ public final class Runtime: Sendable {
         return (zip(refs, finished).filter { $0.1 }.map(\.0), zip(refs, finished).filter { !$0.1 }.map(\.0))
     }
 
-    /// Objects held, their bytes in memory, and bytes spilled to disk.
+    /// Objects held, their bytes in memory (with the copies kept in the shared arena for other ranks
+    /// of the host), and bytes spilled to disk.
     public var store: (objects: Int, bytes: Int, spilledBytes: Int) { core.accounting }
 
     /// Bytes this rank holds in its host's shared arena for other ranks to read (copies of large
@@ -302,10 +303,7 @@ extension RuntimeCore {
             if let shared { return .shared(.arena(shared)) }
             let payload = try Wire.encode(try await readyValue(ref.id))
             guard let bytes = cluster?.share(payload, with: rank, readAgain: readBefore) else { return .inline(payload) }
-            state.withLock { state in
-                state.objects[ref.id]?.readByAnotherRank = true
-                if case .arena(let block) = bytes, state.objects[ref.id]?.shared == nil { state.objects[ref.id]?.shared = block }
-            }
+            sentToAnotherRank(ref.id, keeping: bytes.arenaBlock)
             return .shared(bytes)
         }
     }

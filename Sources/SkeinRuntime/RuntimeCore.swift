@@ -38,6 +38,15 @@ final class ExecutionContext: Sendable {
     @TaskLocal static var current: ExecutionContext?
 }
 
+/// What the body of an actor call sent to another rank returns once the request is sent (that rank
+/// runs its actors' calls in arrival order, so the actor's next call may go at once);
+/// `RuntimeCore.finish` records the result when the reply comes.
+struct InFlight: Sendable {
+    /// Receives the reply, when no task does yet: the actor's loop runs it when it has no more calls
+    /// to send (a synchronous caller's reply is then received on the same thread), else in a task.
+    let listen: (@Sendable () async -> Void)?
+}
+
 /// The worker slots a running task holds; given back early when the task blocks in `get`, so a
 /// graph whose tasks wait on other tasks never runs out of workers.
 final class LaneLease: Sendable {
@@ -160,6 +169,8 @@ final class RuntimeCore: Sendable {
         var readyHead = 0
         var freeLanes: [Bool]
         var storedBytes = 0
+        /// Bytes of the arena copies entries keep (`Entry.shared`): memory too, under the same limit.
+        var sharedBytes = 0
         var spilledBytes = 0
         var events: [Event] = []
         var running = 0
@@ -234,6 +245,7 @@ final class RuntimeCore: Sendable {
     }
 
     private func account(_ state: inout State, removing entry: Entry) {
+        if let block = entry.shared { state.sharedBytes -= block.descriptor.count }
         switch entry.status {
         case .ready: state.storedBytes -= entry.bytes
         case .spilled: state.spilledBytes -= entry.bytes
@@ -241,9 +253,9 @@ final class RuntimeCore: Sendable {
         }
     }
 
-    /// Objects held and their bytes in memory and on disk.
+    /// Objects held and their bytes in memory (arena copies included) and on disk.
     var accounting: (objects: Int, bytes: Int, spilledBytes: Int) {
-        state.withLock { ($0.objects.count, $0.storedBytes, $0.spilledBytes) }
+        state.withLock { ($0.objects.count, $0.storedBytes + $0.sharedBytes, $0.spilledBytes) }
     }
 
     // MARK: objects
@@ -423,13 +435,43 @@ final class RuntimeCore: Sendable {
         return value
     }
 
-    /// Moves the least recently used spillable objects to disk while the store is over its limit.
-    /// Objects that cannot be spilled stay: the limit never blocks a producer, so a full store
-    /// cannot deadlock the graph.
+    /// Notes that object `id` was sent to another rank and keeps `block`, its copy in the shared
+    /// arena if one was made, for its next readers on this host; the copy's bytes count against
+    /// the store's limit.
+    func sentToAnotherRank(_ id: UInt64, keeping block: SharedBlock?) {
+        let kept = state.withLock { state -> Bool in
+            state.objects[id]?.readByAnotherRank = true
+            guard let block, state.objects[id] != nil, state.objects[id]!.shared == nil else { return false }
+            state.objects[id]!.shared = block
+            state.sharedBytes += block.descriptor.count
+            return true
+        }
+        if kept { spillIfOver() }
+    }
+
+    /// While the store is over its limit: first lets go of the arena copies of the least recently
+    /// used objects (a later reader copies again), then moves the least recently used spillable
+    /// objects to disk. Objects that cannot be spilled stay: the limit never blocks a producer, so
+    /// a full store cannot deadlock the graph.
     func spillIfOver(keeping kept: UInt64? = nil) {
         while true {
+            // Released after the lock: a block's release takes the arena's lock.
+            let dropped = state.withLock { state -> SharedBlock? in
+                guard state.storedBytes + state.sharedBytes > memoryLimit, state.sharedBytes > 0 else { return nil }
+                var oldest: (id: UInt64, lastUse: UInt64)?
+                for (id, entry) in state.objects where entry.shared != nil && id != kept {
+                    if oldest == nil || entry.lastUse < oldest!.lastUse { oldest = (id, entry.lastUse) }
+                }
+                guard let oldest, let block = state.objects[oldest.id]!.shared else { return nil }
+                state.objects[oldest.id]!.shared = nil
+                state.sharedBytes -= block.descriptor.count
+                return block
+            }
+            if dropped == nil { break }
+        }
+        while true {
             let candidate = state.withLock { state -> (UInt64, any Sendable, Int)? in
-                guard state.storedBytes > memoryLimit else { return nil }
+                guard state.storedBytes + state.sharedBytes > memoryLimit else { return nil }
                 var best: (UInt64, any Sendable, Int, UInt64)?
                 for (id, entry) in state.objects where id != kept {
                     guard case .ready(let value) = entry.status, entry.bytes >= 4096, value is any Spillable else { continue }
@@ -730,8 +772,9 @@ final class RuntimeCore: Sendable {
         wake += takeWaiters(task.output, &state)
         let dependents = state.objects[task.output]!.dependents
         state.objects[task.output]!.dependents = []
-        if let actor = task.actor, actor.queue.first === task {
-            actor.queue.removeFirst()
+        // Usually the head; a call whose input failed completes wherever it stands in the queue.
+        if let actor = task.actor, let index = actor.queue.firstIndex(where: { $0 === task }) {
+            actor.queue.remove(at: index)
         }
         for dependent in dependents {
             if case .failure = outcome, dependent.failedDependency == nil, case .failed(let error) = state.objects[task.output]!.status {
@@ -782,10 +825,17 @@ final class RuntimeCore: Sendable {
             let start = MonotonicClock.now()
             let result = await execute(call, lease: nil)
             var wake: [Waker] = []
+            var listen: (@Sendable () async -> Void)?
             let next = state.withLock { state -> TaskRecord? in
-                let retried = call.attempts <= call.options.retries && call.options.retryErrors
-                complete(call, with: result, lanes: [], start: start, &state, wake: &wake)
-                if case .failure = result, retried { return nil }  // complete() re-pumped it
+                if case .success(let inFlight as InFlight) = result {
+                    listen = inFlight.listen
+                    // Sent; `finish` completes it when its reply comes.
+                    if actor.queue.first === call { actor.queue.removeFirst() }
+                } else {
+                    let retried = call.attempts <= call.options.retries && call.options.retryErrors
+                    complete(call, with: result, lanes: [], start: start, &state, wake: &wake)
+                    if case .failure = result, retried { return nil }  // complete() re-pumped it
+                }
                 guard let head = actor.queue.first, head.unresolved == 0 else {
                     actor.running = false
                     return nil
@@ -795,9 +845,20 @@ final class RuntimeCore: Sendable {
             }
             for waker in wake { waker.fire() }
             emptyGraveyard()
+            if let listen {
+                if next == nil { await listen() } else { Task { await listen() } }
+            }
             guard let next else { return }
             call = next
         }
+    }
+
+    /// Records the result of pipelined call `call`, sent at `start`, when its reply has come.
+    func finish(_ call: TaskRecord, with result: Result<any Sendable, any Error>, start: UInt64) {
+        var wake: [Waker] = []
+        state.withLock { state in complete(call, with: result, lanes: [], start: start, &state, wake: &wake) }
+        for waker in wake { waker.fire() }
+        emptyGraveyard()
     }
 
     /// The error to throw if a call waiting on `id` can never be served: the object is made by a call

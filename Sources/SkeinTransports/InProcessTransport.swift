@@ -182,15 +182,19 @@ public final class InProcessGroup: Sendable {
 /// matches tags there, as MPI implementations keep an unexpected-message queue. A full ring
 /// spills into a locked overflow list; a parked receiver is woken through `waiter`.
 final class Mailbox: @unchecked Sendable {
-    // @unchecked: `ring` slots are written only by the sender before it publishes `tail` and read only
-    // by the receiver after it observes `tail`; `unexpected` is touched only by the receiving rank,
-    // `cachedHead` only by the sending rank.
+    // @unchecked: `ring` slots are written only by the sender holding `writing` before it publishes
+    // `tail` and read only by the receiver after it observes `tail`; `unexpected` is touched only by
+    // the receiving rank, `cachedHead` only by the sender holding `writing`.
     static let capacity = 64
     private let ring: UnsafeMutablePointer<(Tag, Message)>  // slots [head, tail) are initialized
     // Fields each side writes sit on cache lines of their own (stored properties are laid out in
     // order), so a deposit moves the sender's line to the receiver and nothing else.
     private let padding0: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let tail = Atomic<Int>(0)  // next slot the sender writes
+    /// Held by the one sender writing the ring. Collectives send from one task per rank, but a
+    /// runtime rank sends from many at once (its tasks' and actors' replies): a sender that finds it
+    /// held takes the overflow list instead, which keeps each sender's messages in order.
+    private let writing = Atomic<Bool>(false)
     private let overflowCount = Atomic<Int>(0)
     private var cachedHead = 0  // the sender's last look at `head`; re-read only when the ring seems full
     private let padding1: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
@@ -222,12 +226,18 @@ final class Mailbox: @unchecked Sendable {
     /// against the receiver's registration: either it sees the waiter, or the receiver's re-check
     /// after registering sees the message.
     func deposit(_ message: Message, tag: Tag) -> Waiter? {
-        let t = tail.load(ordering: .relaxed)
-        if t - cachedHead >= Self.capacity { cachedHead = head.load(ordering: .acquiring) }
-        if overflowCount.load(ordering: .acquiring) == 0 && t - cachedHead < Self.capacity {
-            (ring + (t & (Self.capacity - 1))).initialize(to: (tag, message))
-            tail.store(t + 1, ordering: .sequentiallyConsistent)
-        } else {
+        var ringed = false
+        if writing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            let t = tail.load(ordering: .relaxed)
+            if t - cachedHead >= Self.capacity { cachedHead = head.load(ordering: .acquiring) }
+            if overflowCount.load(ordering: .acquiring) == 0 && t - cachedHead < Self.capacity {
+                (ring + (t & (Self.capacity - 1))).initialize(to: (tag, message))
+                tail.store(t + 1, ordering: .sequentiallyConsistent)
+                ringed = true
+            }
+            writing.store(false, ordering: .releasing)
+        }
+        if !ringed {
             // Counted before it is listed: the receiver may take it as soon as it is listed, and a
             // count that went below zero would hide every later overflow message.
             overflowCount.add(1, ordering: .sequentiallyConsistent)

@@ -456,6 +456,13 @@ func runtimeDeadRank() async -> Int32 {
         kill(getpid(), SIGKILL)
         return 0
     }
+    final class Steps { var n = 0 }
+    let steps = runtime.registerActor("Steps") { Steps() }
+    let step = runtime.method(steps, "step") { (s: Steps) -> Int in
+        try await Task.sleep(for: .microseconds(300))
+        s.n += 1
+        return s.n
+    }
     guard runtime.isDriver else {
         try? await runtime.serve()
         return 0
@@ -463,14 +470,34 @@ func runtimeDeadRank() async -> Int32 {
     var failures: [String] = []
     do {
         let victim = p - 1
+        // An actor on the rank that dies, its calls pipelined (sent without waiting for replies).
+        let doomed = try runtime.makeActor(steps, on: victim)
+        let before = try (0..<40).map { _ throws(RuntimeError) in try doomed.call(step) }
         let first = try (0..<30).map { i throws(RuntimeError) in try runtime.submit(inc, .value(i), options: TaskOptions(retries: 2)) }
         let fatal = try runtime.submit(die, options: TaskOptions(name: "die", rank: victim))
+        // Calls run in order there: the first lost call is followed by lost calls only.
+        var lost = false
+        for (index, ref) in before.enumerated() {
+            do {
+                let count = try await runtime.get(ref)
+                if lost || count != index + 1 { failures.append("actor call \(index) on the dying rank returned \(count)") }
+            } catch {
+                lost = true
+                if error.code != .workerLost { failures.append("actor call \(index) on the dead rank failed as \(error), not .workerLost") }
+            }
+        }
         if try await runtime.get(first) != Array(1...30) { failures.append("tasks retried after the rank died came back wrong") }
         do {
             _ = try await runtime.get(fatal)
             failures.append("the task that killed its rank returned")
         } catch {
             if error.code != .workerLost || error.task != "die" { failures.append("the killed task failed as \(error), not .workerLost") }
+        }
+        do {
+            let count = try await runtime.get(try doomed.call(step))
+            failures.append("a call to an actor on the dead rank returned \(count)")
+        } catch {
+            if error.code != .workerLost { failures.append("a call to an actor on the dead rank failed as \(error), not .workerLost") }
         }
         let later = try (0..<10).map { i throws(RuntimeError) in try runtime.submit(inc, .value(i)) }
         if try await runtime.get(later) != Array(1...10) { failures.append("work after the death came back wrong") }
@@ -485,7 +512,7 @@ func runtimeDeadRank() async -> Int32 {
     }
     runtime.shutdown()
     for failure in failures { say("FAIL runtime dead rank: \(failure)") }
-    say("runtime over MPI, \(p) processes, one killed: \(failures.isEmpty ? "retried elsewhere, .workerLost without retries, dead rank avoided" : "FAILURES")")
+    say("runtime over MPI, \(p) processes, one killed: \(failures.isEmpty ? "retried elsewhere, .workerLost without retries and for its actor's calls, dead rank avoided" : "FAILURES")")
     return failures.isEmpty ? 0 : 1
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import SkeinCore
 import SkeinRuntime
@@ -95,5 +96,47 @@ struct SharedArenaTests {
             return refs.count
         }
         #expect(try outcomes.map { try $0.get() } == [2, 0])
+    }
+
+    @Test("Arena copies count against the store's memory limit and are let go of before anything is spilled")
+    func arenaCopiesWithinLimit() async throws {
+        let limit = 5_000_000
+        let outcomes = await InProcessGroup.run(size: 2) { transport -> Int in
+            let runtime = Runtime(
+                cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: .sharedArena, memoryLimit: limit,
+                spillDirectory: URL(fileURLWithPath: try scratchDirectory("skein-arena-limit")))
+            let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
+            guard runtime.isDriver else {
+                try await runtime.serve()
+                return 0
+            }
+            defer { runtime.shutdown() }
+            // 1.6 MB each: two objects and one arena copy fit in 5 MB, two copies do not.
+            let arrays = (0..<4).map { k in (0..<200_000).map { Double(($0 &* 7 &+ k) % 1000) } }
+            var refs: [ObjectRef<[Double]>] = []
+            func read(_ k: Int) async throws {
+                let got = try await runtime.get(try runtime.submit(total, .ref(refs[k]), options: TaskOptions(rank: 1)))
+                #expect(got == arrays[k].reduce(0, +), "array \(k) read on rank 1")
+                let store = runtime.store
+                #expect(store.bytes <= limit, "after reading array \(k): \(store.bytes) bytes in memory, over the \(limit) limit")
+            }
+            refs = [runtime.put(arrays[0]), runtime.put(arrays[1])]
+            for k in [0, 1, 0, 1] { try await read(k) }
+            // Arena copies went first: nothing was spilled, and one copy is kept.
+            #expect(runtime.store.spilledBytes == 0)
+            #expect(runtime.store.bytes == 3 * 1_600_000, "two objects and one arena copy")
+            // (The arena rounds blocks up to whole pages.)
+            for _ in 0..<1000 where runtime.sharedBytes >= 2 * 1_600_000 { try await Task.sleep(for: .milliseconds(1)) }
+            #expect(runtime.sharedBytes >= 1_600_000 && runtime.sharedBytes < 1_610_000, "the dropped copies went back to the arena")
+            refs.append(runtime.put(arrays[2]))
+            #expect(runtime.store.spilledBytes == 0 && runtime.store.bytes == 3 * 1_600_000, "the third object took the copy's place")
+            refs.append(runtime.put(arrays[3]))
+            #expect(runtime.store.spilledBytes == 1_600_000, "the fourth object spilled the oldest")
+            for k in 0..<4 { try await read(k) }
+            return 0
+        }
+        for (rank, outcome) in outcomes.enumerated() {
+            if case .failure(let error) = outcome { Issue.record("rank \(rank): \(error)") }
+        }
     }
 }
