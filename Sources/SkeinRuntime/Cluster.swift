@@ -99,6 +99,9 @@ final class Cluster: Sendable {
             case .shared(let bytes):
                 header.append(2)
                 bytes.descriptor.append(to: &header)
+            case .sharedByAnotherRank(let descriptor):
+                header.append(2)
+                descriptor.append(to: &header)
             }
         }
         if operation == .actorCall { header.appendLittleEndian(actor) }
@@ -183,15 +186,35 @@ final class Cluster: Sendable {
 
     /// The bytes of object `id`, kept on `rank`.
     func fetch(_ id: UInt64, from rank: Int) async throws -> WirePayload {
+        switch try await locate(id, on: rank) {
+        case .inline(let payload): return payload
+        case .elsewhere(let descriptor): return try payload(descriptor)
+        }
+    }
+
+    /// Where object `id`, kept on `rank`, can be read: its bytes, sent here (small, or not on this
+    /// host), or where they lie on this host (`rank` keeps them there until the object is dropped).
+    func locate(_ id: UInt64, on rank: Int) async throws -> Located {
         let call = nextCall()
         try transport.send(request(.fetch, call: call, object: id), to: rank, tag: Self.requestTag)
         let reply = try await replies.reply(to: call, from: rank)
         let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0.dropFirst(8)) }
-        if head.first == 2, let descriptor = SharedDescriptor(head, at: 1) { return try payload(descriptor) }
+        if head.first == 2, let descriptor = SharedDescriptor(head, at: 1) { return .elsewhere(descriptor) }
         guard head.first == 0, reply.chunks.count == 2, let kind = WirePayload.Kind(rawValue: head[1]) else {
             throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
         }
-        return WirePayload(kind: kind, chunk: reply.chunks[1])
+        return .inline(WirePayload(kind: kind, chunk: reply.chunks[1]))
+    }
+
+    enum Located {
+        case inline(WirePayload)
+        case elsewhere(SharedDescriptor)
+    }
+
+    /// True when large objects on `holder` can be read in place by `reader` (both on this host, and
+    /// objects move through shared memory).
+    func readsInPlace(_ reader: Int, from holder: Int) -> Bool {
+        sameHost != .messages && sharesHost[reader] && sharesHost[holder]
     }
 
     /// Tells `rank` to let go of object `id`.
@@ -363,11 +386,13 @@ struct RemoteObject: Sendable {
 }
 
 /// Where a remote task finds one argument: in the request, in its own rank's store, or where it
-/// lies on their common host.
+/// lies on their common host (in rank 0's memory or arena, or in a third rank's, which keeps it
+/// there until the object is dropped: the task's ref keeps it from being dropped first).
 enum ArgumentSource: Sendable {
     case inline(WirePayload)
     case stored(UInt64)
     case shared(SameHostBytes)
+    case sharedByAnotherRank(SharedDescriptor)
 
     /// The object bytes this argument moves to the remote rank.
     var bytesMoved: Int {
@@ -375,6 +400,7 @@ enum ArgumentSource: Sendable {
         case .inline(let payload): payload.chunk.byteCount
         case .stored: 0
         case .shared(let bytes): bytes.descriptor.count
+        case .sharedByAnotherRank: 0
         }
     }
 }

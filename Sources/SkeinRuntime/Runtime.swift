@@ -289,7 +289,8 @@ extension RuntimeCore {
     }
 
     /// How a task on `rank` gets this argument: from its own rank's store when the object lives
-    /// there, else in the request (fetched here first if it lives on a third rank).
+    /// there, where it lies when on this host, else in the request (fetched here first if it lives
+    /// on a third rank of another host).
     func source<T: Sendable>(of arg: Arg<T>, for rank: Int) async throws -> ArgumentSource {
         switch arg {
         case .value(let value):
@@ -299,7 +300,10 @@ extension RuntimeCore {
             let (status, shared, readBefore) = state.withLock { state in
                 state.objects[ref.id].map { ($0.status, $0.shared, $0.readByAnotherRank) } ?? (nil, nil, false)
             }
-            if case .remote(let remote) = status, remote.rank == rank { return .stored(ref.id) }
+            if case .remote(let remote) = status {
+                if remote.rank == rank { return .stored(ref.id) }
+                if let forwarded = try await forward(ref.id, remote, to: rank) { return forwarded }
+            }
             if let shared { return .shared(.arena(shared)) }
             let payload = try Wire.encode(try await readyValue(ref.id))
             guard let bytes = cluster?.share(payload, with: rank, readAgain: readBefore) else { return .inline(payload) }

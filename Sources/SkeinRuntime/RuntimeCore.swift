@@ -402,6 +402,33 @@ final class RuntimeCore: Sendable {
         return try remote.decode(payload)
     }
 
+    /// Where a task on `reader` finds object `id`, kept on a third rank, when the two share this
+    /// host: where it lies there (no byte passes through this rank), or, if small or not readable
+    /// in place, its bytes. Nil when they do not share the host or the object is small: then this
+    /// rank fetches it and sends it on.
+    func forward(_ id: UInt64, _ remote: RemoteObject, to reader: Int) async throws(RuntimeError) -> ArgumentSource? {
+        guard let cluster, remote.bytes >= SharedArena.threshold, cluster.readsInPlace(reader, from: remote.rank) else { return nil }
+        let start = MonotonicClock.now()
+        let located: Cluster.Located
+        do {
+            located = try await cluster.locate(id, on: remote.rank)
+        } catch {
+            if let error = error as? SkeinError, error.code == .peerExited || error.code == .timeout {
+                loseLanes((remote.rank * cluster.workersPerRank)..<((remote.rank + 1) * cluster.workersPerRank))
+            }
+            throw RuntimeError(
+                .workerLost, task: ExecutionContext.current?.task.name, "object #\(id) on rank \(remote.rank) could not be located: \(error)")
+        }
+        switch located {
+        case .elsewhere(let descriptor):
+            recordTransfer("object #\(id): rank \(remote.rank) → rank \(reader), \(remote.bytes) B, read in place", start: start)
+            return .sharedByAnotherRank(descriptor)
+        case .inline(let payload):
+            recordTransfer("object #\(id): rank \(remote.rank) → rank \(cluster.transport.rank) → rank \(reader), \(remote.bytes) B", start: start)
+            return .inline(payload)
+        }
+    }
+
     /// A slice on the timeline's transfer row.
     func recordTransfer(_ name: String, start: UInt64) {
         let end = MonotonicClock.now()

@@ -58,6 +58,8 @@ struct SharedArenaTests {
                 let scaled = try runtime.submit(scale, .value(values), .value(3.0), options: TaskOptions(rank: 2))
                 #expect(try await runtime.get(scaled) == values.map { $0 * 3 }, "seed \(seed): the array made on rank 2")
                 #expect(try await runtime.get(try runtime.submit(total, .ref(scaled), options: TaskOptions(rank: 1))) == sum * 3, "seed \(seed)")
+                // Rank 1 read it where it lies on rank 2: none of its bytes went through rank 0.
+                #expect(runtime.timelineJSON().contains("rank 2 → rank 1, \(values.count * 8) B, read in place"), "seed \(seed), \(mode)")
             }
             for _ in 0..<1000 where runtime.sharedBytes > 0 { try await Task.sleep(for: .milliseconds(1)) }
             return runtime.sharedBytes
