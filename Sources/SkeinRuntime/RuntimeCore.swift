@@ -473,7 +473,7 @@ final class RuntimeCore: Sendable {
             state.sharedBytes += block.descriptor.count
             return true
         }
-        if kept { spillIfOver() }
+        if kept { spillIfOver(keeping: id) }  // the copy just made serves the reader it was made for
     }
 
     /// While the store is over its limit: first lets go of the arena copies of the least recently

@@ -30,6 +30,9 @@ struct BenchTasks: AsyncParsableCommand {
 
     func run() async throws {
         if let session = try MPISession.start(transport) {
+            // The spinning threads run in rank 0's process only: one per core of the host.
+            let stopBusy = busy && session.transport.rank == 0 ? BusyCores.start(count: ProcessInfo.processInfo.activeProcessorCount) : nil
+            defer { stopBusy?() }
             try await runOverMPI(session)
             return
         }
@@ -151,10 +154,10 @@ struct BenchTasks: AsyncParsableCommand {
             return
         }
         let p = session.transport.size
-        if !json { print("Skein task runtime over \(session.banner), one worker slot per rank\n") }
+        if !json { print("Skein task runtime over \(session.banner), one worker slot per rank\(busy ? ", every core kept busy" : "")\n") }
         func report(_ c: Case) {
             if json {
-                print(#"{"case":"\#(c.name)","value":\#(c.value),"unit":"\#(c.unit)","target":"\#(c.target)","ranks":\#(p)}"#)
+                print(#"{"case":"\#(c.name)","value":\#(c.value),"unit":"\#(c.unit)","target":"\#(c.target)","ranks":\#(p),"busy":\#(busy)}"#)
             } else {
                 print(c.name.padding(toLength: 50, withPad: " ", startingAt: 0) + String(format: "%14.1f", c.value) + "  " + c.unit.padding(toLength: 10, withPad: " ", startingAt: 0) + c.target)
             }
