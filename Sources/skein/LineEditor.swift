@@ -26,7 +26,8 @@ final class LineEditor {
         guard !line.isEmpty, line != history.last else { return }
         history.append(line)
         guard let historyPath else { return }
-        if !FileManager.default.fileExists(atPath: historyPath) { FileManager.default.createFile(atPath: historyPath, contents: nil) }
+        // A history file that cannot be made only loses the history: the open below then fails quietly.
+        if !FileManager.default.fileExists(atPath: historyPath) { _ = FileManager.default.createFile(atPath: historyPath, contents: nil) }
         if let file = FileHandle(forUpdatingAtPath: historyPath) {
             _ = try? file.seekToEnd()
             file.write(Data((line + "\n").utf8))

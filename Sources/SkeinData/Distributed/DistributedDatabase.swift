@@ -75,7 +75,9 @@ public final class DistributedDatabase: Sendable {
     /// This rank's rows of `plan`'s result.
     func run(_ plan: LogicalPlan) async throws -> Chunk {
         switch plan {
-        case .scan, .values, .filter where Self.isLocal(plan), .project where Self.isLocal(plan):
+        case .scan, .values,
+            .filter where Self.isLocal(plan),
+            .project where Self.isLocal(plan):
             // Scans, filters and projections stream through one local pipeline.
             return try runLocally(plan)
         case .filter(let input, let p):
