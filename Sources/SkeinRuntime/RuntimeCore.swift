@@ -107,6 +107,12 @@ final class ActorState: @unchecked Sendable {
         self.id = id
         self.name = name
     }
+
+    /// Takes `call` out of the queue: usually its head, but a call whose input failed completes
+    /// wherever it stands, and a call sent to another rank may complete before its loop dequeues it.
+    func dequeue(_ call: TaskRecord) {
+        if let index = queue.firstIndex(where: { $0 === call }) { queue.remove(at: index) }
+    }
 }
 
 /// A suspended waiter that may be registered on several objects: the first to change (or its
@@ -386,20 +392,27 @@ final class RuntimeCore: Sendable {
     /// its lineage) and its slots leave service.
     func fetch(_ id: UInt64, _ remote: RemoteObject) async throws(RuntimeError) -> any Sendable {
         guard let cluster else { throw RuntimeError(.freedObject, "object #\(id) lives on rank \(remote.rank), but this runtime has no cluster") }
-        let payload: WirePayload
         let start = MonotonicClock.now()
         defer { recordTransfer("object #\(id): rank \(remote.rank) → rank \(cluster.transport.rank), \(remote.bytes) B", start: start) }
+        let payload = try await reaching(id, remote, on: cluster, "fetched") { try await cluster.fetch(id, from: remote.rank) }
+        return try remote.decode(payload)
+    }
+
+    /// `body`'s result, which asks `remote`'s rank about object `id`. A failure becomes `.workerLost`
+    /// named after the running task (if any), so that it counts as lost and is retried; if the rank
+    /// is gone, its slots leave service.
+    private func reaching<T>(
+        _ id: UInt64, _ remote: RemoteObject, on cluster: Cluster, _ what: String, _ body: () async throws -> T
+    ) async throws(RuntimeError) -> T {
         do {
-            payload = try await cluster.fetch(id, from: remote.rank)
+            return try await body()
         } catch {
             if let error = error as? SkeinError, error.code == .peerExited || error.code == .timeout {
                 loseLanes((remote.rank * cluster.workersPerRank)..<((remote.rank + 1) * cluster.workersPerRank))
             }
-            // Named after the running task (if any), so that it counts as lost and is retried.
             throw RuntimeError(
-                .workerLost, task: ExecutionContext.current?.task.name, "object #\(id) on rank \(remote.rank) could not be fetched: \(error)")
+                .workerLost, task: ExecutionContext.current?.task.name, "object #\(id) on rank \(remote.rank) could not be \(what): \(error)")
         }
-        return try remote.decode(payload)
     }
 
     /// Where a task on `reader` finds object `id`, kept on a third rank, when the two share this
@@ -409,17 +422,7 @@ final class RuntimeCore: Sendable {
     func forward(_ id: UInt64, _ remote: RemoteObject, to reader: Int) async throws(RuntimeError) -> ArgumentSource? {
         guard let cluster, remote.bytes >= SharedArena.threshold, cluster.readsInPlace(reader, from: remote.rank) else { return nil }
         let start = MonotonicClock.now()
-        let located: Cluster.Located
-        do {
-            located = try await cluster.locate(id, on: remote.rank)
-        } catch {
-            if let error = error as? SkeinError, error.code == .peerExited || error.code == .timeout {
-                loseLanes((remote.rank * cluster.workersPerRank)..<((remote.rank + 1) * cluster.workersPerRank))
-            }
-            throw RuntimeError(
-                .workerLost, task: ExecutionContext.current?.task.name, "object #\(id) on rank \(remote.rank) could not be located: \(error)")
-        }
-        switch located {
+        switch try await reaching(id, remote, on: cluster, "located", { try await cluster.locate(id, on: remote.rank) }) {
         case .elsewhere(let descriptor):
             recordTransfer("object #\(id): rank \(remote.rank) → rank \(reader), \(remote.bytes) B, read in place", start: start)
             return .sharedByAnotherRank(descriptor)
@@ -799,10 +802,7 @@ final class RuntimeCore: Sendable {
         wake += takeWaiters(task.output, &state)
         let dependents = state.objects[task.output]!.dependents
         state.objects[task.output]!.dependents = []
-        // Usually the head; a call whose input failed completes wherever it stands in the queue.
-        if let actor = task.actor, let index = actor.queue.firstIndex(where: { $0 === task }) {
-            actor.queue.remove(at: index)
-        }
+        task.actor?.dequeue(task)
         for dependent in dependents {
             if case .failure = outcome, dependent.failedDependency == nil, case .failed(let error) = state.objects[task.output]!.status {
                 dependent.failedDependency = error
@@ -856,8 +856,7 @@ final class RuntimeCore: Sendable {
             let next = state.withLock { state -> TaskRecord? in
                 if case .success(let inFlight as InFlight) = result {
                     listen = inFlight.listen
-                    // Sent; `finish` completes it when its reply comes.
-                    if actor.queue.first === call { actor.queue.removeFirst() }
+                    actor.dequeue(call)  // sent; `finish` completes it when its reply comes
                 } else {
                     let retried = call.attempts <= call.options.retries && call.options.retryErrors
                     complete(call, with: result, lanes: [], start: start, &state, wake: &wake)
