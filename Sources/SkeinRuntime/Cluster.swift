@@ -236,11 +236,11 @@ final class Cluster: Sendable {
         let chains = ActorChains()
         let transport = self.transport
         let reply: @Sendable (UInt64, [UInt8], Chunk?) -> Void = { call, head, payload in
-            var prefixed: [UInt8] = []
-            prefixed.reserveCapacity(8 + head.count)
-            prefixed.appendLittleEndian(call)
-            prefixed += head
-            let chunks = [Chunk.partition(prefixed, into: 1)[0]] + (payload.map { [$0] } ?? [])
+            // The call id first: `ReplyRouter` hands the reply to its call by it.
+            let storage = AllocatedStorage(uninitializedByteCount: 8 + head.count)
+            storage.base.storeBytes(of: call.littleEndian, as: UInt64.self)
+            head.withUnsafeBytes { (storage.base + 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            let chunks = [Chunk(storage: storage, offset: 0, byteCount: storage.byteCount, isWritable: true)] + (payload.map { [$0] } ?? [])
             try? transport.send(
                 Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: chunks), to: 0,
                 tag: ReplyRouter.tag)
