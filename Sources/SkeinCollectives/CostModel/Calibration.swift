@@ -210,12 +210,12 @@ extension Communicator {
                 times[index].append(Double(transport.now() &- t0) / 1e9 / Double(batches[index]))
             }
         }
-        var medians: [Double] = []
-        for perAlgorithm in times {
-            let slowest = try await allreduce(perAlgorithm, op: .max, algorithm: RecursiveDoublingAllreduce())
-            medians.append(slowest.sorted()[slowest.count / 2])
+        // One allreduce for every algorithm's times (each has `rounds` of them).
+        let slowest = try await allreduce(times.flatMap { $0 }, op: .max, algorithm: RecursiveDoublingAllreduce())
+        let perAlgorithm = times[0].count
+        return times.indices.map { index in
+            slowest[(index * perAlgorithm)..<((index + 1) * perAlgorithm)].sorted()[perAlgorithm / 2]
         }
-        return medians
     }
 
     /// Runs one call of `operation` on Float buffers (reused across calls, as nccl-tests and OSU do):
