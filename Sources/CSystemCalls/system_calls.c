@@ -1,6 +1,11 @@
 #define _GNU_SOURCE
 #include "system_calls.h"
 #include <errno.h>
+
+int64_t skein_shared_counter_add(int64_t *counter, int64_t delta) { return __atomic_add_fetch(counter, delta, __ATOMIC_ACQ_REL); }
+
+int64_t skein_shared_counter_load(const int64_t *counter) { return __atomic_load_n(counter, __ATOMIC_ACQUIRE); }
+
 #ifdef __linux__
 #include <sys/prctl.h>
 #include <sys/uio.h>

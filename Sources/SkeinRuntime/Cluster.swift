@@ -26,7 +26,7 @@ final class Cluster: Sendable {
     static let requestTag = Tag(context: 0x5EED_0001, sequence: 0)
     private let replies: ReplyRouter
 
-    init(transport: any Transport, workersPerRank: Int, sameHost: SameHostTransfer) {
+    init(transport: any Transport, workersPerRank: Int, sameHost: SameHostTransfer, arenaWarmBytes: Int? = nil) {
         self.transport = transport
         self.workersPerRank = workersPerRank
         replies = ReplyRouter(transport: transport)
@@ -34,20 +34,21 @@ final class Cluster: Sendable {
         sharesHost = (0..<transport.size).map { $0 != transport.rank && topology?.sharesHost(with: $0) == true }
         var chosen = sameHost.resolved(environment: ProcessInfo.processInfo.environment)
         if !sharesHost.contains(true) || transport.deliversByReference { chosen = .messages }
-        arena = chosen == .sharedArena || (chosen == .crossMemory && transport.rank == 0) ? SharedArena() : nil
+        let warm = arenaWarmBytes ?? SharedArena.defaultWarmBytes(ranksOnHost: sharesHost.filter { $0 }.count + 1)
+        arena = chosen == .sharedArena || (chosen == .crossMemory && transport.rank == 0) ? SharedArena(warmBytes: warm) : nil
         self.sameHost = chosen == .sharedArena && arena == nil ? .messages : chosen
     }
 
     /// How `rank` can read `payload` where it lies on this host, or nil when it should travel as a
     /// message (small, encoded, another host, messages chosen, or the arena is full). With
-    /// cross-memory attach, an object `readAgain` (a ref read before) is copied into the arena
-    /// once: a copy out of the arena's mapping runs at memcpy speed, the kernel's copy out of
-    /// another process at half that (100 MiB: 8.5 GB/s against 3.9 here).
-    func share(_ payload: WirePayload, with rank: Int, readAgain: Bool = false) -> SameHostBytes? {
+    /// cross-memory attach, an object goes `inArena` when it is a ref read before, or a type read in
+    /// place: it is copied there once, and a copy out of the arena's mapping runs at memcpy speed,
+    /// the kernel's copy out of another process at half that (100 MiB: 8.5 GB/s against 3.9 here).
+    func share(_ payload: WirePayload, with rank: Int, inArena: Bool = false) -> SameHostBytes? {
         guard sharesHost[rank], payload.kind == .raw, payload.elsewhere == nil, payload.chunk.byteCount >= SharedArena.threshold else { return nil }
         let attached = { SameHostBytes.attached(payload, SharedDescriptor(attaching: payload)) }
         switch sameHost {
-        case .crossMemory where !readAgain: return attached()
+        case .crossMemory where !inArena: return attached()
         case .crossMemory, .sharedArena:
             let block = payload.chunk.withUnsafeBytes { arena?.store($0, kind: payload.kind) }
             return block.map(SameHostBytes.arena) ?? (sameHost == .crossMemory ? attached() : nil)
@@ -484,13 +485,14 @@ extension Runtime {
     /// same functions; rank 0 then submits work while the others call `serve()`.
     /// `sameHost` says how large objects move between ranks of one host. Rank 0's store keeps to
     /// `memoryLimit` as an embedded runtime's does, counting the copies it keeps in the shared arena.
+    /// `arenaWarmBytes` of that arena are faulted in at start (default: `SKEIN_ARENA_WARM_MIB`, else 256 MiB).
     public convenience init(
         cluster transport: any Transport, workersPerRank: Int = ProcessInfo.processInfo.activeProcessorCount, sameHost: SameHostTransfer = .automatic,
-        memoryLimit: Int = Int.max, spillDirectory: URL? = nil
+        memoryLimit: Int = Int.max, spillDirectory: URL? = nil, arenaWarmBytes: Int? = nil
     ) {
         self.init(
             workers: workersPerRank * transport.size, memoryLimit: memoryLimit, spillDirectory: spillDirectory,
-            cluster: Cluster(transport: transport, workersPerRank: workersPerRank, sameHost: sameHost))
+            cluster: Cluster(transport: transport, workersPerRank: workersPerRank, sameHost: sameHost, arenaWarmBytes: arenaWarmBytes))
     }
 
     /// How large objects move between this rank and others of its host (`.messages` when none shares it).

@@ -295,7 +295,7 @@ extension RuntimeCore {
         switch arg {
         case .value(let value):
             let payload = try Wire.encode(value)
-            return cluster?.share(payload, with: rank).map(ArgumentSource.shared) ?? .inline(payload)
+            return cluster?.share(payload, with: rank, inArena: Self.readsInPlace(T.self)).map(ArgumentSource.shared) ?? .inline(payload)
         case .ref(let ref):
             let (status, shared, readBefore) = state.withLock { state in
                 state.objects[ref.id].map { ($0.status, $0.shared, $0.readByAnotherRank) } ?? (nil, nil, false)
@@ -306,11 +306,14 @@ extension RuntimeCore {
             }
             if let shared { return .shared(.arena(shared)) }
             let payload = try Wire.encode(try await readyValue(ref.id))
-            guard let bytes = cluster?.share(payload, with: rank, readAgain: readBefore) else { return .inline(payload) }
+            guard let bytes = cluster?.share(payload, with: rank, inArena: readBefore || Self.readsInPlace(T.self)) else { return .inline(payload) }
             sentToAnotherRank(ref.id, keeping: bytes.arenaBlock)
             return .shared(bytes)
         }
     }
+
+    /// Whether a task's argument of type `type` reads its bytes where they lie (`SharedArray`).
+    static func readsInPlace(_ type: Any.Type) -> Bool { (type as? any RawWire.Type)?.readsInPlace ?? false }
 
     /// Waits until `count` (all by default) of `ids` are finished or `timeout` passes; which are.
     func waitForAny(_ ids: [UInt64], count: Int?, timeout: Duration?) async -> [Bool] {

@@ -28,6 +28,12 @@ public protocol RawWire: Sendable {
     /// A value of `byteCount` raw bytes that `fill` writes into memory the value will own (so an
     /// array arriving from another process is copied once, straight into its own storage).
     static func fromRaw(byteCount: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Self
+    /// A value of the bytes in `chunk` (which may lie in another process's shared memory): a copy
+    /// of them, unless the type reads them in place.
+    static func fromRaw(chunk: Chunk) throws -> Self
+    /// True when values read their bytes where they lie (`SharedArray`): then an argument from
+    /// another process of the host is put in the shared arena, to be read there with no copy.
+    static var readsInPlace: Bool { get }
 }
 
 extension RawWire {
@@ -37,6 +43,10 @@ extension RawWire {
         try fill(bytes)
         return try fromRaw(UnsafeRawBufferPointer(bytes))
     }
+
+    public static func fromRaw(chunk: Chunk) throws -> Self { try chunk.withUnsafeBytes { try fromRaw($0) } }
+
+    public static var readsInPlace: Bool { false }
 }
 
 extension PlainNumber {
@@ -140,7 +150,7 @@ enum Wire {
                 }
                 // Bytes in another process are read straight into the value's own storage.
                 if let elsewhere = payload.elsewhere { return try raw.fromRaw(byteCount: elsewhere.count) { try elsewhere.read(into: $0) } as! T }
-                return try payload.chunk.withUnsafeBytes { try raw.fromRaw($0) } as! T
+                return try raw.fromRaw(chunk: payload.chunk) as! T
             case .encoded:
                 guard let decodable = T.self as? any Decodable.Type else {
                     throw RuntimeError(.wrongArgumentType, "an encoded value arrived where a \(T.self), which is not Decodable, was expected")

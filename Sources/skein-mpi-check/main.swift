@@ -10,6 +10,7 @@ import SkeinTestSupport
 import SkeinRuntime
 import SkeinData
 import Foundation
+import Synchronization
 
 #if MPI
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -310,6 +311,13 @@ func runtimeCheck() async -> Int32 {
     let items = runtime.method(tally, "items") { (t: Tally) -> [Int] in t.items }
     let home = runtime.method(tally, "home") { (t: Tally) -> Int in t.home }
     let big = runtime.method(tally, "big") { (t: Tally, n: Int) -> [Double] in (0..<n).map { Double($0 + t.items.count) } }
+    // Views a task keeps past its end, in another process than the arena they read.
+    let keptViews = Mutex<[Int: SharedArray<Double>]>([:])
+    let keepView = runtime.register("keepView") { (view: SharedArray<Double>, key: Int) -> Double in
+        keptViews.withLock { $0[key] = view }
+        return view.reduce(0, +)
+    }
+    let keptViewSum = runtime.register("keptViewSum") { (key: Int) -> Double in keptViews.withLock { $0.removeValue(forKey: key)?.reduce(0, +) ?? -1 } }
     guard runtime.isDriver else {
         do { try await runtime.serve() } catch { say("rank \(rank) serve failed: \(error)"); return 1 }
         return 0
@@ -374,6 +382,30 @@ func runtimeCheck() async -> Int32 {
                     let expected = mode == .messages || (mode == .crossMemory && read == 0) ? 0 : values.count * 8
                     if held < expected || held >= expected + 4096 {
                         failures.append("after \(read + 1) read(s) on rank \(r) by \(mode), rank 0 holds \(held) bytes in its arena, not \(expected)")
+                    }
+                }
+                // A SharedArray read on rank r is read in place in rank 0's arena (in it from the
+                // first read). Rank r keeps its view after the object is dropped: the block stays
+                // pinned, so the next object cannot take its place.
+                do {
+                    let before = runtime.sharedBytes
+                    do {
+                        let view = runtime.put(SharedArray(values))
+                        if try await runtime.get(try runtime.submit(keepView, .ref(view), .value(1), options: TaskOptions(rank: r))) != values.reduce(0, +) {
+                            failures.append("a shared array read on rank \(r) came back wrong")
+                        }
+                        let held = runtime.sharedBytes - before
+                        if mode != .messages && held < values.count * 8 { failures.append("a shared array read on rank \(r) left \(held) bytes in rank 0's arena") }
+                    }
+                    try await Task.sleep(for: .milliseconds(5))
+                    let negated = values.map { -$0 }
+                    let other = runtime.put(SharedArray(negated))
+                    if try await runtime.get(try runtime.submit(keepView, .ref(other), .value(2), options: TaskOptions(rank: r))) != negated.reduce(0, +) {
+                        failures.append("a second shared array read on rank \(r) came back wrong")
+                    }
+                    for (key, want) in [(1, values.reduce(0, +)), (2, negated.reduce(0, +))] {
+                        let got = try await runtime.get(try runtime.submit(keptViewSum, .value(key), options: TaskOptions(rank: r)))
+                        if got != want { failures.append("the view rank \(r) kept of shared array \(key) sums to \(got), not \(want): its block was reused") }
                     }
                 }
             }

@@ -227,6 +227,32 @@ struct RuntimeTests {
         #expect(runtime.store.objects == 0 && runtime.store.bytes == 0, "left: \(runtime.store)")
     }
 
+    @Test("A SharedArray is the caller's array, read in place by tasks, counted and spilled like one", arguments: [UInt64(1), 2, 3])
+    func sharedArrays(seed: UInt64) async throws {
+        var rng = SeededGenerator(seed: seed)
+        let values = (0..<(1 + Int(rng.next() % 300_000))).map { _ in Int32(truncatingIfNeeded: rng.next()) }
+        let shared = SharedArray(values)
+        #expect(Array(shared) == values && shared.count == values.count, "seed \(seed)")
+        #expect(shared.reduce(0, &+) == values.reduce(0, &+), "seed \(seed)")
+        let index = Int(rng.next() % UInt64(values.count))
+        #expect(shared[index] == values[index], "seed \(seed): element \(index)")
+        // The same memory, not a copy.
+        let arrayBase = values.withUnsafeBufferPointer { $0.baseAddress }
+        #expect(shared.withUnsafeBufferPointer { $0.baseAddress } == arrayBase, "seed \(seed)")
+        let runtime = Runtime(workers: 2, memoryLimit: values.count * 4 + 16,
+                              spillDirectory: URL(fileURLWithPath: try scratchDirectory("skein-shared-array")))
+        defer { runtime.shutdown() }
+        let address = runtime.register("address") { (view: SharedArray<Int32>) in UInt(bitPattern: view.withUnsafeBufferPointer { $0.baseAddress }) }
+        let ref = runtime.put(shared)
+        #expect(runtime.store.bytes == values.count * 4, "seed \(seed): counted by its bytes")
+        #expect(try await runtime.get(try runtime.submit(address, .ref(ref))) == UInt(bitPattern: arrayBase), "seed \(seed): a task read a copy")
+        // A second one over the limit spills the first, which comes back whole.
+        let second = runtime.put(SharedArray(values.reversed()))
+        #expect(runtime.store.spilledBytes == values.count * 4, "seed \(seed)")
+        let (first, back) = (try await runtime.get(ref), try await runtime.get(second))
+        #expect(Array(first) == values && Array(back) == values.reversed(), "seed \(seed)")
+    }
+
     @Test("Past its memory limit the store spills arrays to disk and reads them back")
     func spilling() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("skein-spill-test-\(UInt32.random(in: 0...UInt32.max))")

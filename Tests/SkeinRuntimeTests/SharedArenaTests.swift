@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import SkeinCore
 import SkeinRuntime
@@ -29,7 +30,8 @@ struct SharedArenaTests {
         arguments: [SameHostTransfer.crossMemory, .sharedArena])
     func largeObjects(mode: SameHostTransfer) async throws {
         let outcomes = await InProcessGroup.run(size: 3) { transport -> Int in
-            let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: mode)
+            // A small warm region: objects are stored while its pages are still being faulted in.
+            let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 16 << 20)
             let scale = runtime.register("scale") { (values: [Double], factor: Double) -> [Double] in values.map { $0 * factor } }
             let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
             guard runtime.isDriver else {
@@ -75,7 +77,7 @@ struct SharedArenaTests {
     @Test("Only arrays of 1 MiB or more are read in place: one just under stays a message", arguments: [SameHostTransfer.crossMemory, .sharedArena])
     func threshold(mode: SameHostTransfer) async throws {
         let outcomes = await InProcessGroup.run(size: 2) { transport -> Int in
-            let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: mode)
+            let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 0)
             let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
             guard runtime.isDriver else {
                 try await runtime.serve()
@@ -100,13 +102,66 @@ struct SharedArenaTests {
         #expect(try outcomes.map { try $0.get() } == [2, 0])
     }
 
+    @Test(
+        "A SharedArray argument is read in place from the arena, and a view a task keeps holds its block after the object is dropped",
+        arguments: [SameHostTransfer.crossMemory, .sharedArena])
+    func sharedArrayViews(mode: SameHostTransfer) async throws {
+        let kept = Mutex<[Int: SharedArray<Double>]>([:])
+        let outcomes = await InProcessGroup.run(size: 2) { transport -> Int in
+            let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 0)
+            let keep = runtime.register("keep") { (values: SharedArray<Double>, key: Int) -> Double in
+                kept.withLock { $0[key] = values }
+                return values.reduce(0, +)
+            }
+            let keptSum = runtime.register("keptSum") { (key: Int) -> Double in kept.withLock { $0[key]?.reduce(0, +) ?? -1 } }
+            let forget = runtime.register("forget") { (key: Int) -> Int in kept.withLock { $0.removeValue(forKey: key) }?.count ?? 0 }
+            guard runtime.isDriver else {
+                try await runtime.serve()
+                return 0
+            }
+            defer { runtime.shutdown() }
+            for seed in UInt64(1)...3 {
+                var rng = SeededGenerator(seed: seed)
+                let values = (0..<(150_000 + Int(rng.next() % 100_000))).map { _ in Double(rng.next() % 1000) }
+                let other = values.map { -$0 - 1 }
+                let (key, otherKey) = (Int(seed), Int(seed) + 100)
+                do {
+                    let ref = runtime.put(SharedArray(values))
+                    for _ in 0..<2 {
+                        let got = try await runtime.get(try runtime.submit(keep, .ref(ref), .value(key), options: TaskOptions(rank: 1)))
+                        #expect(got == values.reduce(0, +), "seed \(seed), \(mode): the shared array read on rank 1")
+                        // Read in place: in the arena at the first read even with cross-memory attach, copied once.
+                        let held = runtime.sharedBytes
+                        #expect(held >= values.count * 8 && held < 2 * values.count * 8, "seed \(seed), \(mode): \(held) bytes in the arena")
+                    }
+                }
+                // The ref is gone, but rank 1 still views the block: it must not be reused for the next object.
+                for _ in 0..<20 { await Task.yield() }
+                let otherRef = runtime.put(SharedArray(other))
+                #expect(try await runtime.get(try runtime.submit(keep, .ref(otherRef), .value(otherKey), options: TaskOptions(rank: 1))) == other.reduce(0, +))
+                #expect(try await runtime.get(try runtime.submit(keptSum, .value(key), options: TaskOptions(rank: 1))) == values.reduce(0, +),
+                        "seed \(seed), \(mode): the view rank 1 kept changed under it")
+                #expect(runtime.sharedBytes >= 2 * values.count * 8, "seed \(seed), \(mode): the kept view's block was let go of")
+                for k in [key, otherKey] { _ = try await runtime.get(try runtime.submit(forget, .value(k), options: TaskOptions(rank: 1))) }
+            }
+            for _ in 0..<1000 where runtime.sharedBytes > 0 { try await Task.sleep(for: .milliseconds(1)) }
+            return runtime.sharedBytes
+        }
+        for (rank, outcome) in outcomes.enumerated() {
+            switch outcome {
+            case .success(let left): #expect(left == 0, "rank \(rank) still holds \(left) bytes of shared memory once every view is gone")
+            case .failure(let error): Issue.record("rank \(rank): \(error)")
+            }
+        }
+    }
+
     @Test("Arena copies count against the store's memory limit and are let go of before anything is spilled")
     func arenaCopiesWithinLimit() async throws {
         let limit = 5_000_000
         let outcomes = await InProcessGroup.run(size: 2) { transport -> Int in
             let runtime = Runtime(
                 cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: .sharedArena, memoryLimit: limit,
-                spillDirectory: URL(fileURLWithPath: try scratchDirectory("skein-arena-limit")))
+                spillDirectory: URL(fileURLWithPath: try scratchDirectory("skein-arena-limit")), arenaWarmBytes: 0)
             let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
             guard runtime.isDriver else {
                 try await runtime.serve()
