@@ -94,9 +94,12 @@ public final class Communicator: Sendable {
     /// True when the ranks share memory (in-process ranks), so `SharedMemoryAlgorithm` can run.
     public var hasSharedMemory: Bool { board != nil }
 
+    /// True when the ranks share one address space (in-process ranks), so `SharedAddressAlgorithm` can run.
+    public var sharesAddressSpace: Bool { board?.sharesAddressSpace ?? false }
+
     /// Every algorithm the selector weighs for `operation` on this communicator's transport.
     public func candidates(for operation: CollectiveOperation) -> [any CollectiveAlgorithm] {
-        CostModel.candidates(operation, native: hasNativeCollectives, sharedMemory: hasSharedMemory)
+        CostModel.candidates(operation, native: hasNativeCollectives, sharedMemory: hasSharedMemory, sharedAddressSpace: sharesAddressSpace)
     }
 
     /// The algorithm the selector picks for `bytes` of `operation` (as `CollectiveAlgorithm` counts
@@ -113,7 +116,7 @@ public final class Communicator: Sendable {
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
         CostModel.select(
             operation, ranks: size, bytes: bytes, cost: cost, native: native, sharedMemory: board != nil,
-            ranksShareCores: board?.ranksShareCores ?? false)
+            ranksShareCores: board?.ranksShareCores ?? false, sharedAddressSpace: sharesAddressSpace)
     }
 
     public let rank: Int
@@ -184,6 +187,9 @@ public final class Communicator: Sendable {
         var count: Int
         var modelBytes: Int
         var timeout: Duration?
+        /// Where this rank's result goes (the caller's output array, sized and unique, untouched by
+        /// anyone until the call returns), for an algorithm that can write it there directly.
+        @usableFromInline var destination: UnsafeMutableRawBufferPointer?
 
         @usableFromInline
         init(
@@ -255,7 +261,11 @@ public final class Communicator: Sendable {
                 state.selections[choice] = plan
                 (state.lastChoice, state.lastPlan) = (choice, plan)
             }
-            return (state.sequence, plan)
+            let sequence = state.sequence
+            // Its second board call takes a number of its own: a peer still in the first must not
+            // pass for one that runs the call by messages (see `InProcessBoard.check`).
+            if plan.code == SharedAddressAlgorithm.code { state.sequence += 1 }
+            return (sequence, plan)
         }
         guard let begun else { throw failure ?? SkeinError(.internalError, rank: rank, "call did not begin") }
         let (sequence, plan) = (begun.sequence, begun.plan)
@@ -279,6 +289,9 @@ public final class Communicator: Sendable {
             case SharedMemoryAlgorithm.code:
                 (output, record.skew) = try await runShared(
                     call, signature: signature, entry: start, deadline: deadline, copyInput: copyInput)
+            case SharedAddressAlgorithm.code:
+                (output, record.skew) = try await runSharedAddress(
+                    call, input: input(plan.schedule).first, signature: signature, entry: start, deadline: deadline)
             case NativeAlgorithm.code:
                 let blocking = (plan.algorithm as? NativeAlgorithm)?.blocking ?? false
                 output = try await runNative(call, input: input(plan.schedule), deadline: deadline, blocking: blocking)
@@ -324,6 +337,46 @@ public final class Communicator: Sendable {
             rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), deadline: deadline,
             fill: copyInput)
         return try algorithm.finish(shared, slots: slots)
+    }
+
+    /// Runs the call by `SharedAddressAlgorithm`: publish where this rank's input and output lie,
+    /// fold this rank's block into the outputs, then wait until every rank has done the same.
+    func runSharedAddress(
+        _ call: Call, input: Chunk?, signature: CallSignature, entry: UInt64, deadline: UInt64
+    ) async throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
+        guard let board, board.sharesAddressSpace else {
+            throw SkeinError(
+                .unavailable, rank: rank,
+                "the shared-address algorithm needs ranks in one address space (in-process ranks); these ranks are separate processes or share no memory")
+        }
+        let algorithm = SharedAddressAlgorithm(call.operation)
+        guard SharedAddressAlgorithm.operations.contains(call.operation) else {
+            throw SkeinError(.invalidArgument, rank: rank, "the shared-address algorithm runs reduce, allreduce and reduce-scatter, not \(call.operation)")
+        }
+        let width = call.dataType.byteWidth
+        let outputBytes = algorithm.outputBytes(count: call.count, width: width, rank: rank, size: size, root: Int(signature.root))
+        // The result goes straight into the caller's array where it has given one (then writing it
+        // there afterwards finds it in place), else into memory of the call's own.
+        let direct = call.destination.flatMap { $0.count == outputBytes && outputBytes > 0 ? $0 : nil }
+        let output: ByteStorage? =
+            if let direct { BorrowedStorage(UnsafeRawBufferPointer(direct), owner: nil) }
+            else { outputBytes > 0 ? AllocatedStorage(uninitializedByteCount: outputBytes) : nil }
+        let outputAddress = direct.map { UInt(bitPattern: $0.baseAddress) } ?? (output as? AllocatedStorage).map { UInt(bitPattern: $0.base) } ?? 0
+        // Both addresses stay valid until the second board call: the input chunk and the output are
+        // held here, and every ByteStorage keeps its bytes at one address.
+        let inputAddress = input.map { chunk in chunk.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) } } ?? 0
+        let addresses = SharedAddressAlgorithm.Addresses(input: inputAddress, output: outputAddress)
+        let slots = try await board.exchange(
+            rank: rank, signature: signature, entry: entry, byteCount: SharedAddressAlgorithm.Addresses.byteCount, deadline: deadline
+        ) { $0.storeBytes(of: addresses, as: SharedAddressAlgorithm.Addresses.self) }
+        let skew = try SharedMemoryAlgorithm.skew(slots, signature: signature, rank: rank)
+        algorithm.foldBlock(slots, rank: rank, root: Int(signature.root), count: call.count, width: width, reducer: call.reducer)
+        var done = signature
+        done.sequence += 1
+        _ = try await board.exchange(rank: rank, signature: done, entry: entry, byteCount: 0, deadline: deadline) { _ in }
+        return withExtendedLifetime(input) {
+            (output.map { [Chunk(storage: $0, offset: 0, byteCount: outputBytes, isWritable: direct == nil)] } ?? [], skew)
+        }
     }
 
     /// Hands the call to the transport's own implementation.

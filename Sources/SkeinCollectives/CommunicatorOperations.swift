@@ -17,6 +17,16 @@ extension Communicator {
         }
     }
 
+    /// `output` resized to `count` elements (as `write` would) and made unique, and its memory: an
+    /// algorithm may write the result there directly. The pointer outlives the closure, but `output`
+    /// is the caller's `inout`, which nobody else may touch until the call returns, so its storage
+    /// stays where it is.
+    @inlinable
+    func destination<T: SkeinElement>(_ output: inout [T], count: Int) -> UnsafeMutableRawBufferPointer {
+        if output.count != count { output = [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count } }
+        return output.withUnsafeMutableBytes { $0 }
+    }
+
     /// Describes one call: its byte size for the model (per rank × size for gather-like operations),
     /// the reduction when `op` is given, and what is wrong with the arguments, if anything.
     @inlinable
@@ -69,13 +79,16 @@ extension Communicator {
         return rank == root ? assemble(chunks, as: T.self) : nil
     }
 
-    /// `reduce`, with the result written into `output` at the root (left alone elsewhere).
+    /// `reduce`, with the result written into `output` at the root (left alone elsewhere; after an
+    /// error its contents are unspecified).
     @inlinable
     public func reduce<T: SkeinElement>(
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let chunks = try await run(values, describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
+        var call = describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout)
+        if rank == root { call.0.destination = destination(&output, count: values.count) }
+        let chunks = try await run(values, call)
         if rank == root { write(chunks, into: &output) }
     }
 
@@ -130,7 +143,9 @@ extension Communicator {
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), into: &output)
+        var call = describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)
+        call.0.destination = destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count)
+        write(try await run(values, call), into: &output)
     }
 
     /// Rank r gets block r of the root's `values` (`totalCount` elements split as in `reduceScatter`).

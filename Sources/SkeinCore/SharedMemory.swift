@@ -42,6 +42,10 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
     /// True when the group's ranks outnumber the cores they run on, so a rank waiting on the board
     /// must hand its core to the ranks it waits for.
     var ranksShareCores: Bool { get }
+
+    /// True when the ranks share one address space (in-process ranks), so an address one publishes
+    /// is valid in every other (`SharedAddressAlgorithm`).
+    var sharesAddressSpace: Bool { get }
 }
 
 extension SharedMemoryBoard {

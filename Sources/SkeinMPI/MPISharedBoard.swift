@@ -114,6 +114,8 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
     /// Further looks in `awaitAll` before the transport's wait (none when ranks share cores).
     private let spins: Int
     var ranksShareCores: Bool { transport.oversubscribed }
+    /// Processes: an address means nothing in another.
+    var sharesAddressSpace: Bool { false }
 
     init(transport: MPITransport, memory: SharedSlotMemory, context: UInt32) {
         self.transport = transport

@@ -185,6 +185,7 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
     /// wait, whose frame and executor checks cost as much.
     private let looks: Int
     let ranksShareCores: Bool
+    var sharesAddressSpace: Bool { true }
 
     init(board: InProcessBoard, rank: Int) {
         self.board = board

@@ -79,13 +79,7 @@ extension SharedMemoryAlgorithm {
     func finish(_ call: Call, slots: SharedSlots) throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
         let signature = call.signature, rank = call.rank, size = call.size
         let count = Int(signature.count), root = Int(signature.root), width = call.width
-        var skew = ArrivalSkew(rank: 0, entry: slots.entry(of: 0))
-        for peer in 0..<size {
-            if peer != rank, slots.signature(of: peer) != signature {
-                throw ScheduleRun.disagreement(mine: signature, theirs: slots.signature(of: peer), rank: rank, peer: peer)
-            }
-            if peer > 0 { skew.merge(ArrivalSkew(rank: peer, entry: slots.entry(of: peer))) }
-        }
+        let skew = try Self.skew(slots, signature: signature, rank: rank)
         let block = BlockPartition(count: count, parts: size)
         func bytes(_ elements: Range<Int>) -> Range<Int> { (elements.lowerBound * width)..<(elements.upperBound * width) }
         let output: [Chunk]
@@ -112,6 +106,18 @@ extension SharedMemoryAlgorithm {
             output = []
         }
         return (output, skew)
+    }
+
+    /// Who arrived last at a board call, once every rank's signature is checked against this rank's.
+    static func skew(_ slots: SharedSlots, signature: CallSignature, rank: Int) throws(SkeinError) -> ArrivalSkew {
+        var skew = ArrivalSkew(rank: 0, entry: slots.entry(of: 0))
+        for peer in 0..<slots.count {
+            if peer != rank, slots.signature(of: peer) != signature {
+                throw ScheduleRun.disagreement(mine: signature, theirs: slots.signature(of: peer), rank: rank, peer: peer)
+            }
+            if peer > 0 { skew.merge(ArrivalSkew(rank: peer, entry: slots.entry(of: peer))) }
+        }
+        return skew
     }
 
     /// The bytes `range` of every slot folded in rank order into a new chunk.

@@ -7,11 +7,15 @@ public enum CostModel {
     }
 
     /// The algorithms that can run `operation`: Skein's message-passing ones, then the shared-memory
-    /// one when the ranks share memory, then the transport's own when it has one (listed last, so on a
-    /// tie Skein's own algorithm runs).
-    public static func candidates(_ operation: CollectiveOperation, native: Bool, sharedMemory: Bool) -> [any CollectiveAlgorithm] {
+    /// one when the ranks share memory (and the shared-address one, for reductions, when they share
+    /// an address space), then the transport's own when it has one (listed last, so on a tie
+    /// Skein's own algorithm runs).
+    public static func candidates(
+        _ operation: CollectiveOperation, native: Bool, sharedMemory: Bool, sharedAddressSpace: Bool = false
+    ) -> [any CollectiveAlgorithm] {
         var candidates = byOperation[Int(operation.rawValue)]
         if sharedMemory { candidates.append(SharedMemoryAlgorithm(operation)) }
+        if sharedAddressSpace, SharedAddressAlgorithm.operations.contains(operation) { candidates.append(SharedAddressAlgorithm(operation)) }
         if native { candidates.append(NativeAlgorithm(operation)) }
         return candidates
     }
@@ -30,15 +34,21 @@ public enum CostModel {
     /// call alone, cannot see it. Nor can tuning be trusted to: which of the two wins there depends on
     /// how the scheduler happens to interleave the ranks, and letting tuned profiles decide picked the
     /// board at 6–7 points per run where the tree was 1.35–2.3× faster when the benchmark came to it.
+    ///
+    /// The shared-address reductions are weighed whatever the cores: they serve only from
+    /// `SharedAddressAlgorithm.minimumBytes` up, where the work, not the waits, takes the time.
     public static func select(
         _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters, native: Bool = false, sharedMemory: Bool = false,
-        ranksShareCores: Bool = false
+        ranksShareCores: Bool = false, sharedAddressSpace: Bool = false
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
         let rooted = switch operation {
         case .broadcast, .reduce, .scatter, .gather: true
         default: false
         }
-        let candidates = candidates(operation, native: native, sharedMemory: sharedMemory && !(rooted && ranksShareCores))
+        var candidates = candidates(operation, native: native, sharedMemory: sharedMemory && !(rooted && ranksShareCores))
+        if sharedAddressSpace, SharedAddressAlgorithm.operations.contains(operation) {
+            candidates.insert(SharedAddressAlgorithm(operation), at: candidates.count - (native ? 1 : 0))
+        }
         var best = candidates[0]
         var bestSeconds = expectedSeconds(best, ranks: ranks, bytes: bytes, cost: cost)
         for candidate in candidates.dropFirst() {

@@ -1,0 +1,128 @@
+import Testing
+import SkeinCore
+import SkeinTransports
+import SkeinCollectives
+import SkeinTestSupport
+
+/// The reductions that read other ranks' inputs in place (`SharedAddressAlgorithm`), against the
+/// naive references, for every p (primes too) and sizes that do not divide evenly.
+@Suite("Shared-address reductions", .timeLimit(.minutes(5)))
+struct SharedAddressTests {
+    @Test("Reduce and reduce-scatter against the reference, every p and awkward sizes", arguments: SharedAddressAlgorithm.operations)
+    func matrix(_ operation: CollectiveOperation) async {
+        let algorithm = SharedAddressAlgorithm(operation)
+        var seed: UInt64 = 0x5AD0_0000 &+ UInt64(operation.rawValue) << 16
+        for p in CorrectnessTests.rankCounts {
+            // Up to three tiles per block and more: counts that split unevenly and leave ranks empty.
+            for count in [0, 1, max(p - 1, 0), p + 1, 3_001, 40_000 + p] {
+                seed &+= 1
+                let op = ReduceOp.allCases[Int(seed % 4)]
+                let failure = await checkCollective(Float.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed)
+                #expect(failure == nil, "\(failure ?? "")")
+            }
+        }
+    }
+
+    @Test("The into: forms, whose result is written straight into the caller's array, against the reference", arguments: SharedAddressAlgorithm.operations)
+    func intoForms(_ operation: CollectiveOperation) async throws {
+        let algorithm = SharedAddressAlgorithm(operation)
+        var seed: UInt64 = 0x5AD0_4000 &+ UInt64(operation.rawValue) << 16
+        for p in [1, 2, 3, 5] {
+            for count in [0, 1, p + 1, 3_001, 40_000 + p] {
+                seed &+= 1
+                let op = ReduceOp.allCases[Int(seed % 4)]
+                let (inputs, root) = randomCase(Float.self, ranks: p, count: count, op: op, seed: seed)
+                let results = try await runGroupOrThrow(.inProcess, size: p) { comm -> [Float]? in
+                    // The wrong length, and shared with a copy that must not change.
+                    var output = [Float](repeating: -1, count: 5)
+                    let copy = output
+                    if operation == .reduce {
+                        try await comm.reduce(inputs[comm.rank], into: &output, op: op, root: root, algorithm: algorithm)
+                    } else {
+                        try await comm.reduceScatter(inputs[comm.rank], into: &output, op: op, algorithm: algorithm)
+                    }
+                    guard copy == [Float](repeating: -1, count: 5) else { throw SkeinError(.internalError, rank: comm.rank, "a copy of the output changed") }
+                    return operation == .reduce && comm.rank != root ? nil : output
+                }
+                for rank in 0..<p {
+                    let failure = checkRank(rank, result: results[rank], operation: operation, inputs: inputs, op: op, root: root)
+                    #expect(failure == nil, "\(operation) into: p=\(p) n=\(count) \(op), seed \(seed): \(failure ?? "")")
+                }
+            }
+        }
+    }
+
+    @Test("Every element type and reduction op", arguments: SharedAddressAlgorithm.operations)
+    func elementTypes(_ operation: CollectiveOperation) async {
+        let algorithm = SharedAddressAlgorithm(operation)
+        var seed: UInt64 = 0x5AD0_7000 &+ UInt64(operation.rawValue) << 16
+        for p in [3, 4] {
+            for op in ReduceOp.allCases {
+                seed &+= 1
+                let failures = [
+                    await checkCollective(Double.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 10_001, op: op, seed: seed),
+                    await checkCollective(Int32.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 10_001, op: op, seed: seed),
+                    await checkCollective(Int64.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 10_001, op: op, seed: seed),
+                    await checkCollective(Float16.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 10_001, op: op, seed: seed),
+                ]
+                for failure in failures { #expect(failure == nil, "\(failure ?? "")") }
+            }
+        }
+    }
+
+    @Test("Calls in a row, mixed with message-passing ones, pinned and selected: right every time")
+    func callsInARow() async throws {
+        for p in [2, 3, 4] {
+            let seed = UInt64(0x5AD0_9000 + p)
+            var rng = SeededGenerator(seed: seed)
+            let count = 50_000 + Int(rng.next() % 1000)
+            let rounds = 6
+            let inputs = (0..<rounds).map { _ in (0..<p).map { _ in (0..<count).map { _ in Int64.random(in: -999...999, using: &rng) } } }
+            let results = try await runGroupOrThrow(.inProcess, size: p) { comm -> [[Int64]] in
+                var out: [[Int64]] = []
+                for round in 0..<rounds {
+                    let values = inputs[round][comm.rank]
+                    if (round + comm.rank) % 3 == 0 { await Task.yield() }
+                    switch round % 3 {
+                    case 0:
+                        // Into the caller's array, which the algorithm writes directly: one that holds another's copy stays as it was.
+                        var output = [Int64](repeating: 7, count: 3)
+                        let kept = output
+                        try await comm.reduce(values, into: &output, root: round % p, algorithm: SharedAddressAlgorithm(.reduce))
+                        if kept != [7, 7, 7] { throw SkeinError(.internalError, rank: comm.rank, "the caller's other copy of the output changed") }
+                        out.append(comm.rank == round % p ? output : [])
+                    case 1: out.append(try await comm.reduce(values, root: round % p, algorithm: SharedAddressAlgorithm(.reduce)) ?? [])
+                    default: out.append(try await comm.allreduce(values, algorithm: RingAllreduce()))
+                    }
+                    var selected = [Int64]()
+                    try await comm.reduce(values, into: &selected, root: 0)  // the selector's pick (this size: shared-address or a ring)
+                    out.append(comm.rank == 0 ? selected : [])
+                }
+                return out
+            }
+            for round in 0..<rounds {
+                let sum = (0..<count).map { i in inputs[round].reduce(Int64(0)) { $0 + $1[i] } }
+                for rank in 0..<p {
+                    let first = round % 3 != 2 && rank != round % p ? [] : sum
+                    #expect(results[rank][2 * round] == first, "p \(p) round \(round) rank \(rank), seed \(seed)")
+                    #expect(results[rank][2 * round + 1] == (rank == 0 ? sum : []), "p \(p) round \(round) rank \(rank) (selected), seed \(seed)")
+                }
+            }
+        }
+    }
+
+    @Test("Not over MPI processes or the simulator: a typed error, and the selector leaves it out")
+    func unavailable() async throws {
+        let outcomes = await runGroup(.simulated, size: 2) { comm -> [Float] in
+            try await comm.reduceScatter([Float](repeating: 1, count: 4), algorithm: SharedAddressAlgorithm(.reduceScatter))
+        }
+        for outcome in outcomes {
+            guard case .failure(let error) = outcome else { Issue.record("ran without an address space to share"); continue }
+            #expect((error as? SkeinError)?.code == .unavailable, "\(error)")
+        }
+        #expect(!CostModel.candidates(.reduce, native: false, sharedMemory: true).contains { $0 is SharedAddressAlgorithm })
+        let cost = CostParameters.inProcessDefault
+        #expect(SharedAddressAlgorithm(.reduce).predictedSeconds(ranks: 4, bytes: SharedAddressAlgorithm.minimumBytes - 4, cost: cost) == .infinity)
+        #expect(SharedAddressAlgorithm(.reduce).predictedSeconds(ranks: 4, bytes: 16 << 20, cost: cost) < .infinity)
+    }
+}
