@@ -72,11 +72,17 @@ final class Cluster: Sendable {
     private static let signature = CallSignature(
         operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: 0)
 
-    /// `actorCall` is a task that runs after the earlier calls to the same actor, whose id ends its header.
-    enum Operation: UInt8 { case task = 0, stop = 1, fetch = 2, drop = 3, actorCall = 4 }
+    /// `actorCall` is a task that runs after the earlier calls to the same actor, whose id ends its
+    /// header; `push` sends an object to the rank that ends its header, as transfer `call`.
+    enum Operation: UInt8 { case task = 0, stop = 1, fetch = 2, drop = 3, actorCall = 4, push = 5 }
+
+    /// Objects one worker sends another directly (`push`) travel on this context, the transfer
+    /// number as the sequence.
+    static let pushContext: UInt32 = 0x5EED_0003
 
     private func request(
-        _ operation: Operation, call: UInt64, object: UInt64, name: String = "", sources: [ArgumentSource] = [], actor: UInt64 = 0
+        _ operation: Operation, call: UInt64, object: UInt64, name: String = "", sources: [ArgumentSource] = [], actor: UInt64 = 0,
+        reader: Int = 0
     ) -> Message {
         var header = [UInt8]()
         header.appendLittleEndian(call)
@@ -103,9 +109,14 @@ final class Cluster: Sendable {
             case .sharedByAnotherRank(let descriptor):
                 header.append(2)
                 descriptor.append(to: &header)
+            case .pushed(let holder, let transfer):
+                header.append(3)
+                header.appendLittleEndian(UInt32(holder))
+                header.appendLittleEndian(transfer)
             }
         }
         if operation == .actorCall { header.appendLittleEndian(actor) }
+        if operation == .push { header.appendLittleEndian(UInt32(reader)) }
         return Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: [Chunk.partition(header, into: 1)[0]] + chunks)
     }
 
@@ -127,6 +138,12 @@ final class Cluster: Sendable {
     /// rank that made it and only its size comes back.
     private func made(by reply: Message, on rank: Int) throws -> (kind: WirePayload.Kind, bytes: Int, payload: WirePayload?) {
         let head: [UInt8] = reply.chunks[0].withUnsafeBytes { Array($0.dropFirst(8)) }
+        if head.first == 3, head.count >= 5 {
+            // An argument pushed from a third rank never came: that rank is gone, and with it what it held.
+            let holder = Int(head.loadLittleEndian(UInt32.self, at: 1))
+            holderLost.withLock { $0 }?(holder)
+            throw RuntimeError(.workerLost, String(decoding: head.dropFirst(5), as: UTF8.self))
+        }
         guard head.first == 0, head.count >= 10, let kind = WirePayload.Kind(rawValue: head[1]) else {
             throw RemoteTaskError(rank: rank, description: String(decoding: head.dropFirst(2), as: UTF8.self))
         }
@@ -212,6 +229,18 @@ final class Cluster: Sendable {
         case elsewhere(SharedDescriptor)
     }
 
+    /// Tells `holder` to send object `id` straight to `reader` (a rank of another host, so it cannot
+    /// read the object in place), which receives it as transfer number (the result) when its task
+    /// starts: the bytes cross the network once, and never through this rank.
+    func push(_ id: UInt64, from holder: Int, to reader: Int) throws -> UInt64 {
+        let transfer = nextCall()
+        try transport.send(request(.push, call: transfer, object: id, reader: reader), to: holder, tag: Self.requestTag)
+        return transfer
+    }
+
+    /// Called with a rank found gone by a worker that waited for an object it was to push.
+    let holderLost = Mutex<(@Sendable (Int) -> Void)?>(nil)
+
     /// True when large objects on `holder` can be read in place by `reader` (both on this host, and
     /// objects move through shared memory).
     func readsInPlace(_ reader: Int, from holder: Int) -> Bool {
@@ -271,6 +300,15 @@ final class Cluster: Sendable {
                 } else {
                     reply(call, [1, 0] + Array("rank \(transport.rank) does not hold object #\(object)".utf8), nil)
                 }
+            case .push:
+                let reader = Int(head.loadLittleEndian(UInt32.self, at: 25))
+                let payload = store.withLock { $0.objects[object] }
+                var answer: [UInt8] = payload.map { [0, $0.kind.rawValue] } ?? [1, 0] + Array("rank \(transport.rank) does not hold object #\(object)".utf8)
+                answer.appendLittleEndian(object)
+                let chunks = [Chunk.partition(answer, into: 1)[0]] + (payload.map { [$0.chunk] } ?? [])
+                try? transport.send(
+                    Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: chunks), to: reader,
+                    tag: Tag(context: Self.pushContext, sequence: call))
             case .task, .actorCall, .none:
                 let nameLength = Int(head.loadLittleEndian(UInt32.self, at: 17))
                 let name = String(decoding: head[21..<(21 + nameLength)], as: UTF8.self)
@@ -280,8 +318,14 @@ final class Cluster: Sendable {
                 var arguments: [WirePayload] = []
                 var missing: UInt64?
                 var unreadable: RuntimeError?
+                var pushed: [(index: Int, holder: Int, transfer: UInt64)] = []
                 for _ in 0..<count {
                     switch head[offset] {
+                    case 3:
+                        // Sent by a third rank, received when the task starts.
+                        pushed.append((arguments.count, Int(head.loadLittleEndian(UInt32.self, at: offset + 1)), head.loadLittleEndian(UInt64.self, at: offset + 5)))
+                        arguments.append(WirePayload(kind: .raw, chunk: .phantom(byteCount: 0)))
+                        offset += 13
                     case 0:
                         arguments.append(WirePayload(kind: WirePayload.Kind(rawValue: head[offset + 1]) ?? .raw, chunk: request.chunks[inline]))
                         inline += 1
@@ -303,7 +347,25 @@ final class Cluster: Sendable {
                         offset += 10
                     }
                 }
-                let work: @Sendable () async -> Void = { [arguments, missing, unreadable] in
+                let work: @Sendable () async -> Void = { [arguments, missing, unreadable, pushed] in
+                    var arguments = arguments
+                    for (index, holder, transfer) in pushed {
+                        do {
+                            let message = try await transport.receive(from: holder, tag: Tag(context: Cluster.pushContext, sequence: transfer), deadline: .max)
+                            let answer: [UInt8] = message.chunks[0].withUnsafeBytes { Array($0) }
+                            guard answer.first == 0, message.chunks.count == 2, let kind = WirePayload.Kind(rawValue: answer[1]) else {
+                                reply(call, [1, 0] + Array(String(decoding: answer.dropFirst(2).dropLast(8), as: UTF8.self).utf8), nil)
+                                return
+                            }
+                            arguments[index] = WirePayload(kind: kind, chunk: message.chunks[1])
+                        } catch {
+                            var lost: [UInt8] = [3]
+                            lost.appendLittleEndian(UInt32(holder))
+                            lost += Array("an argument of \(name) that rank \(holder) was to send rank \(transport.rank) never came: \(error)".utf8)
+                            reply(call, lost, nil)
+                            return
+                        }
+                    }
                     do {
                         if let unreadable { throw unreadable }
                         if let missing { throw RuntimeError(.freedObject, task: name, "rank \(transport.rank) does not hold object #\(missing)") }
@@ -416,6 +478,8 @@ enum ArgumentSource: Sendable {
     case stored(UInt64)
     case shared(SameHostBytes)
     case sharedByAnotherRank(SharedDescriptor)
+    /// Sent to the remote rank by the rank that holds it (of another host), as transfer `transfer`.
+    case pushed(holder: Int, transfer: UInt64)
 
     /// The object bytes this argument moves to the remote rank.
     var bytesMoved: Int {
@@ -423,7 +487,7 @@ enum ArgumentSource: Sendable {
         case .inline(let payload): payload.chunk.byteCount
         case .stored: 0
         case .shared(let bytes): bytes.descriptor.count
-        case .sharedByAnotherRank: 0
+        case .sharedByAnotherRank, .pushed: 0
         }
     }
 }

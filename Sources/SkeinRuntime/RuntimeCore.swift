@@ -212,6 +212,13 @@ final class RuntimeCore: Sendable {
         self.memoryLimit = memoryLimit
         self.spillDirectory = spillDirectory
         state = Mutex(State(freeLanes: Array(repeating: true, count: workers)))
+        // A rank found gone by a worker that waited for its push: what it held is lost.
+        cluster?.holderLost.withLock {
+            $0 = { [weak self] rank in
+                guard let self, let cluster = self.cluster else { return }
+                self.loseLanes((rank * cluster.workersPerRank)..<((rank + 1) * cluster.workersPerRank))
+            }
+        }
     }
 
     // MARK: reference counting
@@ -415,13 +422,19 @@ final class RuntimeCore: Sendable {
         }
     }
 
-    /// Where a task on `reader` finds object `id`, kept on a third rank, when the two share this
-    /// host: where it lies there (no byte passes through this rank), or, if small or not readable
-    /// in place, its bytes. Nil when they do not share the host or the object is small: then this
-    /// rank fetches it and sends it on.
+    /// Where a task on `reader` finds a large object `id` kept on a third rank: where it lies there
+    /// when the two share a host (no byte passes through this rank), else sent by that rank straight
+    /// to `reader`, as Ray's object managers pull from each other. Nil for a small object: this
+    /// rank fetches it and sends it on with the task.
     func forward(_ id: UInt64, _ remote: RemoteObject, to reader: Int) async throws(RuntimeError) -> ArgumentSource? {
-        guard let cluster, remote.bytes >= SharedArena.threshold, cluster.readsInPlace(reader, from: remote.rank) else { return nil }
+        guard let cluster, remote.bytes >= SharedArena.threshold else { return nil }
         let start = MonotonicClock.now()
+        guard cluster.readsInPlace(reader, from: remote.rank) else {
+            guard reader != cluster.transport.rank else { return nil }
+            let transfer = try await reaching(id, remote, on: cluster, "sent on", { try cluster.push(id, from: remote.rank, to: reader) })
+            recordTransfer("object #\(id): rank \(remote.rank) → rank \(reader), \(remote.bytes) B, sent directly", start: start)
+            return .pushed(holder: remote.rank, transfer: transfer)
+        }
         switch try await reaching(id, remote, on: cluster, "located", { try await cluster.locate(id, on: remote.rank) }) {
         case .elsewhere(let descriptor):
             recordTransfer("object #\(id): rank \(remote.rank) → rank \(reader), \(remote.bytes) B, read in place", start: start)

@@ -23,6 +23,22 @@ struct SameHostTransport: Transport, HostTopology {
     func sharesHost(with peer: Int) -> Bool { true }
 }
 
+/// An in-process rank that passes for a process on a host of its own: its messages are copied,
+/// and no other rank shares its host.
+struct SeparateHostTransport: Transport, HostTopology {
+    let inner: InProcessTransport
+    var rank: Int { inner.rank }
+    var size: Int { inner.size }
+    var deliversByReference: Bool { false }
+    func send(_ message: Message, to peer: Int, tag: SkeinCore.Tag) throws(SkeinError) { try inner.send(message, to: peer, tag: tag) }
+    func receive(from peer: Int, tag: SkeinCore.Tag, deadline: UInt64) async throws(SkeinError) -> Message {
+        try await inner.receive(from: peer, tag: tag, deadline: deadline)
+    }
+    func abort(context: UInt32, because error: SkeinError) { inner.abort(context: context, because: error) }
+    func now() -> UInt64 { inner.now() }
+    func sharesHost(with peer: Int) -> Bool { false }
+}
+
 @Suite("Large objects between the ranks of a host", .timeLimit(.minutes(2)))
 struct SharedArenaTests {
     @Test(
@@ -71,6 +87,43 @@ struct SharedArenaTests {
             case .success(let left): #expect(left == 0, "rank \(rank) still holds \(left) bytes of shared memory")
             case .failure(let error): Issue.record("rank \(rank): \(error)")
             }
+        }
+    }
+
+    @Test("Between hosts, a large object kept on one worker is sent by it straight to the worker that reads it, never through rank 0")
+    func directBetweenHosts() async throws {
+        let outcomes = await InProcessGroup.run(size: 4) { transport -> Int in
+            let runtime = Runtime(cluster: SeparateHostTransport(inner: transport), workersPerRank: 1)
+            let make = runtime.register("make") { (count: Int, seed: Int) -> [Double] in
+                var rng = SeededGenerator(seed: UInt64(seed))
+                return (0..<count).map { _ in Double(rng.next() % 1000) }
+            }
+            let total = runtime.register("total") { (values: [Double], more: [Double]) -> Double in values.reduce(0, +) + more.reduce(0, +) }
+            guard runtime.isDriver else {
+                try await runtime.serve()
+                return 0
+            }
+            defer { runtime.shutdown() }
+            #expect(runtime.sameHostTransfer == .messages)
+            for seed in 1...3 {
+                var rng = SeededGenerator(seed: UInt64(seed))
+                let (count, other) = (150_000 + Int(rng.next() % 100_000), 140_000 + Int(rng.next() % 100_000))
+                // Made on ranks 2 and 3, read together on rank 1: two workers send it theirs.
+                let a = try runtime.submit(make, .value(count), .value(seed), options: TaskOptions(rank: 2))
+                let b = try runtime.submit(make, .value(other), .value(seed + 100), options: TaskOptions(rank: 3))
+                let got = try await runtime.get(try runtime.submit(total, .ref(a), .ref(b), options: TaskOptions(rank: 1)))
+                var check = SeededGenerator(seed: UInt64(seed)), checkOther = SeededGenerator(seed: UInt64(seed + 100))
+                let want = (0..<count).reduce(0.0) { s, _ in s + Double(check.next() % 1000) } + (0..<other).reduce(0.0) { s, _ in s + Double(checkOther.next() % 1000) }
+                #expect(got == want, "seed \(seed): the sum of two arrays sent from ranks 2 and 3 to rank 1")
+                let timeline = runtime.timelineJSON()
+                #expect(timeline.contains("rank 2 → rank 1, \(count * 8) B, sent directly"), "seed \(seed)")
+                #expect(timeline.contains("rank 3 → rank 1, \(other * 8) B, sent directly"), "seed \(seed)")
+                #expect(!timeline.contains("rank 2 → rank 0") && !timeline.contains("rank 3 → rank 0"), "seed \(seed): an array went through rank 0")
+            }
+            return 0
+        }
+        for (rank, outcome) in outcomes.enumerated() {
+            if case .failure(let error) = outcome { Issue.record("rank \(rank): \(error)") }
         }
     }
 
