@@ -351,7 +351,7 @@ public final class Communicator: Sendable {
         }
         let algorithm = SharedAddressAlgorithm(call.operation)
         guard SharedAddressAlgorithm.operations.contains(call.operation) else {
-            throw SkeinError(.invalidArgument, rank: rank, "the shared-address algorithm runs reduce, allreduce and reduce-scatter, not \(call.operation)")
+            throw SkeinError(.invalidArgument, rank: rank, "the shared-address algorithm runs reduce and reduce-scatter, not \(call.operation)")
         }
         let width = call.dataType.byteWidth
         let outputBytes = algorithm.outputBytes(count: call.count, width: width, rank: rank, size: size, root: Int(signature.root))
