@@ -35,6 +35,17 @@ public func checkCollective<T: ReferenceElement>(
     return nil
 }
 
+/// `checkCollective` for each element type besides Float (Double, Int32, Int64, Float16) on
+/// in-process ranks: the descriptions of the cases that failed.
+public func checkOtherElementTypes(algorithm: any CollectiveAlgorithm, ranks p: Int, count: Int, op: ReduceOp, seed: UInt64) async -> [String] {
+    [
+        await checkCollective(Double.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
+        await checkCollective(Int32.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
+        await checkCollective(Int64.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
+        await checkCollective(Float16.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
+    ].compactMap { $0 }
+}
+
 /// Every rank's random input and the root for one case, the same on every process that asks.
 public func randomCase<T: ReferenceElement>(_: T.Type, ranks p: Int, count: Int, op: ReduceOp, seed: UInt64) -> (inputs: [[T]], root: Int) {
     var rng = SeededGenerator(seed: seed)

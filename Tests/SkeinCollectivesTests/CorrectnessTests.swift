@@ -51,13 +51,8 @@ struct CorrectnessTests {
             for count in [p + 1, 1_001] {
                 for op in ReduceOp.allCases {
                     seed &+= 1
-                    let failures = [
-                        await checkCollective(Double.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
-                        await checkCollective(Int32.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
-                        await checkCollective(Int64.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
-                        await checkCollective(Float16.self, algorithm: test.algorithm, kind: .inProcess, ranks: p, count: count, op: op, seed: seed),
-                    ]
-                    for failure in failures { #expect(failure == nil, "\(failure ?? "")") }
+                    let failures = await checkOtherElementTypes(algorithm: test.algorithm, ranks: p, count: count, op: op, seed: seed)
+                    #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
                 }
             }
         }

@@ -59,13 +59,8 @@ struct SharedAddressTests {
         for p in [3, 4] {
             for op in ReduceOp.allCases {
                 seed &+= 1
-                let failures = [
-                    await checkCollective(Double.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 10_001, op: op, seed: seed),
-                    await checkCollective(Int32.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 10_001, op: op, seed: seed),
-                    await checkCollective(Int64.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 10_001, op: op, seed: seed),
-                    await checkCollective(Float16.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 10_001, op: op, seed: seed),
-                ]
-                for failure in failures { #expect(failure == nil, "\(failure ?? "")") }
+                let failures = await checkOtherElementTypes(algorithm: algorithm, ranks: p, count: 10_001, op: op, seed: seed)
+                #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
             }
         }
     }
@@ -120,7 +115,13 @@ struct SharedAddressTests {
             guard case .failure(let error) = outcome else { Issue.record("ran without an address space to share"); continue }
             #expect((error as? SkeinError)?.code == .unavailable, "\(error)")
         }
-        #expect(!CostModel.candidates(.reduce, native: false, sharedMemory: true).contains { $0 is SharedAddressAlgorithm })
+        // A communicator weighs it where its ranks share an address space, and only there.
+        for (kind, weighs) in [(TransportKind.simulated, false), (.inProcess, true)] {
+            let seen = try await runGroupOrThrow(kind, size: 2) { comm in
+                [CollectiveOperation.reduce, .reduceScatter, .allreduce].map { comm.candidates(for: $0).contains { $0 is SharedAddressAlgorithm } }
+            }
+            for row in seen { #expect(row == [weighs, weighs, false], "\(kind): candidates for reduce, reduce-scatter, allreduce") }
+        }
         let cost = CostParameters.inProcessDefault
         #expect(SharedAddressAlgorithm(.reduce).predictedSeconds(ranks: 4, bytes: SharedAddressAlgorithm.minimumBytes - 4, cost: cost) == .infinity)
         #expect(SharedAddressAlgorithm(.reduce).predictedSeconds(ranks: 4, bytes: 16 << 20, cost: cost) < .infinity)

@@ -32,13 +32,8 @@ struct SharedMemoryTests {
         for p in [3, 4] {
             for op in ReduceOp.allCases {
                 seed &+= 1
-                let failures = [
-                    await checkCollective(Double.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 1_001, op: op, seed: seed),
-                    await checkCollective(Int32.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 1_001, op: op, seed: seed),
-                    await checkCollective(Int64.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 1_001, op: op, seed: seed),
-                    await checkCollective(Float16.self, algorithm: algorithm, kind: .inProcess, ranks: p, count: 1_001, op: op, seed: seed),
-                ]
-                for failure in failures { #expect(failure == nil, "\(failure ?? "")") }
+                let failures = await checkOtherElementTypes(algorithm: algorithm, ranks: p, count: 1_001, op: op, seed: seed)
+                #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
             }
         }
     }

@@ -6,11 +6,12 @@ import SkeinRuntime
 import SkeinTestSupport
 import SkeinTransports
 
-/// An in-process rank that passes for a process of its own on a shared host: its messages are
-/// copied, so the runtime moves large objects as between MPI processes of one host (cross-memory
-/// attach then reads this same process, which the kernel allows).
-struct SameHostTransport: Transport, HostTopology {
+/// An in-process rank that passes for a process of its own: its messages are copied, so the
+/// runtime moves large objects as between MPI processes, all of one host (cross-memory attach then
+/// reads this same process, which the kernel allows) or each on a host of its own.
+struct ProcessLikeTransport: Transport, HostTopology {
     let inner: InProcessTransport
+    var oneHost = true
     var rank: Int { inner.rank }
     var size: Int { inner.size }
     var deliversByReference: Bool { false }
@@ -20,23 +21,26 @@ struct SameHostTransport: Transport, HostTopology {
     }
     func abort(context: UInt32, because error: SkeinError) { inner.abort(context: context, because: error) }
     func now() -> UInt64 { inner.now() }
-    func sharesHost(with peer: Int) -> Bool { true }
+    func sharesHost(with peer: Int) -> Bool { oneHost }
 }
 
-/// An in-process rank that passes for a process on a host of its own: its messages are copied,
-/// and no other rank shares its host.
-struct SeparateHostTransport: Transport, HostTopology {
-    let inner: InProcessTransport
-    var rank: Int { inner.rank }
-    var size: Int { inner.size }
-    var deliversByReference: Bool { false }
-    func send(_ message: Message, to peer: Int, tag: SkeinCore.Tag) throws(SkeinError) { try inner.send(message, to: peer, tag: tag) }
-    func receive(from peer: Int, tag: SkeinCore.Tag, deadline: UInt64) async throws(SkeinError) -> Message {
-        try await inner.receive(from: peer, tag: tag, deadline: deadline)
+/// Records every rank of `InProcessGroup.run` that failed; with `when`, each rank returned its
+/// shared-memory bytes left (after waiting for late drops), which must be zero.
+func checkRanks(_ outcomes: [Result<Int, any Error>], noSharedBytesLeft when: String? = nil) {
+    for (rank, outcome) in outcomes.enumerated() {
+        switch outcome {
+        case .success(let left): if let when { #expect(left == 0, "rank \(rank) still holds \(left) bytes of shared memory \(when)") }
+        case .failure(let error): Issue.record("rank \(rank): \(error)")
+        }
     }
-    func abort(context: UInt32, because error: SkeinError) { inner.abort(context: context, because: error) }
-    func now() -> UInt64 { inner.now() }
-    func sharesHost(with peer: Int) -> Bool { false }
+}
+
+extension Runtime {
+    /// This rank's shared-memory bytes once the drops still on their way have arrived (at most 1 s).
+    func sharedBytesSettled() async throws -> Int {
+        for _ in 0..<1000 where sharedBytes > 0 { try await Task.sleep(for: .milliseconds(1)) }
+        return sharedBytes
+    }
 }
 
 @Suite("Large objects between the ranks of a host", .timeLimit(.minutes(2)))
@@ -47,7 +51,7 @@ struct SharedArenaTests {
     func largeObjects(mode: SameHostTransfer) async throws {
         let outcomes = await InProcessGroup.run(size: 3) { transport -> Int in
             // A small warm region: objects are stored while its pages are still being faulted in.
-            let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 16 << 20)
+            let runtime = Runtime(cluster: ProcessLikeTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 16 << 20)
             let scale = runtime.register("scale") { (values: [Double], factor: Double) -> [Double] in values.map { $0 * factor } }
             let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
             guard runtime.isDriver else {
@@ -79,21 +83,15 @@ struct SharedArenaTests {
                 // Rank 1 read it where it lies on rank 2: none of its bytes went through rank 0.
                 #expect(runtime.timelineJSON().contains("rank 2 → rank 1, \(values.count * 8) B, read in place"), "seed \(seed), \(mode)")
             }
-            for _ in 0..<1000 where runtime.sharedBytes > 0 { try await Task.sleep(for: .milliseconds(1)) }
-            return runtime.sharedBytes
+            return try await runtime.sharedBytesSettled()
         }
-        for (rank, outcome) in outcomes.enumerated() {
-            switch outcome {
-            case .success(let left): #expect(left == 0, "rank \(rank) still holds \(left) bytes of shared memory")
-            case .failure(let error): Issue.record("rank \(rank): \(error)")
-            }
-        }
+        checkRanks(outcomes, noSharedBytesLeft: "at the end")
     }
 
     @Test("Between hosts, a large object kept on one worker is sent by it straight to the worker that reads it, never through rank 0")
     func directBetweenHosts() async throws {
         let outcomes = await InProcessGroup.run(size: 4) { transport -> Int in
-            let runtime = Runtime(cluster: SeparateHostTransport(inner: transport), workersPerRank: 1)
+            let runtime = Runtime(cluster: ProcessLikeTransport(inner: transport, oneHost: false), workersPerRank: 1)
             let make = runtime.register("make") { (count: Int, seed: Int) -> [Double] in
                 var rng = SeededGenerator(seed: UInt64(seed))
                 return (0..<count).map { _ in Double(rng.next() % 1000) }
@@ -122,15 +120,13 @@ struct SharedArenaTests {
             }
             return 0
         }
-        for (rank, outcome) in outcomes.enumerated() {
-            if case .failure(let error) = outcome { Issue.record("rank \(rank): \(error)") }
-        }
+        checkRanks(outcomes)
     }
 
     @Test("Only arrays of 1 MiB or more are read in place: one just under stays a message", arguments: [SameHostTransfer.crossMemory, .sharedArena])
     func threshold(mode: SameHostTransfer) async throws {
         let outcomes = await InProcessGroup.run(size: 2) { transport -> Int in
-            let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 0)
+            let runtime = Runtime(cluster: ProcessLikeTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 0)
             let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
             guard runtime.isDriver else {
                 try await runtime.serve()
@@ -161,7 +157,7 @@ struct SharedArenaTests {
     func sharedArrayViews(mode: SameHostTransfer) async throws {
         let kept = Mutex<[Int: SharedArray<Double>]>([:])
         let outcomes = await InProcessGroup.run(size: 2) { transport -> Int in
-            let runtime = Runtime(cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 0)
+            let runtime = Runtime(cluster: ProcessLikeTransport(inner: transport), workersPerRank: 1, sameHost: mode, arenaWarmBytes: 0)
             let keep = runtime.register("keep") { (values: SharedArray<Double>, key: Int) -> Double in
                 kept.withLock { $0[key] = values }
                 return values.reduce(0, +)
@@ -197,15 +193,9 @@ struct SharedArenaTests {
                 #expect(runtime.sharedBytes >= 2 * values.count * 8, "seed \(seed), \(mode): the kept view's block was let go of")
                 for k in [key, otherKey] { _ = try await runtime.get(try runtime.submit(forget, .value(k), options: TaskOptions(rank: 1))) }
             }
-            for _ in 0..<1000 where runtime.sharedBytes > 0 { try await Task.sleep(for: .milliseconds(1)) }
-            return runtime.sharedBytes
+            return try await runtime.sharedBytesSettled()
         }
-        for (rank, outcome) in outcomes.enumerated() {
-            switch outcome {
-            case .success(let left): #expect(left == 0, "rank \(rank) still holds \(left) bytes of shared memory once every view is gone")
-            case .failure(let error): Issue.record("rank \(rank): \(error)")
-            }
-        }
+        checkRanks(outcomes, noSharedBytesLeft: "once every view is gone")
     }
 
     @Test("Arena copies count against the store's memory limit and are let go of before anything is spilled")
@@ -213,7 +203,7 @@ struct SharedArenaTests {
         let limit = 5_000_000
         let outcomes = await InProcessGroup.run(size: 2) { transport -> Int in
             let runtime = Runtime(
-                cluster: SameHostTransport(inner: transport), workersPerRank: 1, sameHost: .sharedArena, memoryLimit: limit,
+                cluster: ProcessLikeTransport(inner: transport), workersPerRank: 1, sameHost: .sharedArena, memoryLimit: limit,
                 spillDirectory: URL(fileURLWithPath: try scratchDirectory("skein-arena-limit")), arenaWarmBytes: 0)
             let total = runtime.register("total") { (values: [Double]) -> Double in values.reduce(0, +) }
             guard runtime.isDriver else {
@@ -245,8 +235,6 @@ struct SharedArenaTests {
             for k in 0..<4 { try await read(k) }
             return 0
         }
-        for (rank, outcome) in outcomes.enumerated() {
-            if case .failure(let error) = outcome { Issue.record("rank \(rank): \(error)") }
-        }
+        checkRanks(outcomes)
     }
 }
