@@ -361,13 +361,13 @@ public final class Communicator: Sendable {
         let output: ByteStorage? =
             if let direct { BorrowedStorage(UnsafeRawBufferPointer(direct), owner: nil) }
             else { outputBytes > 0 ? AllocatedStorage(uninitializedByteCount: outputBytes) : nil }
-        let outputAddress = direct.map { UInt(bitPattern: $0.baseAddress) } ?? (output as? AllocatedStorage).map { UInt(bitPattern: $0.base) } ?? 0
+        let outputAddress = output.map { storage in storage.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) } } ?? 0
         // Both addresses stay valid until the second board call: the input chunk and the output are
         // held here, and every ByteStorage keeps its bytes at one address.
         let inputAddress = input.map { chunk in chunk.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) } } ?? 0
         let addresses = SharedAddressAlgorithm.Addresses(input: inputAddress, output: outputAddress)
         let slots = try await board.exchange(
-            rank: rank, signature: signature, entry: entry, byteCount: SharedAddressAlgorithm.Addresses.byteCount, deadline: deadline
+            rank: rank, signature: signature, entry: entry, byteCount: MemoryLayout<SharedAddressAlgorithm.Addresses>.size, deadline: deadline
         ) { $0.storeBytes(of: addresses, as: SharedAddressAlgorithm.Addresses.self) }
         let skew = try SharedMemoryAlgorithm.skew(slots, signature: signature, rank: rank)
         algorithm.foldBlock(slots, rank: rank, root: Int(signature.root), count: call.count, width: width, reducer: call.reducer)

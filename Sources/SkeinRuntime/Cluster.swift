@@ -303,8 +303,7 @@ final class Cluster: Sendable {
             case .push:
                 let reader = Int(head.loadLittleEndian(UInt32.self, at: 25))
                 let payload = store.withLock { $0.objects[object] }
-                var answer: [UInt8] = payload.map { [0, $0.kind.rawValue] } ?? [1, 0] + Array("rank \(transport.rank) does not hold object #\(object)".utf8)
-                answer.appendLittleEndian(object)
+                let answer: [UInt8] = payload.map { [0, $0.kind.rawValue] } ?? [1, 0] + Array("rank \(transport.rank) does not hold object #\(object)".utf8)
                 let chunks = [Chunk.partition(answer, into: 1)[0]] + (payload.map { [$0.chunk] } ?? [])
                 try? transport.send(
                     Message(signature: Self.signature, skew: ArrivalSkew(rank: transport.rank, entry: 0), chunks: chunks), to: reader,
@@ -353,8 +352,9 @@ final class Cluster: Sendable {
                         do {
                             let message = try await transport.receive(from: holder, tag: Tag(context: Cluster.pushContext, sequence: transfer), deadline: .max)
                             let answer: [UInt8] = message.chunks[0].withUnsafeBytes { Array($0) }
-                            guard answer.first == 0, message.chunks.count == 2, let kind = WirePayload.Kind(rawValue: answer[1]) else {
-                                reply(call, [1, 0] + Array(String(decoding: answer.dropFirst(2).dropLast(8), as: UTF8.self).utf8), nil)
+                            guard answer.count >= 2, answer[0] == 0, message.chunks.count == 2, let kind = WirePayload.Kind(rawValue: answer[1]) else {
+                                // The holder's own refusal ([1, 0] and why) is this task's reply as it stands.
+                                reply(call, answer.first == 1 ? answer : [1, 0] + Array("a malformed object reached rank \(transport.rank) from rank \(holder)".utf8), nil)
                                 return
                             }
                             arguments[index] = WirePayload(kind: kind, chunk: message.chunks[1])

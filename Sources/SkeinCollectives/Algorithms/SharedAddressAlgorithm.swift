@@ -56,7 +56,6 @@ extension SharedAddressAlgorithm {
     struct Addresses {
         var input: UInt
         var output: UInt
-        static let byteCount = 16
     }
 
     /// This rank's output for a call of `count` elements of `width` bytes: the whole vector (the

@@ -45,10 +45,8 @@ public enum CostModel {
         case .broadcast, .reduce, .scatter, .gather: true
         default: false
         }
-        var candidates = candidates(operation, native: native, sharedMemory: sharedMemory && !(rooted && ranksShareCores))
-        if sharedAddressSpace, SharedAddressAlgorithm.operations.contains(operation) {
-            candidates.insert(SharedAddressAlgorithm(operation), at: candidates.count - (native ? 1 : 0))
-        }
+        let candidates = candidates(
+            operation, native: native, sharedMemory: sharedMemory && !(rooted && ranksShareCores), sharedAddressSpace: sharedAddressSpace)
         var best = candidates[0]
         var bestSeconds = expectedSeconds(best, ranks: ranks, bytes: bytes, cost: cost)
         for candidate in candidates.dropFirst() {
