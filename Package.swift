@@ -25,7 +25,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .target(name: "SkeinCore", swiftSettings: swiftSettings),
+        // Non-temporal copies, which Swift cannot express.
+        .target(name: "CMemoryCopy"),
+        .target(name: "SkeinCore", dependencies: ["CMemoryCopy"], swiftSettings: swiftSettings),
         .target(name: "SkeinTransports", dependencies: ["SkeinCore"], swiftSettings: swiftSettings),
         .target(
             name: "SkeinCollectives",

@@ -351,7 +351,7 @@ public final class Communicator: Sendable {
         }
         let algorithm = SharedAddressAlgorithm(call.operation)
         guard SharedAddressAlgorithm.operations.contains(call.operation) else {
-            throw SkeinError(.invalidArgument, rank: rank, "the shared-address algorithm runs reduce and reduce-scatter, not \(call.operation)")
+            throw SkeinError(.invalidArgument, rank: rank, "the shared-address algorithm runs reduce, reduce-scatter and allreduce, not \(call.operation)")
         }
         let width = call.dataType.byteWidth
         let outputBytes = algorithm.outputBytes(count: call.count, width: width, rank: rank, size: size, root: Int(signature.root))
@@ -416,46 +416,62 @@ public final class Communicator: Sendable {
     }
 }
 
-/// Joins output blocks into one array; hands back the caller's own array when it is a single whole block.
-@inlinable
-func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type) -> [T] {
-    if chunks.count == 1, let storage = chunks[0].storage, ObjectIdentifier(type(of: storage)) == ObjectIdentifier(ArrayStorage<T>.self),
-        chunks[0].offset == 0, chunks[0].byteCount == storage.byteCount
-    {
-        return unsafeDowncast(storage, to: ArrayStorage<T>.self).array
+extension Communicator {
+    /// Whether a call's copies should stream past the cache (`MemoryCopy`): every rank's input and
+    /// output of `inputBytes` and `outputBytes` together outgrow it.
+    @inlinable
+    func streams(inputBytes: Int, outputBytes: Int) -> Bool {
+        MemoryCopy.streams(workingSet: (inputBytes &+ outputBytes) &* size)
     }
-    let stride = MemoryLayout<T>.stride
-    let total = chunks.reduce(0) { $0 + $1.byteCount } / stride
-    return [T](unsafeUninitializedCapacity: total) { buffer, initialized in
-        let raw = UnsafeMutableRawBufferPointer(buffer)
-        var offset = 0
-        for chunk in chunks {
-            chunk.withUnsafeBytes { bytes in
-                if bytes.count > 0 { raw.baseAddress!.advanced(by: offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
-            }
-            offset += chunk.byteCount
-        }
-        initialized = total
-    }
-}
 
-/// Copies output blocks into `values`, resized to fit if its length differs, skipping blocks that
-/// already are its memory.
-@inlinable
-func write<T: SkeinElement>(_ chunks: [Chunk], into values: inout [T]) {
-    let total = chunks.reduce(0) { $0 + $1.byteCount } / MemoryLayout<T>.stride
-    if values.count != total {
-        values = [T](unsafeUninitializedCapacity: total) { _, initialized in initialized = total }
-    }
-    values.withUnsafeMutableBytes { target in
-        var offset = 0
-        for chunk in chunks {
-            chunk.withUnsafeBytes { bytes in
-                if bytes.count > 0, let from = bytes.baseAddress, let to = target.baseAddress?.advanced(by: offset), from != UnsafeRawPointer(to) {
-                    to.copyMemory(from: from, byteCount: bytes.count)
+    /// Joins output blocks into one array; hands back the caller's own array when it is a single
+    /// whole block. `inputCount`: the elements this rank passed in, for the choice of copy.
+    @inlinable
+    func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type, inputCount: Int) -> [T] {
+        if chunks.count == 1, let storage = chunks[0].storage, ObjectIdentifier(type(of: storage)) == ObjectIdentifier(ArrayStorage<T>.self),
+            chunks[0].offset == 0, chunks[0].byteCount == storage.byteCount
+        {
+            return unsafeDowncast(storage, to: ArrayStorage<T>.self).array
+        }
+        let stride = MemoryLayout<T>.stride
+        let total = chunks.reduce(0) { $0 + $1.byteCount } / stride
+        let streaming = streams(inputBytes: inputCount &* stride, outputBytes: total &* stride)
+        return [T](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            var offset = 0
+            for chunk in chunks {
+                chunk.withUnsafeBytes { bytes in
+                    if bytes.count > 0 {
+                        MemoryCopy.copy(to: raw.baseAddress! + offset, from: bytes.baseAddress!, byteCount: bytes.count, streaming: streaming)
+                    }
                 }
+                offset += chunk.byteCount
             }
-            offset += chunk.byteCount
+            initialized = total
+        }
+    }
+
+    /// Copies output blocks into `values`, resized to fit if its length differs, skipping blocks that
+    /// already are its memory. `inputCount`: the elements this rank passed in (nil: as many as
+    /// `values` holds, for the in-place forms), for the choice of copy.
+    @inlinable
+    func write<T: SkeinElement>(_ chunks: [Chunk], into values: inout [T], inputCount: Int? = nil) {
+        let stride = MemoryLayout<T>.stride
+        let total = chunks.reduce(0) { $0 + $1.byteCount } / stride
+        if values.count != total {
+            values = [T](unsafeUninitializedCapacity: total) { _, initialized in initialized = total }
+        }
+        let streaming = streams(inputBytes: (inputCount ?? total) &* stride, outputBytes: total &* stride)
+        values.withUnsafeMutableBytes { target in
+            var offset = 0
+            for chunk in chunks {
+                chunk.withUnsafeBytes { bytes in
+                    if bytes.count > 0, let from = bytes.baseAddress, let to = target.baseAddress?.advanced(by: offset), from != UnsafeRawPointer(to) {
+                        MemoryCopy.copy(to: to, from: from, byteCount: bytes.count, streaming: streaming)
+                    }
+                }
+                offset += chunk.byteCount
+            }
         }
     }
 }

@@ -58,7 +58,7 @@ extension Communicator {
     public func broadcast<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.broadcast, T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.broadcast, T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
     }
 
     /// `broadcast`, with the result written into `values` on every rank.
@@ -76,7 +76,7 @@ extension Communicator {
         _ values: [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
         let chunks = try await run(values, describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
-        return rank == root ? assemble(chunks, as: T.self) : nil
+        return rank == root ? assemble(chunks, as: T.self, inputCount: values.count) : nil
     }
 
     /// `reduce`, with the result written into `output` at the root (left alone elsewhere; after an
@@ -89,7 +89,7 @@ extension Communicator {
         var call = describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout)
         if rank == root { call.0.destination = destination(&output, count: values.count) }
         let chunks = try await run(values, call)
-        if rank == root { write(chunks, into: &output) }
+        if rank == root { write(chunks, into: &output, inputCount: values.count) }
     }
 
     /// The element-wise `op` of every rank's `values`, on every rank, bit-identical everywhere.
@@ -97,7 +97,7 @@ extension Communicator {
     public func allreduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
     }
 
     /// In-place allreduce: `values` becomes the element-wise `op` over every rank, bit-identical
@@ -108,7 +108,9 @@ extension Communicator {
         _ values: inout [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
         // No other reference to `values` may outlive `run`, or writing the result would copy it.
-        let chunks = try await run(values, describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout))
+        var call = describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)
+        call.0.destination = destination(&values, count: values.count)
+        let chunks = try await run(values, call)
         write(chunks, into: &values)
     }
 
@@ -117,7 +119,7 @@ extension Communicator {
     public func allgather<T: SkeinElement>(
         _ values: [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
     }
 
     /// `allgather`, with the result written into `output`.
@@ -125,7 +127,7 @@ extension Communicator {
     public func allgather<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, algorithm: algorithm, timeout: timeout)), into: &output)
+        write(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, algorithm: algorithm, timeout: timeout)), into: &output, inputCount: values.count)
     }
 
     /// This rank's block of the element-wise `op` of every rank's `values`. The n elements split
@@ -134,7 +136,7 @@ extension Communicator {
     public func reduceScatter<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
     }
 
     /// `reduceScatter`, with this rank's block written into `output`.
@@ -145,7 +147,7 @@ extension Communicator {
     ) async throws(SkeinError) {
         var call = describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)
         call.0.destination = destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count)
-        write(try await run(values, call), into: &output)
+        write(try await run(values, call), into: &output, inputCount: values.count)
     }
 
     /// Rank r gets block r of the root's `values` (`totalCount` elements split as in `reduceScatter`).
@@ -154,7 +156,7 @@ extension Communicator {
     public func scatter<T: SkeinElement>(
         _ values: [T], totalCount: Int, root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, scatterCall(values, totalCount: totalCount, root: root, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, scatterCall(values, totalCount: totalCount, root: root, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
     }
 
     /// `scatter`, with this rank's block written into `output`.
@@ -163,7 +165,7 @@ extension Communicator {
         _ values: [T], totalCount: Int, into output: inout [T], root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, scatterCall(values, totalCount: totalCount, root: root, algorithm: algorithm, timeout: timeout)), into: &output)
+        write(try await run(values, scatterCall(values, totalCount: totalCount, root: root, algorithm: algorithm, timeout: timeout)), into: &output, inputCount: values.count)
     }
 
     /// Every rank's `values` (all of the same length), concatenated in rank order, at the root (nil elsewhere).
@@ -172,7 +174,7 @@ extension Communicator {
         _ values: [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
         let chunks = try await run(values, describe(.gather, T.self, count: values.count, perRank: true, root: root, algorithm: algorithm, timeout: timeout))
-        return rank == root ? assemble(chunks, as: T.self) : nil
+        return rank == root ? assemble(chunks, as: T.self, inputCount: values.count) : nil
     }
 
     /// `gather`, with the result written into `output` at the root (left alone elsewhere).
@@ -181,7 +183,7 @@ extension Communicator {
         _ values: [T], into output: inout [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
         let chunks = try await run(values, describe(.gather, T.self, count: values.count, perRank: true, root: root, algorithm: algorithm, timeout: timeout))
-        if rank == root { write(chunks, into: &output) }
+        if rank == root { write(chunks, into: &output, inputCount: values.count) }
     }
 
     /// Each rank splits its `values` into `size` blocks (as in `reduceScatter`) and sends block j to
@@ -190,7 +192,7 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)), as: T.self)
+        assemble(try await run(values, describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
     }
 
     /// `allToAll`, with the result written into `output`.
@@ -198,7 +200,7 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)), into: &output)
+        write(try await run(values, describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)), into: &output, inputCount: values.count)
     }
 
     /// Returns once every rank has called it.

@@ -46,17 +46,44 @@ public protocol SkeinElement: BitwiseCopyable, Sendable, Equatable {
 
 // The loops below are written once per concrete type (not as one generic) so that each is
 // compiled specialised and vectorised in this module; a generic would dispatch per element.
+// They go through `combineVectors`, whose explicit vectors stay vectors when the destination is
+// one of the operands: the compiler's own vectorizer checks the three ranges for overlap, finds the
+// in-place fold (`d == a`, the common case) overlapping, and falls back to a scalar loop that ran at
+// a third of the speed (10 against 28 GB/s of Float sums in L1 here).
+
+/// `d[i] = vector(a, b)` a vector of `V` at a time, the tail by `scalar`. `d` may be `a` or `b`:
+/// each vector is loaded before its result is stored. (Partial overlaps are not allowed.)
+@inline(__always)
+func combineVectors<V: SIMD>(
+    into d: UnsafeMutablePointer<V.Scalar>, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>, count n: Int,
+    _ vector: (V, V) -> V, _ scalar: (V.Scalar, V.Scalar) -> V.Scalar
+) {
+    let (to, lhs, rhs) = (UnsafeMutableRawPointer(d), UnsafeRawPointer(a), UnsafeRawPointer(b))
+    let stride = MemoryLayout<V.Scalar>.stride
+    var i = 0
+    while i + V.scalarCount <= n {
+        let offset = i &* stride
+        let result = vector(lhs.loadUnaligned(fromByteOffset: offset, as: V.self), rhs.loadUnaligned(fromByteOffset: offset, as: V.self))
+        to.storeBytes(of: result, toByteOffset: offset, as: V.self)
+        i &+= V.scalarCount
+    }
+    while i < n {
+        d[i] = scalar(a[i], b[i])
+        i &+= 1
+    }
+}
 
 extension Float: SkeinElement {
     public static var dataType: DataType { .float32 }
     public static func combine(
         _ op: ReduceOp, into d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int
     ) {
+        typealias V = SIMD16<Float>
         switch op {
-        case .sum: for i in 0..<n { d[i] = a[i] + b[i] }
-        case .product: for i in 0..<n { d[i] = a[i] * b[i] }
-        case .min: for i in 0..<n { d[i] = b[i] < a[i] ? b[i] : a[i] }
-        case .max: for i in 0..<n { d[i] = b[i] > a[i] ? b[i] : a[i] }
+        case .sum: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x + y }, +)
+        case .product: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x * y }, *)
+        case .min: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x.replacing(with: y, where: y .< x) }, { a, b in b < a ? b : a })
+        case .max: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x.replacing(with: y, where: y .> x) }, { a, b in b > a ? b : a })
         }
     }
 }
@@ -66,11 +93,12 @@ extension Double: SkeinElement {
     public static func combine(
         _ op: ReduceOp, into d: UnsafeMutablePointer<Double>, _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, count n: Int
     ) {
+        typealias V = SIMD8<Double>
         switch op {
-        case .sum: for i in 0..<n { d[i] = a[i] + b[i] }
-        case .product: for i in 0..<n { d[i] = a[i] * b[i] }
-        case .min: for i in 0..<n { d[i] = b[i] < a[i] ? b[i] : a[i] }
-        case .max: for i in 0..<n { d[i] = b[i] > a[i] ? b[i] : a[i] }
+        case .sum: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x + y }, +)
+        case .product: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x * y }, *)
+        case .min: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x.replacing(with: y, where: y .< x) }, { a, b in b < a ? b : a })
+        case .max: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x.replacing(with: y, where: y .> x) }, { a, b in b > a ? b : a })
         }
     }
 }
@@ -98,11 +126,12 @@ extension Int32: SkeinElement {
     public static func combine(
         _ op: ReduceOp, into d: UnsafeMutablePointer<Int32>, _ a: UnsafePointer<Int32>, _ b: UnsafePointer<Int32>, count n: Int
     ) {
+        typealias V = SIMD16<Int32>
         switch op {
-        case .sum: for i in 0..<n { d[i] = a[i] &+ b[i] }
-        case .product: for i in 0..<n { d[i] = a[i] &* b[i] }
-        case .min: for i in 0..<n { d[i] = Swift.min(a[i], b[i]) }
-        case .max: for i in 0..<n { d[i] = Swift.max(a[i], b[i]) }
+        case .sum: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x &+ y }, &+)
+        case .product: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x &* y }, &*)
+        case .min: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in pointwiseMin(x, y) }, Swift.min)
+        case .max: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in pointwiseMax(x, y) }, Swift.max)
         }
     }
 }
@@ -112,11 +141,12 @@ extension Int64: SkeinElement {
     public static func combine(
         _ op: ReduceOp, into d: UnsafeMutablePointer<Int64>, _ a: UnsafePointer<Int64>, _ b: UnsafePointer<Int64>, count n: Int
     ) {
+        typealias V = SIMD8<Int64>
         switch op {
-        case .sum: for i in 0..<n { d[i] = a[i] &+ b[i] }
-        case .product: for i in 0..<n { d[i] = a[i] &* b[i] }
-        case .min: for i in 0..<n { d[i] = Swift.min(a[i], b[i]) }
-        case .max: for i in 0..<n { d[i] = Swift.max(a[i], b[i]) }
+        case .sum: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x &+ y }, &+)
+        case .product: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x &* y }, &*)
+        case .min: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in pointwiseMin(x, y) }, Swift.min)
+        case .max: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in pointwiseMax(x, y) }, Swift.max)
         }
     }
 }

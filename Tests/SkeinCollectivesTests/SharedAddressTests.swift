@@ -8,7 +8,7 @@ import SkeinTestSupport
 /// naive references, for every p (primes too) and sizes that do not divide evenly.
 @Suite("Shared-address reductions", .timeLimit(.minutes(5)))
 struct SharedAddressTests {
-    @Test("Reduce and reduce-scatter against the reference, every p and awkward sizes", arguments: SharedAddressAlgorithm.operations)
+    @Test("Reduce, reduce-scatter and allreduce against the reference, every p and awkward sizes", arguments: SharedAddressAlgorithm.operations)
     func matrix(_ operation: CollectiveOperation) async {
         let algorithm = SharedAddressAlgorithm(operation)
         var seed: UInt64 = 0x5AD0_0000 &+ UInt64(operation.rawValue) << 16
@@ -23,7 +23,7 @@ struct SharedAddressTests {
         }
     }
 
-    @Test("The into: forms, whose result is written straight into the caller's array, against the reference", arguments: SharedAddressAlgorithm.operations)
+    @Test("The into: and in-place forms, whose result is written straight into the caller's array, against the reference", arguments: SharedAddressAlgorithm.operations)
     func intoForms(_ operation: CollectiveOperation) async throws {
         let algorithm = SharedAddressAlgorithm(operation)
         var seed: UInt64 = 0x5AD0_4000 &+ UInt64(operation.rawValue) << 16
@@ -32,14 +32,21 @@ struct SharedAddressTests {
                 seed &+= 1
                 let op = ReduceOp.allCases[Int(seed % 4)]
                 let (inputs, root) = randomCase(Float.self, ranks: p, count: count, op: op, seed: seed)
+                let pristine = inputs.map { $0.map { $0 } }  // storage of its own, to compare with
                 let results = try await runGroupOrThrow(.inProcess, size: p) { comm -> [Float]? in
                     // The wrong length, and shared with a copy that must not change.
                     var output = [Float](repeating: -1, count: 5)
                     let copy = output
-                    if operation == .reduce {
-                        try await comm.reduce(inputs[comm.rank], into: &output, op: op, root: root, algorithm: algorithm)
-                    } else {
-                        try await comm.reduceScatter(inputs[comm.rank], into: &output, op: op, algorithm: algorithm)
+                    switch operation {
+                    case .reduce: try await comm.reduce(inputs[comm.rank], into: &output, op: op, root: root, algorithm: algorithm)
+                    case .reduceScatter: try await comm.reduceScatter(inputs[comm.rank], into: &output, op: op, algorithm: algorithm)
+                    default:
+                        // In place, over an array that shares its storage with `inputs`, which must not change.
+                        output = inputs[comm.rank]
+                        try await comm.allreduce(&output, op: op, algorithm: algorithm)
+                        guard bitIdentical(inputs[comm.rank], pristine[comm.rank]) else {
+                            throw SkeinError(.internalError, rank: comm.rank, "the in-place allreduce wrote into a copy of its input held elsewhere")
+                        }
                     }
                     guard copy == [Float](repeating: -1, count: 5) else { throw SkeinError(.internalError, rank: comm.rank, "a copy of the output changed") }
                     return operation == .reduce && comm.rank != root ? nil : output
@@ -71,14 +78,14 @@ struct SharedAddressTests {
             let seed = UInt64(0x5AD0_9000 + p)
             var rng = SeededGenerator(seed: seed)
             let count = 50_000 + Int(rng.next() % 1000)
-            let rounds = 6
+            let rounds = 8
             let inputs = (0..<rounds).map { _ in (0..<p).map { _ in (0..<count).map { _ in Int64.random(in: -999...999, using: &rng) } } }
             let results = try await runGroupOrThrow(.inProcess, size: p) { comm -> [[Int64]] in
                 var out: [[Int64]] = []
                 for round in 0..<rounds {
                     let values = inputs[round][comm.rank]
                     if (round + comm.rank) % 3 == 0 { await Task.yield() }
-                    switch round % 3 {
+                    switch round % 4 {
                     case 0:
                         // Into the caller's array, which the algorithm writes directly: one that holds another's copy stays as it was.
                         var output = [Int64](repeating: 7, count: 3)
@@ -87,7 +94,11 @@ struct SharedAddressTests {
                         if kept != [7, 7, 7] { throw SkeinError(.internalError, rank: comm.rank, "the caller's other copy of the output changed") }
                         out.append(comm.rank == round % p ? output : [])
                     case 1: out.append(try await comm.reduce(values, root: round % p, algorithm: SharedAddressAlgorithm(.reduce)) ?? [])
-                    default: out.append(try await comm.allreduce(values, algorithm: RingAllreduce()))
+                    case 2: out.append(try await comm.allreduce(values, algorithm: RingAllreduce()))
+                    default:
+                        var inPlace = values
+                        try await comm.allreduce(&inPlace, algorithm: SharedAddressAlgorithm(.allreduce))
+                        out.append(inPlace)
                     }
                     var selected = [Int64]()
                     try await comm.reduce(values, into: &selected, root: 0)  // the selector's pick (this size: shared-address or a ring)
@@ -98,7 +109,7 @@ struct SharedAddressTests {
             for round in 0..<rounds {
                 let sum = (0..<count).map { i in inputs[round].reduce(Int64(0)) { $0 + $1[i] } }
                 for rank in 0..<p {
-                    let first = round % 3 != 2 && rank != round % p ? [] : sum
+                    let first = round % 4 < 2 && rank != round % p ? [] : sum
                     #expect(results[rank][2 * round] == first, "p \(p) round \(round) rank \(rank), seed \(seed)")
                     #expect(results[rank][2 * round + 1] == (rank == 0 ? sum : []), "p \(p) round \(round) rank \(rank) (selected), seed \(seed)")
                 }
@@ -120,7 +131,7 @@ struct SharedAddressTests {
             let seen = try await runGroupOrThrow(kind, size: 2) { comm in
                 [CollectiveOperation.reduce, .reduceScatter, .allreduce].map { comm.candidates(for: $0).contains { $0 is SharedAddressAlgorithm } }
             }
-            for row in seen { #expect(row == [weighs, weighs, false], "\(kind): candidates for reduce, reduce-scatter, allreduce") }
+            for row in seen { #expect(row == [weighs, weighs, weighs], "\(kind): candidates for reduce, reduce-scatter, allreduce") }
         }
         let cost = CostParameters.inProcessDefault
         #expect(SharedAddressAlgorithm(.reduce).predictedSeconds(ranks: 4, bytes: SharedAddressAlgorithm.minimumBytes - 4, cost: cost) == .infinity)
