@@ -111,11 +111,13 @@ extension Float16: SkeinElement {
     public static func combine(
         _ op: ReduceOp, into d: UnsafeMutablePointer<Float16>, _ a: UnsafePointer<Float16>, _ b: UnsafePointer<Float16>, count n: Int
     ) {
+        typealias V = SIMD16<Float16>
+        typealias Wide = SIMD16<Float>
         switch op {
-        case .sum: for i in 0..<n { d[i] = Float16(Float(a[i]) + Float(b[i])) }
-        case .product: for i in 0..<n { d[i] = Float16(Float(a[i]) * Float(b[i])) }
-        case .min: for i in 0..<n { d[i] = b[i] < a[i] ? b[i] : a[i] }
-        case .max: for i in 0..<n { d[i] = b[i] > a[i] ? b[i] : a[i] }
+        case .sum: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in V(Wide(x) + Wide(y)) }, { a, b in Float16(Float(a) + Float(b)) })
+        case .product: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in V(Wide(x) * Wide(y)) }, { a, b in Float16(Float(a) * Float(b)) })
+        case .min: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x.replacing(with: y, where: y .< x) }, { a, b in b < a ? b : a })
+        case .max: combineVectors(into: d, a, b, count: n, { (x: V, y: V) in x.replacing(with: y, where: y .> x) }, { a, b in b > a ? b : a })
         }
     }
 }
