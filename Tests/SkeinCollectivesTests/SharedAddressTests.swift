@@ -117,6 +117,26 @@ struct SharedAddressTests {
         }
     }
 
+    @Test("The selector weighs the shared-address allreduce only where the result goes straight into the caller's array")
+    func allreduceFormsSelected() async throws {
+        let (p, count, seed) = (4, (1 << 20) + 3, UInt64(0x5AD0_A000))
+        let (inputs, _) = randomCase(Int32.self, ranks: p, count: count, op: .sum, seed: seed)
+        let runs = try await runGroupOrThrow(.inProcess, size: p) { comm -> [([Int32], String)] in
+            let returned = try await comm.allreduce(inputs[comm.rank])
+            let first = comm.flightRecord(last: 1)[0].algorithm
+            var inPlace = inputs[comm.rank]
+            try await comm.allreduce(&inPlace)
+            return [(returned, first), (inPlace, comm.flightRecord(last: 1)[0].algorithm)]
+        }
+        let sum = (0..<count).map { i in inputs.reduce(Int32(0)) { $0 &+ $1[i] } }
+        for (rank, forms) in runs.enumerated() {
+            #expect(forms[0].0 == sum && forms[1].0 == sum, "rank \(rank), seed \(seed)")
+            #expect(forms[0].1 != SharedAddressAlgorithm(.allreduce).name, "the returning form ran \(forms[0].1)")
+            // In place, with the default costs, the formulas favour it at this size.
+            #expect(forms[1].1 == SharedAddressAlgorithm(.allreduce).name, "the in-place form ran \(forms[1].1)")
+        }
+    }
+
     @Test("Not over MPI processes or the simulator: a typed error, and the selector leaves it out")
     func unavailable() async throws {
         let outcomes = await runGroup(.simulated, size: 2) { comm -> [Float] in

@@ -41,15 +41,15 @@ public struct SharedAddressAlgorithm: ReduceAlgorithm, ReduceScatterAlgorithm, A
         .inPlace(slots: 1, [])
     }
 
-    /// Two synchronizations, then each rank reads its block of the p−1 other inputs and folds them
-    /// in (its own is read too, as a copy) and writes the block once; an allreduce copies it to
-    /// the p−1 other outputs as well.
+    /// Two synchronizations, then each rank reads its block of the p−1 other inputs across cores
+    /// and folds them into its own (which, as in the message algorithms' formulas, costs no β: it
+    /// crosses no core) and writes the block once; an allreduce copies it to the p−1 other outputs.
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
         guard bytes >= Self.minimumBytes, Self.operations.contains(operation) else { return .infinity }
         let share = Double(bytes) / Double(p)
         let sync = p > 1 ? 2 * cost.sharedAlpha * Double(TreeCost.ceilLog2(p)) : 0
         let copies = operation == .allreduce ? Double(p - 1) * share * cost.beta : 0
-        return sync + share * cost.beta + Double(p - 1) * share * (cost.beta + cost.gamma) + copies
+        return sync + Double(p - 1) * share * (cost.beta + cost.gamma) + copies
     }
 }
 
