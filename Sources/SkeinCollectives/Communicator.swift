@@ -105,7 +105,8 @@ public final class Communicator: Sendable {
     }
 
     /// The algorithm the selector picks for `bytes` of `operation` (as `CollectiveAlgorithm` counts
-    /// bytes) under the current costs (or `cost`), with the seconds it expects.
+    /// bytes) under the current costs (or `cost`), with the seconds it expects; for a call whose
+    /// result goes straight into the caller's array (the `into:` and in-place forms).
     public func selection(
         for operation: CollectiveOperation, bytes: Int, cost: CostParameters? = nil
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
@@ -440,22 +441,9 @@ extension Communicator {
         {
             return unsafeDowncast(storage, to: ArrayStorage<T>.self).array
         }
-        let stride = MemoryLayout<T>.stride
-        let total = chunks.reduce(0) { $0 + $1.byteCount } / stride
-        let streaming = streams(inputBytes: inputCount &* stride, outputBytes: total &* stride)
-        return [T](unsafeUninitializedCapacity: total) { buffer, initialized in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
-            var offset = 0
-            for chunk in chunks {
-                chunk.withUnsafeBytes { bytes in
-                    if bytes.count > 0 {
-                        MemoryCopy.copy(to: raw.baseAddress! + offset, from: bytes.baseAddress!, byteCount: bytes.count, streaming: streaming)
-                    }
-                }
-                offset += chunk.byteCount
-            }
-            initialized = total
-        }
+        var result: [T] = []
+        write(chunks, into: &result, inputCount: inputCount)
+        return result
     }
 
     /// Copies output blocks into `values`, resized to fit if its length differs, skipping blocks that
@@ -465,20 +453,16 @@ extension Communicator {
     func write<T: SkeinElement>(_ chunks: [Chunk], into values: inout [T], inputCount: Int? = nil) {
         let stride = MemoryLayout<T>.stride
         let total = chunks.reduce(0) { $0 + $1.byteCount } / stride
-        if values.count != total {
-            values = [T](unsafeUninitializedCapacity: total) { _, initialized in initialized = total }
-        }
+        let target = destination(&values, count: total)
         let streaming = streams(inputBytes: (inputCount ?? total) &* stride, outputBytes: total &* stride)
-        values.withUnsafeMutableBytes { target in
-            var offset = 0
-            for chunk in chunks {
-                chunk.withUnsafeBytes { bytes in
-                    if bytes.count > 0, let from = bytes.baseAddress, let to = target.baseAddress?.advanced(by: offset), from != UnsafeRawPointer(to) {
-                        MemoryCopy.copy(to: to, from: from, byteCount: bytes.count, streaming: streaming)
-                    }
+        var offset = 0
+        for chunk in chunks {
+            chunk.withUnsafeBytes { bytes in
+                if bytes.count > 0, let from = bytes.baseAddress, let to = target.baseAddress?.advanced(by: offset), from != UnsafeRawPointer(to) {
+                    MemoryCopy.copy(to: to, from: from, byteCount: bytes.count, streaming: streaming)
                 }
-                offset += chunk.byteCount
             }
+            offset += chunk.byteCount
         }
     }
 }

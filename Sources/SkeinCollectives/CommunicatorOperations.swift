@@ -17,8 +17,8 @@ extension Communicator {
         }
     }
 
-    /// `output` resized to `count` elements (as `write` would) and made unique, and its memory: an
-    /// algorithm may write the result there directly. The pointer outlives the closure, but `output`
+    /// `output` resized to `count` elements and made unique, and its memory: an algorithm may write
+    /// the result there directly, and `write` copies the output blocks there. The pointer outlives the closure, but `output`
     /// is the caller's `inout`, which nobody else may touch until the call returns, so its storage
     /// stays where it is.
     @inlinable

@@ -46,6 +46,19 @@ public func checkOtherElementTypes(algorithm: any CollectiveAlgorithm, ranks p: 
     ].compactMap { $0 }
 }
 
+/// `checkOtherElementTypes` on 3 and 4 ranks for every reduction op, with seeds `seed + 1`, `seed + 2`, …
+public func checkOtherElementTypesEveryOp(algorithm: any CollectiveAlgorithm, count: Int, seed: UInt64) async -> [String] {
+    var failures: [String] = []
+    var seed = seed
+    for p in [3, 4] {
+        for op in ReduceOp.allCases {
+            seed &+= 1
+            failures += await checkOtherElementTypes(algorithm: algorithm, ranks: p, count: count, op: op, seed: seed)
+        }
+    }
+    return failures
+}
+
 /// Every rank's random input and the root for one case, the same on every process that asks.
 public func randomCase<T: ReferenceElement>(_: T.Type, ranks p: Int, count: Int, op: ReduceOp, seed: UInt64) -> (inputs: [[T]], root: Int) {
     var rng = SeededGenerator(seed: seed)

@@ -61,15 +61,9 @@ struct SharedAddressTests {
 
     @Test("Every element type and reduction op", arguments: SharedAddressAlgorithm.operations)
     func elementTypes(_ operation: CollectiveOperation) async {
-        let algorithm = SharedAddressAlgorithm(operation)
-        var seed: UInt64 = 0x5AD0_7000 &+ UInt64(operation.rawValue) << 16
-        for p in [3, 4] {
-            for op in ReduceOp.allCases {
-                seed &+= 1
-                let failures = await checkOtherElementTypes(algorithm: algorithm, ranks: p, count: 10_001, op: op, seed: seed)
-                #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
-            }
-        }
+        let failures = await checkOtherElementTypesEveryOp(
+            algorithm: SharedAddressAlgorithm(operation), count: 10_001, seed: 0x5AD0_7000 &+ UInt64(operation.rawValue) << 16)
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
     }
 
     @Test("Calls in a row, mixed with message-passing ones, pinned and selected: right every time")

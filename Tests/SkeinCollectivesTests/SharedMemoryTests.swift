@@ -27,15 +27,9 @@ struct SharedMemoryTests {
 
     @Test("Every element type and reduction op", arguments: operations)
     func elementTypes(_ operation: CollectiveOperation) async {
-        let algorithm = SharedMemoryAlgorithm(operation)
-        var seed: UInt64 = 0x5A4E_7000 &+ UInt64(operation.rawValue) << 16
-        for p in [3, 4] {
-            for op in ReduceOp.allCases {
-                seed &+= 1
-                let failures = await checkOtherElementTypes(algorithm: algorithm, ranks: p, count: 1_001, op: op, seed: seed)
-                #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
-            }
-        }
+        let failures = await checkOtherElementTypesEveryOp(
+            algorithm: SharedMemoryAlgorithm(operation), count: 1_001, seed: 0x5A4E_7000 &+ UInt64(operation.rawValue) << 16)
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
     }
 
     /// Runs `rounds` rounds on `p` in-process ranks, each round with fresh random inputs (one array
