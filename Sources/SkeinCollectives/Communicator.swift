@@ -53,7 +53,7 @@ public final class Communicator: Sendable {
         var root: Int
         /// Whether the transport's own implementation could run this call (it may lack an element type).
         var native: Bool
-        /// Whether the result goes straight into the caller's array (`Call.destination`).
+        /// Whether the call's form writes its result into the caller's array (`Call.intoCaller`).
         var direct: Bool
     }
 
@@ -113,17 +113,15 @@ public final class Communicator: Sendable {
         select(operation, bytes: bytes, cost: cost ?? self.cost, native: hasNativeCollectives)
     }
 
-    /// The selector's pick among this communicator's candidates under `cost`. An allreduce whose
-    /// result has no caller's array to go to (`direct` false: the form that returns a new array)
-    /// leaves the shared-address algorithm out: writing every rank's result into memory of the
-    /// call's own and copying it out again made it slower than the message algorithms (p = 4,
-    /// 4 MiB: 2.1–2.3 ms against Rabenseifner's 1.2–1.8 ms; in place 0.6–0.7 against 0.8–1.0).
+    /// The selector's pick among this communicator's candidates under `cost`. A call whose result
+    /// has no caller's array to go to (`direct` false: the forms that return a new array) leaves the
+    /// shared-address algorithm out of `SharedAddressAlgorithm.needsDestination`'s operations.
     func select(
         _ operation: CollectiveOperation, bytes: Int, cost: CostParameters, native: Bool, direct: Bool = true
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
         CostModel.select(
             operation, ranks: size, bytes: bytes, cost: cost, native: native, sharedMemory: board != nil,
-            ranksShareCores: board?.ranksShareCores ?? false, sharedAddressSpace: sharesAddressSpace && (direct || operation != .allreduce))
+            ranksShareCores: board?.ranksShareCores ?? false, sharedAddressSpace: sharesAddressSpace && (direct || !SharedAddressAlgorithm.needsDestination.contains(operation)))
     }
 
     public let rank: Int
@@ -197,6 +195,18 @@ public final class Communicator: Sendable {
         /// Where this rank's result goes (the caller's output array, sized and unique, untouched by
         /// anyone until the call returns), for an algorithm that can write it there directly.
         @usableFromInline var destination: UnsafeMutableRawBufferPointer?
+        /// True for the forms that write into the caller's array (`into:`, in place), on every rank
+        /// alike, also where this rank has no result (a reduce's or gather's other ranks): every
+        /// rank must select alike.
+        @usableFromInline var intoCaller = false
+
+        /// Marks the call as one of the forms that write into the caller's array; `destination`:
+        /// where this rank's result goes, nil where it has none.
+        @usableFromInline
+        mutating func writes(into destination: UnsafeMutableRawBufferPointer?) {
+            intoCaller = true
+            self.destination = destination
+        }
 
         @usableFromInline
         init(
@@ -230,7 +240,7 @@ public final class Communicator: Sendable {
         let choice = Choice(
             operation: call.operation, bytes: call.modelBytes, root: root,
             native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType),
-            direct: call.destination != nil)
+            direct: call.intoCaller)
         let begun = state.withLock { state -> (sequence: UInt64, plan: Plan)? in
             if let broken = state.broken {
                 failure = SkeinError(
@@ -359,7 +369,9 @@ public final class Communicator: Sendable {
         }
         let algorithm = SharedAddressAlgorithm(call.operation)
         guard SharedAddressAlgorithm.operations.contains(call.operation) else {
-            throw SkeinError(.invalidArgument, rank: rank, "the shared-address algorithm runs reduce, reduce-scatter and allreduce, not \(call.operation)")
+            throw SkeinError(
+                .invalidArgument, rank: rank,
+                "the shared-address algorithm runs \(SharedAddressAlgorithm.operations.map { "\($0)" }.joined(separator: ", ")), not \(call.operation)")
         }
         let width = call.dataType.byteWidth
         let outputBytes = algorithm.outputBytes(count: call.count, width: width, rank: rank, size: size, root: Int(signature.root))
@@ -378,7 +390,7 @@ public final class Communicator: Sendable {
             rank: rank, signature: signature, entry: entry, byteCount: MemoryLayout<SharedAddressAlgorithm.Addresses>.size, deadline: deadline
         ) { $0.storeBytes(of: addresses, as: SharedAddressAlgorithm.Addresses.self) }
         let skew = try SharedMemoryAlgorithm.skew(slots, signature: signature, rank: rank)
-        algorithm.foldBlock(slots, rank: rank, root: Int(signature.root), count: call.count, width: width, reducer: call.reducer)
+        algorithm.work(slots, rank: rank, root: Int(signature.root), count: call.count, width: width, reducer: call.reducer)
         var done = signature
         done.sequence += 1
         _ = try await board.exchange(rank: rank, signature: done, entry: entry, byteCount: 0, deadline: deadline) { _ in }

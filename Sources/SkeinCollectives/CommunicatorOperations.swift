@@ -87,7 +87,7 @@ extension Communicator {
         timeout: Duration? = nil
     ) async throws(SkeinError) {
         var call = describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout)
-        if rank == root { call.0.destination = destination(&output, count: values.count) }
+        call.0.writes(into: rank == root ? destination(&output, count: values.count) : nil)
         let chunks = try await run(values, call)
         if rank == root { write(chunks, into: &output, inputCount: values.count) }
     }
@@ -109,7 +109,7 @@ extension Communicator {
     ) async throws(SkeinError) {
         // No other reference to `values` may outlive `run`, or writing the result would copy it.
         var call = describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)
-        call.0.destination = destination(&values, count: values.count)
+        call.0.writes(into: destination(&values, count: values.count))
         let chunks = try await run(values, call)
         write(chunks, into: &values)
     }
@@ -146,7 +146,7 @@ extension Communicator {
         timeout: Duration? = nil
     ) async throws(SkeinError) {
         var call = describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)
-        call.0.destination = destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count)
+        call.0.writes(into: destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count))
         write(try await run(values, call), into: &output, inputCount: values.count)
     }
 
@@ -182,7 +182,9 @@ extension Communicator {
     public func gather<T: SkeinElement>(
         _ values: [T], into output: inout [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let chunks = try await run(values, describe(.gather, T.self, count: values.count, perRank: true, root: root, algorithm: algorithm, timeout: timeout))
+        var call = describe(.gather, T.self, count: values.count, perRank: true, root: root, algorithm: algorithm, timeout: timeout)
+        call.0.writes(into: rank == root ? destination(&output, count: values.count * size) : nil)
+        let chunks = try await run(values, call)
         if rank == root { write(chunks, into: &output, inputCount: values.count) }
     }
 
@@ -200,7 +202,9 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)), into: &output, inputCount: values.count)
+        var call = describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)
+        call.0.writes(into: destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count * size))
+        write(try await run(values, call), into: &output, inputCount: values.count)
     }
 
     /// Returns once every rank has called it.

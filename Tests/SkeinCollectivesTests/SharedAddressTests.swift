@@ -4,11 +4,11 @@ import SkeinTransports
 import SkeinCollectives
 import SkeinTestSupport
 
-/// The reductions that read other ranks' inputs in place (`SharedAddressAlgorithm`), against the
+/// The collectives that read other ranks' inputs in place (`SharedAddressAlgorithm`), against the
 /// naive references, for every p (primes too) and sizes that do not divide evenly.
-@Suite("Shared-address reductions", .timeLimit(.minutes(5)))
+@Suite("Shared-address collectives", .timeLimit(.minutes(5)))
 struct SharedAddressTests {
-    @Test("Reduce, reduce-scatter and allreduce against the reference, every p and awkward sizes", arguments: SharedAddressAlgorithm.operations)
+    @Test("Reduce, reduce-scatter, allreduce, gather and all-to-all against the reference, every p and awkward sizes", arguments: SharedAddressAlgorithm.operations)
     func matrix(_ operation: CollectiveOperation) async {
         let algorithm = SharedAddressAlgorithm(operation)
         var seed: UInt64 = 0x5AD0_0000 &+ UInt64(operation.rawValue) << 16
@@ -40,6 +40,8 @@ struct SharedAddressTests {
                     switch operation {
                     case .reduce: try await comm.reduce(inputs[comm.rank], into: &output, op: op, root: root, algorithm: algorithm)
                     case .reduceScatter: try await comm.reduceScatter(inputs[comm.rank], into: &output, op: op, algorithm: algorithm)
+                    case .gather: try await comm.gather(inputs[comm.rank], into: &output, root: root, algorithm: algorithm)
+                    case .allToAll: try await comm.allToAll(inputs[comm.rank], into: &output, algorithm: algorithm)
                     default:
                         // In place, over an array that shares its storage with `inputs`, which must not change.
                         output = inputs[comm.rank]
@@ -49,7 +51,7 @@ struct SharedAddressTests {
                         }
                     }
                     guard copy == [Float](repeating: -1, count: 5) else { throw SkeinError(.internalError, rank: comm.rank, "a copy of the output changed") }
-                    return operation == .reduce && comm.rank != root ? nil : output
+                    return [.reduce, .gather].contains(operation) && comm.rank != root ? nil : output
                 }
                 for rank in 0..<p {
                     let failure = checkRank(rank, result: results[rank], operation: operation, inputs: inputs, op: op, root: root)
@@ -111,23 +113,40 @@ struct SharedAddressTests {
         }
     }
 
-    @Test("The selector weighs the shared-address allreduce only where the result goes straight into the caller's array")
-    func allreduceFormsSelected() async throws {
+    @Test("The selector weighs shared-address allreduce, gather and all-to-all only where the result goes straight into the caller's array")
+    func formsSelected() async throws {
         let (p, count, seed) = (4, (1 << 20) + 3, UInt64(0x5AD0_A000))
         let (inputs, _) = randomCase(Int32.self, ranks: p, count: count, op: .sum, seed: seed)
-        let runs = try await runGroupOrThrow(.inProcess, size: p) { comm -> [([Int32], String)] in
-            let returned = try await comm.allreduce(inputs[comm.rank])
-            let first = comm.flightRecord(last: 1)[0].algorithm
-            var inPlace = inputs[comm.rank]
+        // Per operation: the returning form's result and algorithm, then the in-place or into: form's.
+        let runs = try await runGroupOrThrow(.inProcess, size: p) { comm -> [[([Int32], String)]] in
+            func ran() -> String { comm.flightRecord(last: 1)[0].algorithm }
+            let mine = inputs[comm.rank]
+            let returned = try await comm.allreduce(mine)
+            let returnedBy = ran()
+            var inPlace = mine
             try await comm.allreduce(&inPlace)
-            return [(returned, first), (inPlace, comm.flightRecord(last: 1)[0].algorithm)]
+            let allreduce = [(returned, returnedBy), (inPlace, ran())]
+            let gathered = try await comm.gather(mine) ?? []
+            let gatheredBy = ran()
+            var into: [Int32] = []
+            try await comm.gather(mine, into: &into)
+            let gather = [(gathered, gatheredBy), (into, ran())]
+            let exchanged = try await comm.allToAll(mine)
+            let exchangedBy = ran()
+            try await comm.allToAll(mine, into: &into)
+            return [allreduce, gather, [(exchanged, exchangedBy), (into, ran())]]
         }
-        let sum = (0..<count).map { i in inputs.reduce(Int32(0)) { $0 &+ $1[i] } }
-        for (rank, forms) in runs.enumerated() {
-            #expect(forms[0].0 == sum && forms[1].0 == sum, "rank \(rank), seed \(seed)")
-            #expect(forms[0].1 != SharedAddressAlgorithm(.allreduce).name, "the returning form ran \(forms[0].1)")
-            // In place, with the default costs, the formulas favour it at this size.
-            #expect(forms[1].1 == SharedAddressAlgorithm(.allreduce).name, "the in-place form ran \(forms[1].1)")
+        let shared = SharedAddressAlgorithm(.allreduce).name
+        for (rank, operations) in runs.enumerated() {
+            for (index, operation) in [CollectiveOperation.allreduce, .gather, .allToAll].enumerated() {
+                let forms = operations[index]
+                let want = checkRank(rank, result: forms[0].0, operation: operation, inputs: inputs, op: .sum, root: 0)
+                    ?? checkRank(rank, result: forms[1].0, operation: operation, inputs: inputs, op: .sum, root: 0)
+                if operation != .gather || rank == 0 { #expect(want == nil, "\(operation) rank \(rank), seed \(seed): \(want ?? "")") }
+                #expect(forms[0].1 != shared, "the returning \(operation) ran \(forms[0].1)")
+                // In place or into:, with the default costs, the formulas favour it at this size.
+                #expect(forms[1].1 == shared, "the \(operation) into the caller's array ran \(forms[1].1)")
+            }
         }
     }
 
