@@ -75,20 +75,13 @@ public final class Communicator: Sendable {
         }
     }
 
-    /// An algorithm pinned for one operation, with the plan of its last call (a loop repeats one call).
-    final class Pin {
+    /// An algorithm pinned for one operation (or passed with one call), with the plan of its last
+    /// call (a loop repeats one call).
+    final class Pin: @unchecked Sendable {
+        // @unchecked: `last` is read and written only inside `state.withLock`.
         let algorithm: any CollectiveAlgorithm
         var last: (root: Int, bytes: Int, plan: Plan)?
 
-        init(_ algorithm: any CollectiveAlgorithm) { self.algorithm = algorithm }
-    }
-
-    /// An algorithm passed with one call.
-    @usableFromInline
-    final class PinnedAlgorithm: Sendable {
-        let algorithm: any CollectiveAlgorithm
-
-        @usableFromInline
         init(_ algorithm: any CollectiveAlgorithm) { self.algorithm = algorithm }
     }
 
@@ -191,11 +184,10 @@ public final class Communicator: Sendable {
     @usableFromInline
     struct Call {
         var operation: CollectiveOperation
-        /// Boxed: copying an optional existential in every copy of the call (into each async frame)
-        /// went through its value witnesses, 9% of an 8 B call's time on one rank.
-        var pinned: PinnedAlgorithm?
-        /// `pinned != nil`, kept apart so the hot path tests a flag.
-        var isPinned: Bool
+        /// The algorithm passed with the call, boxed: copying an optional existential in every copy
+        /// of the call (into each async frame) went through its value witnesses, 9% of an 8 B call's
+        /// time on one rank.
+        var pinned: Pin?
         var dataType: DataType
         var reduceOp: ReduceOp
         var reducer: Reducer?
@@ -225,12 +217,7 @@ public final class Communicator: Sendable {
             reducer: Reducer? = nil, root: Int = 0, count: Int, modelBytes: Int, timeout: Duration?
         ) {
             self.operation = operation
-            if let pinned {
-                self.pinned = PinnedAlgorithm(pinned)
-                isPinned = true
-            } else {
-                isPinned = false
-            }
+            self.pinned = pinned.map(Pin.init)
             self.dataType = dataType
             self.reduceOp = reduceOp
             self.reducer = reducer
@@ -265,11 +252,11 @@ public final class Communicator: Sendable {
             }
             state.sequence += 1
             // An algorithm passed with the call comes first, then one pinned on the communicator.
-            let pin = call.isPinned ? nil : state.pins[Int(call.operation.rawValue)]
+            let pin = call.pinned ?? state.pins[Int(call.operation.rawValue)]
             let plan: Plan
             if let last = pin?.last, last.root == root, last.bytes == call.modelBytes {
                 plan = last.plan
-            } else if let pinned = call.isPinned ? call.pinned?.algorithm : pin?.algorithm {
+            } else if let pinned = pin?.algorithm {
                 let key = ScheduleKey(code: pinned.code, variant: pinned.variant, root: root)
                 let schedule: Schedule
                 if let known = state.schedules[key] {

@@ -199,12 +199,9 @@ final class Mailbox: @unchecked Sendable {
     private var cachedHead = 0  // the sender's last look at `head`; re-read only when the ring seems full
     private let padding1: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let head = Atomic<Int>(0)  // next slot the receiver reads
-    /// Drained messages not yet taken, oldest first, from `unexpectedStart` on (taken ones are nil).
-    /// A root that runs ahead (a loop of broadcasts) leaves thousands here, and the oldest is nearly
-    /// always the one taken: removing it by shifting the rest made a loop of 10,000 8 B broadcasts
-    /// at p = 4 cost 10 µs a call instead of 2.6.
-    private var unexpected: [(tag: Tag, message: Message)?] = []
-    private var unexpectedStart = 0
+    /// Drained messages not yet taken, oldest first. A root that runs ahead (a loop of broadcasts)
+    /// leaves thousands here, and the oldest is nearly always the one taken.
+    private var unexpected = MatchingQueue<(tag: Tag, message: Message)>()
     private let padding2: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let overflow = Mutex<[(Tag, Message)]>([])
 
@@ -285,35 +282,6 @@ final class Mailbox: @unchecked Sendable {
         for (tag, message) in spilled { unexpected.append((tag, message)) }
     }
 
-    /// Receiver side: removes and returns the oldest drained message with `tag`.
-    private func takeUnexpected(_ tag: Tag) -> Message? {
-        var index = unexpectedStart
-        while index < unexpected.count {
-            if let entry = unexpected[index], entry.tag == tag {
-                unexpected[index] = nil
-                if index == unexpectedStart {
-                    unexpectedStart += 1
-                    while unexpectedStart < unexpected.count && unexpected[unexpectedStart] == nil { unexpectedStart += 1 }
-                    if unexpectedStart == unexpected.count {
-                        unexpected.removeAll(keepingCapacity: true)
-                        unexpectedStart = 0
-                    } else if unexpectedStart >= 64 && unexpectedStart * 2 >= unexpected.count {
-                        unexpected.removeFirst(unexpectedStart)
-                        unexpectedStart = 0
-                    }
-                }
-                return entry.message
-            }
-            index += 1
-        }
-        return nil
-    }
-
-    /// Receiver side: the drained messages not yet taken.
-    private var pending: some Sequence<(tag: Tag, message: Message)> {
-        unexpected[unexpectedStart...].lazy.compactMap { $0 }
-    }
-
     /// Receiver side: the next message with `tag`, or the tag of a later call in its context
     /// already waiting (the sender skipped a call), or neither.
     func take(_ tag: Tag) -> (Message?, Tag?) {
@@ -330,20 +298,20 @@ final class Mailbox: @unchecked Sendable {
             }
         }
         if hasArrivals { drain() }
-        if let message = takeUnexpected(tag) { return (message, nil) }
-        return (nil, pending.first { $0.tag.context == tag.context && $0.tag.sequence > tag.sequence }?.tag)
+        if let entry = unexpected.take(where: { $0.tag == tag }) { return (entry.message, nil) }
+        return (nil, unexpected.first { $0.tag.context == tag.context && $0.tag.sequence > tag.sequence }?.tag)
     }
 
     /// Receiver side: whether a message of call `sequence` or a later one of `context` has been sent.
     func holdsCall(in context: UInt32, from sequence: UInt64) -> Bool {
         if hasArrivals { drain() }
-        return pending.contains { $0.tag.context == context && $0.tag.sequence >= sequence }
+        return unexpected.contains { $0.tag.context == context && $0.tag.sequence >= sequence }
     }
 
     /// Receiver side: whether a message with `tag` has been sent (used once the sender has exited).
     func holds(_ tag: Tag) -> Bool {
         if hasArrivals { drain() }
-        return pending.contains { $0.tag == tag }
+        return unexpected.contains { $0.tag == tag }
     }
 
     /// Removes and returns the parked waiter, if any (sender, watchdog, exit or abort side).

@@ -37,45 +37,12 @@ public struct VirtualNetwork: Sendable {
     public private(set) var bytesSent = 0
     private let slow: [Double]
     private let failAt: [Double]
-    private var queues: [Int: PendingQueue] = [:]
+    private var queues: [Int: MatchingQueue<Pending>] = [:]
 
     struct Pending {
         let tag: Tag
         let arrival: Double
         let message: Message
-    }
-
-    /// FIFO with a moving head: a fast sender can run thousands of messages ahead of its
-    /// receiver, and taking from the front must not shift them all.
-    struct PendingQueue {
-        private var items: [Pending] = []
-        private var head = 0
-
-        var isEmpty: Bool { head == items.count }
-
-        mutating func append(_ pending: Pending) { items.append(pending) }
-
-        func first(where matches: (Pending) -> Bool) -> Pending? {
-            items[head...].first(where: matches)
-        }
-
-        mutating func take(where matches: (Pending) -> Bool) -> Pending? {
-            guard let index = items[head...].firstIndex(where: matches) else { return nil }
-            let pending = items[index]
-            if index == head {
-                head += 1
-                if head == items.count {
-                    items.removeAll(keepingCapacity: true)
-                    head = 0
-                } else if head >= 1024 && head * 2 >= items.count {
-                    items.removeFirst(head)
-                    head = 0
-                }
-            } else {
-                items.remove(at: index)
-            }
-            return pending
-        }
     }
 
     public init(size: Int, model: NetworkModel) {
@@ -100,7 +67,7 @@ public struct VirtualNetwork: Sendable {
         clocks[source] += model.alpha * slow[source] + Double(bytes) * model.beta
         messagesSent += 1
         bytesSent += bytes
-        queues[destination &* size &+ source, default: PendingQueue()].append(Pending(tag: tag, arrival: clocks[source], message: message))
+        queues[destination &* size &+ source, default: MatchingQueue()].append(Pending(tag: tag, arrival: clocks[source], message: message))
         return true
     }
 

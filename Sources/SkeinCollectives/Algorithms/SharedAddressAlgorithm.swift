@@ -69,10 +69,12 @@ public struct SharedAddressAlgorithm: ReduceAlgorithm, ReduceScatterAlgorithm, A
         guard bytes >= Self.minimumBytes, Self.operations.contains(operation) else { return .infinity }
         let share = Double(bytes) / Double(p)
         let sync = p > 1 ? 2 * cost.sharedAlpha * Double(TreeCost.ceilLog2(p)) : 0
+        let others = Double(p - 1) * share
         return switch operation {
         case .gather: sync + (p > 1 ? share * cost.beta : 0)
-        case .allToAll: sync + Double(p - 1) * share * cost.beta
-        default: sync + Double(p - 1) * share * (cost.beta + cost.gamma) + (operation == .allreduce ? Double(p - 1) * share * cost.beta : 0)
+        case .allToAll: sync + others * cost.beta
+        case .allreduce: sync + others * (cost.beta + cost.gamma) + others * cost.beta
+        default: sync + others * (cost.beta + cost.gamma)
         }
     }
 }
