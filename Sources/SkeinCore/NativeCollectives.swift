@@ -46,4 +46,15 @@ public protocol NativeCollectives: Transport {
     /// Runs the library's own operation on this rank's whole input; returns this rank's whole output
     /// (`call.outputCount` elements). Throws `.timeout` or `.peerExited` as `receive` does.
     func runNative(_ call: NativeCall, input: Chunk, deadline: UInt64) async throws(SkeinError) -> Chunk
+
+    /// Makes `calls` blocking calls of the library's own operation back to back on one pair of
+    /// buffers, with nothing of Skein's between them, as the loop of a C benchmark (OSU, IMB) does:
+    /// the bare cost of the library's call, for benchmarks. Holds the thread; has no deadline.
+    func runNativeLoop(_ call: NativeCall, input: Chunk, calls: Int) throws(SkeinError)
+}
+
+extension NativeCollectives {
+    public func runNativeLoop(_ call: NativeCall, input: Chunk, calls: Int) throws(SkeinError) {
+        throw SkeinError(.unavailable, rank: rank, "this transport's collectives run only through runNative, not in a bare loop")
+    }
 }

@@ -74,6 +74,25 @@ extension MPITransport {
         return Chunk(storage: output, offset: 0, byteCount: output.byteCount, isWritable: true)
     }
 
+    public func runNativeLoop(_ call: NativeCall, input: Chunk, calls: Int) throws(SkeinError) {
+        guard let type = Self.mpiType(call.dataType), let op = Self.mpiOp(call.reduceOp) else {
+            throw SkeinError(.unavailable, rank: rank, "MPI has no native \(call.operation) for \(call.dataType)")
+        }
+        var blocking = call
+        blocking.blocking = true
+        let width = call.dataType.byteWidth
+        let request = NativeRequest(
+            input: input, output: AllocatedStorage(uninitializedByteCount: call.outputCount(rank: rank, size: size) * width), size: size)
+        for _ in 0..<calls {
+            let rc = threadLevel >= skein_mpi_thread_multiple()
+                ? post(blocking, request: request, type: type, op: op, width: width)
+                : engine.withLock { _ in post(blocking, request: request, type: type, op: op, width: width) }
+            guard rc == MPI_SUCCESS else {
+                throw SkeinError(.peerExited, rank: rank, "blocking MPI \(call.operation) failed: \(Self.errorString(rc))")
+            }
+        }
+    }
+
     private func post(_ call: NativeCall, request: NativeRequest, type: MPI_Datatype, op: MPI_Op, width: Int) -> Int32 {
         let count = Int32(call.count)
         let root = Int32(call.root)

@@ -35,9 +35,10 @@ struct BenchRow {
         }
     }
 
+    /// One JSON object; a prediction the model cannot make (MPI's blocking call) is null.
     var json: String {
         #"{"operation":"\#(operation)","algorithm":"\#(algorithm)","ranks":\#(ranks),"bytes":\#(bytes),"#
-            + #""measured_seconds":\#(median),"predicted_seconds":\#(predicted),"selected":\#(selected),"model_selected":\#(modelSelected),"#
+            + #""measured_seconds":\#(median),"predicted_seconds":\#(predicted.isFinite ? "\(predicted)" : "null"),"selected":\#(selected),"model_selected":\#(modelSelected),"#
             + #""lower_bound_seconds":\#(lowerBound),"algbw_bytes_per_second":\#(algorithmBandwidth),"#
             + #""busbw_bytes_per_second":\#(busBandwidth)}"#
     }
@@ -290,6 +291,12 @@ struct CollectiveBenchmark {
                         operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
                         predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
                         selected: algorithm.name == pick.name, modelSelected: algorithm.name == modelPick.name, lowerBound: 0))
+                }
+                // MPI's blocking call again, in a loop with nothing of Skein's around it, as OSU times it.
+                if let bare = try await comm.timeNativeLoop(operation, count: count, repetitions: quick ? 5 : nil) {
+                    rows.append(BenchRow(
+                        operation: operation, algorithm: BenchReport.bareNativeName, ranks: p, bytes: bytes, median: bare, predicted: .infinity,
+                        selected: false, modelSelected: false, lowerBound: 0))
                 }
             }
         }

@@ -218,6 +218,39 @@ extension Communicator {
         }
     }
 
+    /// The transport library's own `operation` (MPI's blocking `MPI_X`) timed as a C benchmark
+    /// times it: batches of back-to-back calls on one pair of buffers, with nothing of Skein's
+    /// between them (`NativeCollectives.runNativeLoop`); the median over `repetitions` of the slowest
+    /// rank's mean seconds per call, batched as `timeAlgorithms` batches. `count` as `exercise`
+    /// takes it. Nil when the transport has no collectives of its own. A collective.
+    public func timeNativeLoop(_ operation: CollectiveOperation, count: Int, repetitions: Int? = nil) async throws(SkeinError) -> Double? {
+        guard let native, native.supportsNative(operation, dataType: .float32) else { return nil }
+        let call = NativeCall(operation: operation, dataType: .float32, reduceOp: .sum, root: 0, count: count, blocking: true)
+        let inputCount: Int =
+            switch operation {
+            case .barrier: 0
+            case .scatter: rank == 0 ? count : 0
+            default: count
+            }
+        let input = Chunk.partition([Float](repeating: Float(rank + 1), count: inputCount), into: 1)[0]
+        try native.runNativeLoop(call, input: input, calls: 1)
+        try await barrier(algorithm: DisseminationBarrier())
+        let t0 = transport.now()
+        try native.runNativeLoop(call, input: input, calls: 1)
+        let single = try await allreduce([Double(transport.now() &- t0) / 1e9], op: .max, algorithm: RecursiveDoublingAllreduce())[0]
+        let batch = max(1, min(2000, Int(1e-3 / max(single, 1e-9))))
+        let rounds = repetitions ?? (single > 0.02 ? 7 : 15)
+        var times: [Double] = []
+        for _ in 0..<max(rounds, 1) {
+            try await barrier(algorithm: DisseminationBarrier())
+            let t0 = transport.now()
+            try native.runNativeLoop(call, input: input, calls: batch)
+            times.append(Double(transport.now() &- t0) / 1e9 / Double(batch))
+        }
+        let slowest = try await allreduce(times, op: .max, algorithm: RecursiveDoublingAllreduce()).sorted()
+        return slowest[slowest.count / 2]
+    }
+
     /// Runs one call of `operation` on Float buffers (reused across calls, as nccl-tests and OSU do):
     /// `count` as `CollectiveSimulator.perRankCount` gives it; broadcast and allreduce in place.
     public func exercise(
