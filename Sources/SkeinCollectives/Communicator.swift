@@ -65,6 +65,9 @@ public final class Communicator: Sendable {
         let name: String
         let predicted: Double
         let schedule: Schedule
+        /// The blocks the caller's input splits into (`schedule.inputSlots.count`), read without
+        /// copying the schedule.
+        let inputBlocks: Int
 
         init(algorithm: any CollectiveAlgorithm, predicted: Double, schedule: Schedule) {
             self.algorithm = algorithm
@@ -72,6 +75,7 @@ public final class Communicator: Sendable {
             name = algorithm.name
             self.predicted = predicted
             self.schedule = schedule
+            inputBlocks = schedule.inputSlots.count
         }
     }
 
@@ -229,10 +233,10 @@ public final class Communicator: Sendable {
     }
 
     /// Runs one collective; returns this rank's output blocks. `input` splits the caller's values into
-    /// the schedule's input blocks; `copyInput` copies them whole (into a shared-memory slot).
+    /// the given number of blocks (the schedule's input slots); `copyInput` copies them whole (into a shared-memory slot).
     @usableFromInline
     func perform(
-        _ call: Call, validation: SkeinError?, input: (Schedule) -> [Chunk], copyInput: (UnsafeMutableRawPointer) -> Void
+        _ call: Call, validation: SkeinError?, input: (_ blocks: Int) -> [Chunk], copyInput: (UnsafeMutableRawPointer) -> Void
     ) async throws(SkeinError) -> [Chunk] {
         let start = transport.now()
         let (rank, size) = (self.rank, self.size)
@@ -311,15 +315,16 @@ public final class Communicator: Sendable {
                     call, signature: signature, entry: start, deadline: deadline, copyInput: copyInput)
             case SharedAddressAlgorithm.code:
                 (output, record.skew) = try await runSharedAddress(
-                    call, input: input(plan.schedule).first, signature: signature, entry: start, deadline: deadline)
+                    call, input: input(plan.inputBlocks).first, signature: signature, entry: start, deadline: deadline)
             case NativeAlgorithm.code:
                 let blocking = (plan.algorithm as? NativeAlgorithm)?.blocking ?? false
-                output = try await runNative(call, input: input(plan.schedule), deadline: deadline, blocking: blocking)
+                output = try await runNative(call, input: input(plan.inputBlocks), deadline: deadline, blocking: blocking)
             default:
+                let schedule = plan.schedule
                 var run = ScheduleRun(
-                    schedule: plan.schedule, input: input(plan.schedule), signature: signature, reducer: call.reducer, rank: rank, entry: start)
-                try await run.execute(plan.schedule, on: transport, tag: tag, deadline: deadline)
-                output = try run.output(plan.schedule)
+                    schedule: schedule, input: input(plan.inputBlocks), signature: signature, reducer: call.reducer, rank: rank, entry: start)
+                try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
+                output = try run.output(schedule)
                 record.skew = run.skew
             }
             record.end = transport.now()

@@ -11,7 +11,7 @@ extension Communicator {
     @inlinable
     func run<T: SkeinElement>(_ values: [T], _ call: (Call, SkeinError?)) async throws(SkeinError) -> [Chunk] {
         try await perform(call.0, validation: call.1) {
-            Chunk.partition(values, into: $0.inputSlots.count)
+            Chunk.partition(values, into: $0)
         } copyInput: { target in
             values.withUnsafeBytes { if let from = $0.baseAddress, $0.count > 0 { target.copyMemory(from: from, byteCount: $0.count) } }
         }

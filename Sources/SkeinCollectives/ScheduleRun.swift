@@ -11,7 +11,12 @@ struct ScheduleRun {
     let rank: Int
 
     init(schedule: Schedule, input: [Chunk], signature: CallSignature, reducer: Reducer?, rank: Int, entry: UInt64) {
-        slots = Array(repeating: nil, count: schedule.slotCount)
+        // Initialized in place: `Array(repeating:count:)` looked up its storage's generic metadata on every call.
+        let slotCount = schedule.slotCount
+        slots = [Chunk?](unsafeUninitializedCapacity: slotCount) { buffer, initialized in
+            buffer.initialize(repeating: nil)
+            initialized = slotCount
+        }
         for (k, chunk) in input.enumerated() { slots[schedule.inputSlot(ofBlock: k)] = chunk }
         skew = ArrivalSkew(rank: rank, entry: entry)
         self.signature = signature
