@@ -20,6 +20,7 @@ struct MPISession {
     let banner: String
     private let sleeper: () async -> Void
     private let finisher: () -> Void
+    private let rester: (Bool) -> Void
 
     /// The MPI transport if `choice` asks for it (or, for `auto`, if an MPI launcher started this
     /// process); nil for in-process ranks. Throws, with how to build it, when MPI is not compiled in.
@@ -33,7 +34,8 @@ struct MPISession {
             banner: "\(mpi.size) MPI processes (\(MPITransport.libraryVersion), \(mpi.threadLevelName) granted) on \(Set(mpi.hosts).sorted().joined(separator: ", "))"
                 + (mpi.oversubscribed ? "; more processes than cores, so waits yield their core" : ""),
             sleeper: { await mpi.sleepUntilAll() },
-            finisher: { mpi.shutdown() })
+            finisher: { mpi.shutdown() },
+            rester: { mpi.setResting($0) })
         #else
         if choice == .auto {
             FileHandle.standardError.write(Data("skein: started by an MPI launcher, but \(MPIBackend.buildHint); running on in-process ranks\n".utf8))
@@ -48,6 +50,10 @@ struct MPISession {
 
     /// Lets outstanding messages finish and finalises MPI.
     func finish() { finisher() }
+
+    /// Tells the transport this process makes no MPI calls for a while (its progress thread then
+    /// wakes rarely), or makes them again.
+    func setResting(_ resting: Bool) { rester(resting) }
 }
 
 /// mpirun binds each process to a core by default (`--bind-to core`), which squeezes in-process
