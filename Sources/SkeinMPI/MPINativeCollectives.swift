@@ -30,32 +30,14 @@ extension MPITransport {
     }
 
     public func runNative(_ call: NativeCall, input: Chunk, deadline: UInt64) async throws(SkeinError) -> Chunk {
-        guard let type = Self.mpiType(call.dataType), let op = Self.mpiOp(call.reduceOp) else {
-            throw SkeinError(
-                .unavailable, rank: rank,
-                "MPI has no native \(call.operation) for \(call.dataType); use one of Skein's algorithms (they handle every element type)")
-        }
-        let width = call.dataType.byteWidth
-        let outputCount = call.outputCount(rank: rank, size: size)
-        let limit = Int(Int32.max)
-        guard call.count <= limit, outputCount <= limit else {
-            throw SkeinError(.unavailable, rank: rank, "\(call.count) elements exceed MPI's count limit of 2^31−1 for one native call")
-        }
-        let output = AllocatedStorage(uninitializedByteCount: outputCount * width)
-        let request = NativeRequest(input: input, output: output, size: size)
+        let (request, type, op) = try nativeRequest(call, input: input)
+        let output = Chunk(storage: request.output, offset: 0, byteCount: request.output.byteCount, isWritable: true)
         if call.blocking {
-            // MPI_THREAD_MULTIPLE lets the progress thread go on beside the blocking call; with less,
-            // hold the lock through it.
-            let rc = threadLevel >= skein_mpi_thread_multiple()
-                ? post(call, request: request, type: type, op: op, width: width)
-                : engine.withLock { _ in post(call, request: request, type: type, op: op, width: width) }
-            guard rc == MPI_SUCCESS else {
-                throw SkeinError(.peerExited, rank: rank, "blocking MPI \(call.operation) failed: \(Self.errorString(rc))")
-            }
-            return Chunk(storage: output, offset: 0, byteCount: output.byteCount, isWritable: true)
+            try postBlocking(call, request: request, type: type, op: op, times: 1)
+            return output
         }
         let rc = engine.withLock { _ in
-            post(call, request: request, type: type, op: op, width: width)
+            post(call, request: request, type: type, op: op, width: call.dataType.byteWidth)
         }
         guard rc == MPI_SUCCESS else {
             throw SkeinError(.internalError, rank: rank, "native MPI \(call.operation) failed to start: \(Self.errorString(rc))")
@@ -71,20 +53,41 @@ extension MPITransport {
             engine.withLock { $0.abandoned.append(request) }
             throw error
         }
-        return Chunk(storage: output, offset: 0, byteCount: output.byteCount, isWritable: true)
+        return output
     }
 
     public func runNativeLoop(_ call: NativeCall, input: Chunk, calls: Int) throws(SkeinError) {
+        let (request, type, op) = try nativeRequest(call, input: input)
+        try postBlocking(call, request: request, type: type, op: op, times: calls)
+    }
+
+    /// A request for `call` with its output buffer, and MPI's type and operation for it; or why MPI
+    /// cannot run it.
+    private func nativeRequest(_ call: NativeCall, input: Chunk) throws(SkeinError) -> (NativeRequest, MPI_Datatype, MPI_Op) {
         guard let type = Self.mpiType(call.dataType), let op = Self.mpiOp(call.reduceOp) else {
-            throw SkeinError(.unavailable, rank: rank, "MPI has no native \(call.operation) for \(call.dataType)")
+            throw SkeinError(
+                .unavailable, rank: rank,
+                "MPI has no native \(call.operation) for \(call.dataType); use one of Skein's algorithms (they handle every element type)")
         }
+        let outputCount = call.outputCount(rank: rank, size: size)
+        let limit = Int(Int32.max)
+        guard call.count <= limit, outputCount <= limit else {
+            throw SkeinError(.unavailable, rank: rank, "\(call.count) elements exceed MPI's count limit of 2^31−1 for one native call")
+        }
+        let output = AllocatedStorage(uninitializedByteCount: outputCount * call.dataType.byteWidth)
+        return (NativeRequest(input: input, output: output, size: size), type, op)
+    }
+
+    /// Makes the blocking form of `call` (`MPI_Allreduce`, not `MPI_Iallreduce`) `times` times on
+    /// `request`'s buffers. MPI_THREAD_MULTIPLE lets the progress thread go on beside it; with less,
+    /// the lock is held through each call.
+    private func postBlocking(_ call: NativeCall, request: NativeRequest, type: MPI_Datatype, op: MPI_Op, times: Int) throws(SkeinError) {
         var blocking = call
         blocking.blocking = true
         let width = call.dataType.byteWidth
-        let request = NativeRequest(
-            input: input, output: AllocatedStorage(uninitializedByteCount: call.outputCount(rank: rank, size: size) * width), size: size)
-        for _ in 0..<calls {
-            let rc = threadLevel >= skein_mpi_thread_multiple()
+        let multiple = threadLevel >= skein_mpi_thread_multiple()
+        for _ in 0..<times {
+            let rc = multiple
                 ? post(blocking, request: request, type: type, op: op, width: width)
                 : engine.withLock { _ in post(blocking, request: request, type: type, op: op, width: width) }
             guard rc == MPI_SUCCESS else {

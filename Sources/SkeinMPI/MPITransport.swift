@@ -199,8 +199,8 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
     public func sleepUntilAll() async {
         var request: MPI_Request? = skein_mpi_request_null()
         engine.withLock { _ in _ = MPI_Ibarrier(nativeComm, &request) }
-        resting.store(true, ordering: .relaxed)
-        defer { resting.store(false, ordering: .relaxed) }
+        setResting(true)
+        defer { setResting(false) }
         while true {
             var done: Int32 = 0
             engine.withLock { _ in _ = MPI_Test(&request, &done, skein_mpi_status_ignore()) }

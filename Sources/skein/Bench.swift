@@ -221,8 +221,8 @@ extension BenchCollectives {
                     print("warning: this process is bound to a core (mpirun's default), so in-process ranks share it; run mpirun with --bind-to none")
                 }
                 session.setResting(true)
+                defer { session.setResting(false) }
                 let embedded = try await CollectiveBenchmark(ranks: comm.size, operations: operations, sizes: sizes, quick: quick, tune: tune).run()
-                session.setResting(false)
                 BenchReport.printEmbeddedComparison(mpi: rows, embedded: embedded)
             }
             await session.sleepUntilAll()

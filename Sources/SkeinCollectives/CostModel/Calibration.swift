@@ -174,11 +174,9 @@ extension Communicator {
     }
 
     /// For each of `algorithms` (all of one operation), the median over `repetitions` of the slowest
-    /// rank's mean seconds per call of `call`, which runs with that algorithm pinned. Small calls run
-    /// in batches of about a millisecond, as OSU and nccl-tests do, and the repetitions interleave the
-    /// algorithms, so drift in the machine's state cannot pass for a difference between them.
-    /// `repetitions` nil: 15, or 7 when a call takes over 20 ms. A pin the caller had is restored.
-    /// A collective: every rank must call it with the same algorithms.
+    /// rank's mean seconds per call of `call`, which runs with that algorithm pinned (timed as
+    /// `timeBatches` times). A pin the caller had is restored. A collective: every rank must call it
+    /// with the same algorithms.
     public func timeAlgorithms(
         _ algorithms: [any CollectiveAlgorithm], operation: CollectiveOperation, repetitions: Int? = nil,
         _ call: () async throws(SkeinError) -> Void
@@ -186,69 +184,64 @@ extension Communicator {
         guard !algorithms.isEmpty else { return [] }
         let userPin = state.withLock { $0.pins[Int(operation.rawValue)]?.algorithm }
         defer { pin(userPin, for: operation) }
-        var batches: [Int] = []
-        var longest = 0.0
-        for algorithm in algorithms {
-            // Pinned, so no per-call cast to the operation's algorithm protocol is timed.
-            pin(algorithm, for: operation)
-            try await call()
-            try await barrier(algorithm: DisseminationBarrier())
-            let t0 = transport.now()
-            try await call()
-            let single = try await allreduce([Double(transport.now() &- t0) / 1e9], op: .max, algorithm: RecursiveDoublingAllreduce())[0]
-            batches.append(max(1, min(2000, Int(1e-3 / max(single, 1e-9)))))
-            longest = max(longest, single)
-        }
-        let rounds = repetitions ?? (longest > 0.02 ? 7 : 15)
-        var times = [[Double]](repeating: [], count: algorithms.count)
-        for _ in 0..<max(rounds, 1) {
-            for (index, algorithm) in algorithms.enumerated() {
-                pin(algorithm, for: operation)
-                try await barrier(algorithm: DisseminationBarrier())
-                let t0 = transport.now()
-                for _ in 0..<batches[index] { try await call() }
-                times[index].append(Double(transport.now() &- t0) / 1e9 / Double(batches[index]))
-            }
-        }
-        // One allreduce for every algorithm's times (each has `rounds` of them).
-        let slowest = try await allreduce(times.flatMap { $0 }, op: .max, algorithm: RecursiveDoublingAllreduce())
-        let perAlgorithm = times[0].count
-        return times.indices.map { index in
-            slowest[(index * perAlgorithm)..<((index + 1) * perAlgorithm)].sorted()[perAlgorithm / 2]
+        // Pinned, so no per-call cast to the operation's algorithm protocol is timed.
+        return try await timeBatches(of: algorithms.count, repetitions: repetitions, prepare: { pin(algorithms[$0], for: operation) }) {
+            _, calls throws(SkeinError) in
+            for _ in 0..<calls { try await call() }
         }
     }
 
     /// The transport library's own `operation` (MPI's blocking `MPI_X`) timed as a C benchmark
     /// times it: batches of back-to-back calls on one pair of buffers, with nothing of Skein's
-    /// between them (`NativeCollectives.runNativeLoop`); the median over `repetitions` of the slowest
-    /// rank's mean seconds per call, batched as `timeAlgorithms` batches. `count` as `exercise`
-    /// takes it. Nil when the transport has no collectives of its own. A collective.
+    /// between them (`NativeCollectives.runNativeLoop`), timed as `timeBatches` times. `count` as
+    /// `exercise` takes it. Nil when the transport has no collectives of its own. A collective.
     public func timeNativeLoop(_ operation: CollectiveOperation, count: Int, repetitions: Int? = nil) async throws(SkeinError) -> Double? {
         guard let native, native.supportsNative(operation, dataType: .float32) else { return nil }
         let call = NativeCall(operation: operation, dataType: .float32, reduceOp: .sum, root: 0, count: count, blocking: true)
-        let inputCount: Int =
-            switch operation {
-            case .barrier: 0
-            case .scatter: rank == 0 ? count : 0
-            default: count
-            }
-        let input = Chunk.partition([Float](repeating: Float(rank + 1), count: inputCount), into: 1)[0]
-        try native.runNativeLoop(call, input: input, calls: 1)
-        try await barrier(algorithm: DisseminationBarrier())
-        let t0 = transport.now()
-        try native.runNativeLoop(call, input: input, calls: 1)
-        let single = try await allreduce([Double(transport.now() &- t0) / 1e9], op: .max, algorithm: RecursiveDoublingAllreduce())[0]
-        let batch = max(1, min(2000, Int(1e-3 / max(single, 1e-9))))
-        let rounds = repetitions ?? (single > 0.02 ? 7 : 15)
-        var times: [Double] = []
-        for _ in 0..<max(rounds, 1) {
+        let input = Chunk.partition([Float](repeating: Float(rank + 1), count: count), into: 1)[0]
+        return try await timeBatches(of: 1, repetitions: repetitions) { _, calls throws(SkeinError) in
+            try native.runNativeLoop(call, input: input, calls: calls)
+        }[0]
+    }
+
+    /// For each of `candidates` ways of calling, the median over `repetitions` of the slowest rank's
+    /// mean seconds per call, where `run(index, n)` makes n calls of candidate `index` and
+    /// `prepare(index)` readies it outside the timing. Small calls run in batches of about a
+    /// millisecond, as OSU and nccl-tests do, and the repetitions interleave the candidates, so drift
+    /// in the machine's state cannot pass for a difference between them. `repetitions` nil: 15, or 7
+    /// when a call takes over 20 ms. A collective.
+    func timeBatches(
+        of candidates: Int, repetitions: Int?, prepare: (Int) -> Void = { _ in },
+        _ run: (_ index: Int, _ calls: Int) async throws(SkeinError) -> Void
+    ) async throws(SkeinError) -> [Double] {
+        var batches: [Int] = []
+        var longest = 0.0
+        for index in 0..<candidates {
+            prepare(index)
+            try await run(index, 1)
             try await barrier(algorithm: DisseminationBarrier())
             let t0 = transport.now()
-            try native.runNativeLoop(call, input: input, calls: batch)
-            times.append(Double(transport.now() &- t0) / 1e9 / Double(batch))
+            try await run(index, 1)
+            let single = try await allreduce([Double(transport.now() &- t0) / 1e9], op: .max, algorithm: RecursiveDoublingAllreduce())[0]
+            batches.append(max(1, min(2000, Int(1e-3 / max(single, 1e-9)))))
+            longest = max(longest, single)
         }
-        let slowest = try await allreduce(times, op: .max, algorithm: RecursiveDoublingAllreduce()).sorted()
-        return slowest[slowest.count / 2]
+        let rounds = max(repetitions ?? (longest > 0.02 ? 7 : 15), 1)
+        var times = [[Double]](repeating: [], count: candidates)
+        for _ in 0..<rounds {
+            for index in 0..<candidates {
+                prepare(index)
+                try await barrier(algorithm: DisseminationBarrier())
+                let t0 = transport.now()
+                try await run(index, batches[index])
+                times[index].append(Double(transport.now() &- t0) / 1e9 / Double(batches[index]))
+            }
+        }
+        // One allreduce for every candidate's times (each has `rounds` of them).
+        let slowest = try await allreduce(times.flatMap { $0 }, op: .max, algorithm: RecursiveDoublingAllreduce())
+        return (0..<candidates).map { index in
+            slowest[(index * rounds)..<((index + 1) * rounds)].sorted()[rounds / 2]
+        }
     }
 
     /// Runs one call of `operation` on Float buffers (reused across calls, as nccl-tests and OSU do):
