@@ -21,6 +21,8 @@ public final class Communicator: Sendable {
     public let timeout: Duration
     let timeoutNanos: UInt64
     let state: Mutex<State>
+    /// The flight recorder's ends, which a call writes when it finishes without taking `state`'s lock.
+    let recordTails: RecordTails
 
     struct State {
         var sequence: UInt64 = 0
@@ -38,6 +40,19 @@ public final class Communicator: Sendable {
         var lastPlan: Plan?
         /// Schedules of pinned algorithms, by (code, variant, root): they depend on nothing else.
         var schedules: [ScheduleKey: Schedule] = [:]
+
+        /// The plan of a pinned or passed `algorithm` (its schedule made once per root).
+        mutating func plan(running algorithm: any CollectiveAlgorithm, rank: Int, size: Int, root: Int, bytes: Int) -> Plan {
+            let key = ScheduleKey(code: algorithm.code, variant: algorithm.variant, root: root)
+            let schedule: Schedule
+            if let known = schedules[key] {
+                schedule = known
+            } else {
+                schedule = algorithm.schedule(rank: rank, size: size, root: root)
+                schedules[key] = schedule
+            }
+            return Plan(algorithm: algorithm, predicted: algorithm.predictedSeconds(ranks: size, bytes: bytes, cost: cost), schedule: schedule)
+        }
 
         /// Drops every cached choice (the costs changed).
         mutating func forgetSelections() {
@@ -61,6 +76,7 @@ public final class Communicator: Sendable {
     /// algorithm's existential and the schedule's arrays on every call cost more than the call.
     final class Plan: Sendable {
         let algorithm: any CollectiveAlgorithm
+        let operation: CollectiveOperation
         let code: UInt8
         let name: String
         let predicted: Double
@@ -71,6 +87,7 @@ public final class Communicator: Sendable {
 
         init(algorithm: any CollectiveAlgorithm, predicted: Double, schedule: Schedule) {
             self.algorithm = algorithm
+            operation = algorithm.operation
             code = algorithm.code
             name = algorithm.name
             self.predicted = predicted
@@ -82,9 +99,10 @@ public final class Communicator: Sendable {
     /// An algorithm pinned for one operation (or passed with one call), with the plan of its last
     /// call (a loop repeats one call).
     final class Pin: @unchecked Sendable {
-        // @unchecked: `last` is read and written only inside `state.withLock`.
+        // @unchecked: `last` is read and written only inside `state.withLock`, which also makes the
+        // run-time exclusivity check redundant (it cost more than the look it guarded).
         let algorithm: any CollectiveAlgorithm
-        var last: (root: Int, bytes: Int, plan: Plan)?
+        @exclusivity(unchecked) var last: (root: Int, bytes: Int, plan: Plan)?
 
         init(_ algorithm: any CollectiveAlgorithm) { self.algorithm = algorithm }
     }
@@ -143,7 +161,9 @@ public final class Communicator: Sendable {
         self.context = context
         self.timeout = timeout
         self.timeoutNanos = MonotonicClock.nanoseconds(timeout)
-        state = Mutex(State(cost: cost))
+        let initial = State(cost: cost)
+        recordTails = initial.recorder.tails
+        state = Mutex(initial)
     }
 
     /// The α-β-γ parameters the selector uses now.
@@ -187,11 +207,10 @@ public final class Communicator: Sendable {
 
     @usableFromInline
     struct Call {
+        // Plain values only, so that copying a call is a copy of bytes: the algorithm passed with a
+        // call travels beside it (an existential or a reference in here made every copy go
+        // through value witnesses, several percent of an 8 B call's time).
         var operation: CollectiveOperation
-        /// The algorithm passed with the call, boxed: copying an optional existential in every copy
-        /// of the call (into each async frame) went through its value witnesses, 9% of an 8 B call's
-        /// time on one rank.
-        var pinned: Pin?
         var dataType: DataType
         var reduceOp: ReduceOp
         var reducer: Reducer?
@@ -206,6 +225,8 @@ public final class Communicator: Sendable {
         /// alike, also where this rank has no result (a reduce's or gather's other ranks): every
         /// rank must select alike.
         @usableFromInline var intoCaller = false
+        /// What is wrong with the arguments, found before the call (reported once it is counted).
+        @usableFromInline var problem: CallProblem?
 
         /// Marks the call as one of the forms that write into the caller's array; `destination`:
         /// where this rank's result goes, nil where it has none.
@@ -217,11 +238,10 @@ public final class Communicator: Sendable {
 
         @usableFromInline
         init(
-            operation: CollectiveOperation, pinned: (any CollectiveAlgorithm)?, dataType: DataType, reduceOp: ReduceOp = .sum,
+            operation: CollectiveOperation, dataType: DataType, reduceOp: ReduceOp = .sum,
             reducer: Reducer? = nil, root: Int = 0, count: Int, modelBytes: Int, timeout: Duration?
         ) {
             self.operation = operation
-            self.pinned = pinned.map(Pin.init)
             self.dataType = dataType
             self.reduceOp = reduceOp
             self.reducer = reducer
@@ -232,13 +252,87 @@ public final class Communicator: Sendable {
         }
     }
 
-    /// Runs one collective; returns this rank's output blocks. `input` splits the caller's values into
+    /// What is wrong with a call's arguments: plain values, so that a call stays plain bytes; the
+    /// error is made only when there is one.
+    @usableFromInline
+    enum CallProblem: Sendable {
+        case rootOutOfRange
+        case sizeDoesNotFit(factor: Int, width: Int)
+        case scatterCount(passed: Int)
+    }
+
+    /// The error for `call`'s problem.
+    func error(_ problem: CallProblem, in call: Call) -> SkeinError {
+        let message =
+            switch problem {
+            case .rootOutOfRange: "root \(call.root) is outside 0..<\(size)"
+            case .sizeDoesNotFit(let factor, let width): "\(call.count) elements × \(factor) ranks × \(width) bytes does not fit in a buffer"
+            case .scatterCount(let passed): "scatter root passed \(passed) elements but totalCount \(call.count)"
+            }
+        return SkeinError(.invalidArgument, rank: rank, message)
+    }
+
+    /// Runs one collective; returns this rank's output blocks, or nil where the algorithm wrote the
+    /// result into `call.destination` itself. `input` splits the caller's values into
     /// the given number of blocks (the schedule's input slots); `copyInput` copies them whole (into a shared-memory slot).
     @usableFromInline
     func perform(
-        _ call: Call, validation: SkeinError?, input: (_ blocks: Int) -> [Chunk], copyInput: (UnsafeMutableRawPointer) -> Void
-    ) async throws(SkeinError) -> [Chunk] {
+        _ call: Call, algorithm: (any CollectiveAlgorithm)?, input: (_ blocks: Int) -> [Chunk],
+        copyInput: (UnsafeMutableRawPointer) -> Void
+    ) async throws(SkeinError) -> [Chunk]? {
         let start = transport.now()
+        let (sequence, plan, entry) = try begin(call, algorithm: algorithm, start: start)
+        let tag = Tag(context: context, sequence: sequence)
+        var skew = ArrivalSkew(rank: rank, entry: start)
+        do throws(SkeinError) {
+            if let problem = call.problem { throw error(problem, in: call) }
+            guard plan.operation == call.operation else {
+                throw SkeinError(.invalidArgument, rank: rank, "algorithm \(plan.algorithm) cannot run \(call.operation)")
+            }
+            let signature = CallSignature(
+                operation: call.operation, algorithm: plan.code, dataType: call.dataType, reduceOp: call.reduceOp,
+                root: Int32(call.root), count: Int64(call.count), sequence: sequence)
+            let nanos = call.timeout.map(MonotonicClock.nanoseconds) ?? timeoutNanos
+            let (sum, overflow) = start.addingReportingOverflow(nanos)
+            let deadline = overflow ? .max : sum
+            let output: [Chunk]?
+            switch plan.code {
+            case SharedMemoryAlgorithm.code:
+                (output, skew) = try await runShared(
+                    call, signature: signature, entry: start, deadline: deadline, copyInput: copyInput)
+            case SharedAddressAlgorithm.code:
+                (output, skew) = try await runSharedAddress(
+                    call, input: input(plan.inputBlocks).first, signature: signature, entry: start, deadline: deadline)
+            case NativeAlgorithm.code:
+                let blocking = (plan.algorithm as? NativeAlgorithm)?.blocking ?? false
+                output = try await runNative(call, input: input(plan.inputBlocks), deadline: deadline, blocking: blocking)
+            default:
+                let schedule = plan.schedule
+                var run = ScheduleRun(
+                    schedule: schedule, input: input(plan.inputBlocks), signature: signature, reducer: call.reducer, rank: rank, entry: start)
+                try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
+                output = try run.output(schedule)
+                skew = run.skew
+            }
+            recordTails.finish(entry, sequence: sequence, end: transport.now(), skew: skew)
+            return output
+        } catch {
+            state.withLock { state in
+                state.broken = state.broken ?? error
+                state.recorder.fail(entry, error: error)
+            }
+            recordTails.finish(entry, sequence: sequence, end: transport.now(), skew: skew)
+            if error.code != .aborted { transport.abort(context: context, because: error) }
+            throw error
+        }
+    }
+
+    /// Counts a call and finds its plan (the algorithm passed with it, the one pinned for its
+    /// operation, or the selector's), and notes it in the flight recorder: all under one lock, in a
+    /// function of its own so that `perform`'s frame stays small. Throws on a broken communicator.
+    private func begin(
+        _ call: Call, algorithm: (any CollectiveAlgorithm)?, start: UInt64
+    ) throws(SkeinError) -> (sequence: UInt64, plan: Plan, entry: Int) {
         let (rank, size) = (self.rank, self.size)
         // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
         var failure: SkeinError?
@@ -247,7 +341,7 @@ public final class Communicator: Sendable {
             operation: call.operation, bytes: call.modelBytes, root: root,
             native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType),
             direct: call.intoCaller)
-        let begun = state.withLock { state -> (sequence: UInt64, plan: Plan)? in
+        let begun = state.withLock { state -> (sequence: UInt64, plan: Plan, entry: Int)? in
             if let broken = state.broken {
                 failure = SkeinError(
                     .aborted, rank: rank,
@@ -256,23 +350,16 @@ public final class Communicator: Sendable {
             }
             state.sequence += 1
             // An algorithm passed with the call comes first, then one pinned on the communicator.
-            let pin = call.pinned ?? state.pins[Int(call.operation.rawValue)]
             let plan: Plan
-            if let last = pin?.last, last.root == root, last.bytes == call.modelBytes {
-                plan = last.plan
-            } else if let pinned = pin?.algorithm {
-                let key = ScheduleKey(code: pinned.code, variant: pinned.variant, root: root)
-                let schedule: Schedule
-                if let known = state.schedules[key] {
-                    schedule = known
+            if let algorithm {
+                plan = state.plan(running: algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes)
+            } else if let pin = state.pins[Int(call.operation.rawValue)] {
+                if let last = pin.last, last.root == root, last.bytes == call.modelBytes {
+                    plan = last.plan
                 } else {
-                    schedule = pinned.schedule(rank: rank, size: size, root: root)
-                    state.schedules[key] = schedule
+                    plan = state.plan(running: pin.algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes)
+                    pin.last = (root, call.modelBytes, plan)
                 }
-                plan = Plan(
-                    algorithm: pinned, predicted: pinned.predictedSeconds(ranks: size, bytes: call.modelBytes, cost: state.cost),
-                    schedule: schedule)
-                pin?.last = (root, call.modelBytes, plan)
             } else if let last = state.lastPlan, state.lastChoice == choice {
                 plan = last
             } else if let known = state.selections[choice] {
@@ -289,67 +376,21 @@ public final class Communicator: Sendable {
             // Its second board call takes a number of its own: a peer still in the first must not
             // pass for one that runs the call by messages (see `InProcessBoard.check`).
             if plan.code == SharedAddressAlgorithm.code { state.sequence += 1 }
-            return (sequence, plan)
+            let entry = state.recorder.begin(sequence: sequence, operation: call.operation, bytes: call.modelBytes, start: start, plan: plan)
+            return (sequence, plan, entry)
         }
         guard let begun else { throw failure ?? SkeinError(.internalError, rank: rank, "call did not begin") }
-        let (sequence, plan) = (begun.sequence, begun.plan)
-        let tag = Tag(context: context, sequence: sequence)
-        var record = CollectiveRecord(
-            sequence: sequence, operation: call.operation, algorithm: plan.name, bytes: call.modelBytes,
-            start: start, end: start, predictedSeconds: plan.predicted, skew: ArrivalSkew(rank: rank, entry: start))
-        do throws(SkeinError) {
-            if let validation { throw validation }
-            guard plan.algorithm.operation == call.operation else {
-                throw SkeinError(.invalidArgument, rank: rank, "algorithm \(plan.algorithm) cannot run \(call.operation)")
-            }
-            let signature = CallSignature(
-                operation: call.operation, algorithm: plan.code, dataType: call.dataType, reduceOp: call.reduceOp,
-                root: Int32(call.root), count: Int64(call.count), sequence: sequence)
-            let nanos = call.timeout.map(MonotonicClock.nanoseconds) ?? timeoutNanos
-            let (sum, overflow) = start.addingReportingOverflow(nanos)
-            let deadline = overflow ? .max : sum
-            let output: [Chunk]
-            switch plan.code {
-            case SharedMemoryAlgorithm.code:
-                (output, record.skew) = try await runShared(
-                    call, signature: signature, entry: start, deadline: deadline, copyInput: copyInput)
-            case SharedAddressAlgorithm.code:
-                (output, record.skew) = try await runSharedAddress(
-                    call, input: input(plan.inputBlocks).first, signature: signature, entry: start, deadline: deadline)
-            case NativeAlgorithm.code:
-                let blocking = (plan.algorithm as? NativeAlgorithm)?.blocking ?? false
-                output = try await runNative(call, input: input(plan.inputBlocks), deadline: deadline, blocking: blocking)
-            default:
-                let schedule = plan.schedule
-                var run = ScheduleRun(
-                    schedule: schedule, input: input(plan.inputBlocks), signature: signature, reducer: call.reducer, rank: rank, entry: start)
-                try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
-                output = try run.output(schedule)
-                record.skew = run.skew
-            }
-            record.end = transport.now()
-            state.withLock { $0.recorder.append(record) }
-            return output
-        } catch {
-            record.end = transport.now()
-            record.error = error
-            state.withLock { state in
-                state.broken = state.broken ?? error
-                state.recorder.append(record)
-            }
-            if error.code != .aborted { transport.abort(context: context, because: error) }
-            throw error
-        }
+        return begun
     }
 
     /// Runs the call through this communicator's shared-memory board: publish this rank's input,
-    /// wait for every rank's (without suspending when all are already there), build the output.
+    /// wait for the parts it needs (without suspending when all are already there), build the output.
     /// Inlined (as `exchange` is), so a call that finds every rank there makes no async frame
     /// besides `perform`'s.
     @inline(__always)
     func runShared(
         _ call: Call, signature: CallSignature, entry: UInt64, deadline: UInt64, copyInput: (UnsafeMutableRawPointer) -> Void
-    ) async throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
+    ) async throws(SkeinError) -> (output: [Chunk]?, skew: ArrivalSkew) {
         guard let board else {
             throw SkeinError(
                 .unavailable, rank: rank,
@@ -359,9 +400,9 @@ public final class Communicator: Sendable {
         let shared = SharedMemoryAlgorithm.Call(
             signature: signature, rank: rank, size: size, reducer: call.reducer, width: call.dataType.byteWidth)
         let slots = try await board.exchange(
-            rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), deadline: deadline,
-            fill: copyInput)
-        return try algorithm.finish(shared, slots: slots)
+            rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), awaiting: algorithm.awaited(shared),
+            deadline: deadline, fill: copyInput)
+        return try algorithm.finish(shared, slots: slots, destination: call.destination)
     }
 
     /// Runs the call by `SharedAddressAlgorithm`: publish where this rank's input and output lie,
@@ -420,27 +461,6 @@ public final class Communicator: Sendable {
         let empty = Chunk(storage: nil, offset: 0, byteCount: 0, isWritable: false)
         return [try await native.runNative(request, input: input.first ?? empty, deadline: deadline)]
     }
-
-    @usableFromInline
-    func invalid(_ message: String) -> SkeinError {
-        SkeinError(.invalidArgument, rank: rank, message)
-    }
-
-    @usableFromInline
-    func checkRoot(_ root: Int) -> SkeinError? {
-        (0..<size).contains(root) ? nil : invalid("root \(root) is outside 0..<\(size)")
-    }
-
-    /// `count × factor × width` bytes, or an error if that does not fit in memory sizes.
-    @usableFromInline
-    func byteCount(_ count: Int, times factor: Int = 1, width: Int) -> (Int, SkeinError?) {
-        let (elements, o1) = count.multipliedReportingOverflow(by: factor)
-        let (bytes, o2) = elements.multipliedReportingOverflow(by: width)
-        if o1 || o2 || count < 0 {
-            return (0, invalid("\(count) elements × \(factor) ranks × \(width) bytes does not fit in a buffer"))
-        }
-        return (bytes, nil)
-    }
 }
 
 extension Communicator {
@@ -452,9 +472,11 @@ extension Communicator {
     }
 
     /// Joins output blocks into one array; hands back the caller's own array when it is a single
-    /// whole block. `inputCount`: the elements this rank passed in, for the choice of copy.
+    /// whole block. `inputCount`: the elements this rank passed in, for the choice of copy. (Never
+    /// nil here: a call whose form returns a new array gives no destination to write into.)
     @inlinable
-    func assemble<T: SkeinElement>(_ chunks: [Chunk], as _: T.Type, inputCount: Int) -> [T] {
+    func assemble<T: SkeinElement>(_ output: [Chunk]?, as _: T.Type, inputCount: Int) -> [T] {
+        let chunks = output ?? []
         if chunks.count == 1, let storage = chunks[0].storage, ObjectIdentifier(type(of: storage)) == ObjectIdentifier(ArrayStorage<T>.self),
             chunks[0].offset == 0, chunks[0].byteCount == storage.byteCount
         {
@@ -466,10 +488,12 @@ extension Communicator {
     }
 
     /// Copies output blocks into `values`, resized to fit if its length differs, skipping blocks that
-    /// already are its memory. `inputCount`: the elements this rank passed in (nil: as many as
-    /// `values` holds, for the in-place forms), for the choice of copy.
+    /// already are its memory; nothing where the algorithm wrote there itself (nil). `inputCount`:
+    /// the elements this rank passed in (nil: as many as `values` holds, for the in-place forms),
+    /// for the choice of copy.
     @inlinable
-    func write<T: SkeinElement>(_ chunks: [Chunk], into values: inout [T], inputCount: Int? = nil) {
+    func write<T: SkeinElement>(_ output: [Chunk]?, into values: inout [T], inputCount: Int? = nil) {
+        guard let chunks = output else { return }
         let stride = MemoryLayout<T>.stride
         let total = chunks.reduce(0) { $0 + $1.byteCount } / stride
         let target = destination(&values, count: total)

@@ -7,10 +7,11 @@ import SkeinCore
 // that describes the call, and the entry points are inlinable so callers run them specialised.
 
 extension Communicator {
-    /// Runs `call` with `values` split into the schedule's input blocks; returns the output blocks.
+    /// Runs `call` with `values` split into the schedule's input blocks; returns the output blocks
+    /// (nil where the algorithm wrote the result into the call's destination).
     @inlinable
-    func run<T: SkeinElement>(_ values: [T], _ call: (Call, SkeinError?)) async throws(SkeinError) -> [Chunk] {
-        try await perform(call.0, validation: call.1) {
+    func run<T: SkeinElement>(_ values: [T], _ call: Call, algorithm: (any CollectiveAlgorithm)?) async throws(SkeinError) -> [Chunk]? {
+        try await perform(call, algorithm: algorithm) {
             Chunk.partition(values, into: $0)
         } copyInput: { target in
             values.withUnsafeBytes { if let from = $0.baseAddress, $0.count > 0 { target.copyMemory(from: from, byteCount: $0.count) } }
@@ -32,22 +33,27 @@ extension Communicator {
     @inlinable
     func describe<T: SkeinElement>(
         _ operation: CollectiveOperation, _: T.Type, count: Int, perRank: Bool = false, op: ReduceOp? = nil, root: Int? = nil,
-        algorithm: (any CollectiveAlgorithm)?, timeout: Duration?
-    ) -> (Call, SkeinError?) {
-        let (bytes, overflow) = byteCount(count, times: perRank ? size : 1, width: MemoryLayout<T>.stride)
-        let call = Call(
-            operation: operation, pinned: algorithm, dataType: T.dataType, reduceOp: op ?? .sum, reducer: op.map { Reducer(T.self, $0) },
-            root: root ?? 0, count: count, modelBytes: bytes, timeout: timeout)
-        return (call, root.flatMap(checkRoot) ?? overflow)
+        timeout: Duration?
+    ) -> Call {
+        let factor = perRank ? size : 1
+        let (elements, o1) = count.multipliedReportingOverflow(by: factor)
+        let (bytes, o2) = elements.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        var call = Call(
+            operation: operation, dataType: T.dataType, reduceOp: op ?? .sum, reducer: op.map { Reducer(T.self, $0) },
+            root: root ?? 0, count: count, modelBytes: o1 || o2 || count < 0 ? 0 : bytes, timeout: timeout)
+        if let root, !(0..<size).contains(root) {
+            call.problem = .rootOutOfRange
+        } else if o1 || o2 || count < 0 {
+            call.problem = .sizeDoesNotFit(factor: factor, width: MemoryLayout<T>.stride)
+        }
+        return call
     }
 
     @inlinable
-    func scatterCall<T: SkeinElement>(_ values: [T], totalCount: Int, root: Int, algorithm: (any ScatterAlgorithm)?, timeout: Duration?) -> (Call, SkeinError?) {
-        let (call, problem) = describe(.scatter, T.self, count: totalCount, root: root, algorithm: algorithm, timeout: timeout)
-        if problem == nil && rank == root && values.count != totalCount {
-            return (call, invalid("scatter root passed \(values.count) elements but totalCount \(totalCount)"))
-        }
-        return (call, problem)
+    func scatterCall<T: SkeinElement>(_ values: [T], totalCount: Int, root: Int, timeout: Duration?) -> Call {
+        var call = describe(.scatter, T.self, count: totalCount, root: root, timeout: timeout)
+        if call.problem == nil && rank == root && values.count != totalCount { call.problem = .scatterCount(passed: values.count) }
+        return call
     }
 }
 
@@ -58,7 +64,7 @@ extension Communicator {
     public func broadcast<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.broadcast, T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
+        assemble(try await run(values, describe(.broadcast, T.self, count: values.count, root: root, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
     }
 
     /// `broadcast`, with the result written into `values` on every rank.
@@ -66,7 +72,9 @@ extension Communicator {
     public func broadcast<T: SkeinElement>(
         _ values: inout [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        let chunks = try await run(values, describe(.broadcast, T.self, count: values.count, root: root, algorithm: algorithm, timeout: timeout))
+        var call = describe(.broadcast, T.self, count: values.count, root: root, timeout: timeout)
+        call.writes(into: destination(&values, count: values.count))
+        let chunks = try await run(values, call, algorithm: algorithm)
         if rank != root { write(chunks, into: &values) }  // the root's values are the result already
     }
 
@@ -75,7 +83,7 @@ extension Communicator {
     public func reduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
-        let chunks = try await run(values, describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout))
+        let chunks = try await run(values, describe(.reduce, T.self, count: values.count, op: op, root: root, timeout: timeout), algorithm: algorithm)
         return rank == root ? assemble(chunks, as: T.self, inputCount: values.count) : nil
     }
 
@@ -86,9 +94,9 @@ extension Communicator {
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        var call = describe(.reduce, T.self, count: values.count, op: op, root: root, algorithm: algorithm, timeout: timeout)
-        call.0.writes(into: rank == root ? destination(&output, count: values.count) : nil)
-        let chunks = try await run(values, call)
+        var call = describe(.reduce, T.self, count: values.count, op: op, root: root, timeout: timeout)
+        call.writes(into: rank == root ? destination(&output, count: values.count) : nil)
+        let chunks = try await run(values, call, algorithm: algorithm)
         if rank == root { write(chunks, into: &output, inputCount: values.count) }
     }
 
@@ -97,7 +105,7 @@ extension Communicator {
     public func allreduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
+        assemble(try await run(values, describe(.allreduce, T.self, count: values.count, op: op, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
     }
 
     /// In-place allreduce: `values` becomes the element-wise `op` over every rank, bit-identical
@@ -108,9 +116,9 @@ extension Communicator {
         _ values: inout [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
         // No other reference to `values` may outlive `run`, or writing the result would copy it.
-        var call = describe(.allreduce, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)
-        call.0.writes(into: destination(&values, count: values.count))
-        let chunks = try await run(values, call)
+        var call = describe(.allreduce, T.self, count: values.count, op: op, timeout: timeout)
+        call.writes(into: destination(&values, count: values.count))
+        let chunks = try await run(values, call, algorithm: algorithm)
         write(chunks, into: &values)
     }
 
@@ -119,7 +127,7 @@ extension Communicator {
     public func allgather<T: SkeinElement>(
         _ values: [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
+        assemble(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
     }
 
     /// `allgather`, with the result written into `output`.
@@ -127,7 +135,9 @@ extension Communicator {
     public func allgather<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, algorithm: algorithm, timeout: timeout)), into: &output, inputCount: values.count)
+        var call = describe(.allgather, T.self, count: values.count, perRank: true, timeout: timeout)
+        call.writes(into: destination(&output, count: values.count * size))
+        write(try await run(values, call, algorithm: algorithm), into: &output, inputCount: values.count)
     }
 
     /// This rank's block of the element-wise `op` of every rank's `values`. The n elements split
@@ -136,7 +146,7 @@ extension Communicator {
     public func reduceScatter<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
+        assemble(try await run(values, describe(.reduceScatter, T.self, count: values.count, op: op, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
     }
 
     /// `reduceScatter`, with this rank's block written into `output`.
@@ -145,9 +155,9 @@ extension Communicator {
         _ values: [T], into output: inout [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        var call = describe(.reduceScatter, T.self, count: values.count, op: op, algorithm: algorithm, timeout: timeout)
-        call.0.writes(into: destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count))
-        write(try await run(values, call), into: &output, inputCount: values.count)
+        var call = describe(.reduceScatter, T.self, count: values.count, op: op, timeout: timeout)
+        call.writes(into: destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count))
+        write(try await run(values, call, algorithm: algorithm), into: &output, inputCount: values.count)
     }
 
     /// Rank r gets block r of the root's `values` (`totalCount` elements split as in `reduceScatter`).
@@ -156,7 +166,7 @@ extension Communicator {
     public func scatter<T: SkeinElement>(
         _ values: [T], totalCount: Int, root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, scatterCall(values, totalCount: totalCount, root: root, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
+        assemble(try await run(values, scatterCall(values, totalCount: totalCount, root: root, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
     }
 
     /// `scatter`, with this rank's block written into `output`.
@@ -165,7 +175,10 @@ extension Communicator {
         _ values: [T], totalCount: Int, into output: inout [T], root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil,
         timeout: Duration? = nil
     ) async throws(SkeinError) {
-        write(try await run(values, scatterCall(values, totalCount: totalCount, root: root, algorithm: algorithm, timeout: timeout)), into: &output, inputCount: values.count)
+        var call = scatterCall(values, totalCount: totalCount, root: root, timeout: timeout)
+        // Sized only for a valid call: a `totalCount` that cannot exist must fail, not allocate.
+        call.writes(into: call.problem == nil ? destination(&output, count: BlockPartition(count: totalCount, parts: size).range(rank).count) : nil)
+        write(try await run(values, call, algorithm: algorithm), into: &output, inputCount: values.count)
     }
 
     /// Every rank's `values` (all of the same length), concatenated in rank order, at the root (nil elsewhere).
@@ -173,7 +186,7 @@ extension Communicator {
     public func gather<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
-        let chunks = try await run(values, describe(.gather, T.self, count: values.count, perRank: true, root: root, algorithm: algorithm, timeout: timeout))
+        let chunks = try await run(values, describe(.gather, T.self, count: values.count, perRank: true, root: root, timeout: timeout), algorithm: algorithm)
         return rank == root ? assemble(chunks, as: T.self, inputCount: values.count) : nil
     }
 
@@ -182,9 +195,9 @@ extension Communicator {
     public func gather<T: SkeinElement>(
         _ values: [T], into output: inout [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        var call = describe(.gather, T.self, count: values.count, perRank: true, root: root, algorithm: algorithm, timeout: timeout)
-        call.0.writes(into: rank == root ? destination(&output, count: values.count * size) : nil)
-        let chunks = try await run(values, call)
+        var call = describe(.gather, T.self, count: values.count, perRank: true, root: root, timeout: timeout)
+        call.writes(into: rank == root ? destination(&output, count: values.count * size) : nil)
+        let chunks = try await run(values, call, algorithm: algorithm)
         if rank == root { write(chunks, into: &output, inputCount: values.count) }
     }
 
@@ -194,7 +207,7 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)), as: T.self, inputCount: values.count)
+        assemble(try await run(values, describe(.allToAll, T.self, count: values.count, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
     }
 
     /// `allToAll`, with the result written into `output`.
@@ -202,14 +215,15 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], into output: inout [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) {
-        var call = describe(.allToAll, T.self, count: values.count, algorithm: algorithm, timeout: timeout)
-        call.0.writes(into: destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count * size))
-        write(try await run(values, call), into: &output, inputCount: values.count)
+        var call = describe(.allToAll, T.self, count: values.count, timeout: timeout)
+        call.writes(into: destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count * size))
+        write(try await run(values, call, algorithm: algorithm), into: &output, inputCount: values.count)
     }
 
     /// Returns once every rank has called it.
+    @inlinable
     public func barrier(algorithm: (any BarrierAlgorithm)? = nil, timeout: Duration? = nil) async throws(SkeinError) {
-        let call = Call(operation: .barrier, pinned: algorithm, dataType: .int32, count: 0, modelBytes: 0, timeout: timeout)
-        _ = try await perform(call, validation: nil) { _ in [] } copyInput: { _ in }
+        let call = Call(operation: .barrier, dataType: .int32, count: 0, modelBytes: 0, timeout: timeout)
+        _ = try await perform(call, algorithm: algorithm) { _ in [] } copyInput: { _ in }
     }
 }

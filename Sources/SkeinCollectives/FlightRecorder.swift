@@ -1,4 +1,5 @@
 import SkeinCore
+import Synchronization
 
 /// What one collective call did, kept so a user can look back when something goes wrong.
 public struct CollectiveRecord: Sendable, CustomStringConvertible {
@@ -25,30 +26,113 @@ public struct CollectiveRecord: Sendable, CustomStringConvertible {
     }
 }
 
-/// A fixed-size ring of the last calls' records: cheap enough to leave on.
+/// A fixed-size ring of the last calls' records: cheap enough to leave on. A call writes its record
+/// when it begins (under the communicator's lock, which it takes then anyway) and its end and skew
+/// when it ends, into `RecordTails` without a lock: a second lock per call cost more than a small
+/// collective's own work.
 struct FlightRecorder {
-    private var records: [CollectiveRecord] = []
+    /// What a call knows when it begins: plain values and its plan (whose name and prediction the
+    /// record shows), so that keeping it copies no strings or errors.
+    private struct Entry {
+        var sequence: UInt64
+        var operation: CollectiveOperation
+        var bytes: Int
+        var start: UInt64
+        var plan: Communicator.Plan
+    }
+
+    private var entries: [Entry] = []
+    /// Errors of failed calls, by entry (rare, so kept apart).
+    private var errors: [Int: SkeinError] = [:]
     private var next = 0
     let capacity: Int
+    let tails: RecordTails
 
     init(capacity: Int) {
         self.capacity = capacity
-        records.reserveCapacity(capacity)
+        tails = RecordTails(capacity: capacity)
+        entries.reserveCapacity(capacity)
     }
 
-    mutating func append(_ record: CollectiveRecord) {
-        if records.count < capacity {
-            records.append(record)
+    /// Keeps what a call knows as it begins; returns its entry, for `RecordTails.finish`.
+    mutating func begin(sequence: UInt64, operation: CollectiveOperation, bytes: Int, start: UInt64, plan: Communicator.Plan) -> Int {
+        let index = next
+        let entry = Entry(sequence: sequence, operation: operation, bytes: bytes, start: start, plan: plan)
+        if entries.count < capacity {
+            entries.append(entry)
         } else {
-            records[next] = record
+            entries[index] = entry
+            if !errors.isEmpty { errors[index] = nil }
         }
-        next = (next + 1) % capacity
+        next = next + 1 == capacity ? 0 : next + 1
+        return index
     }
 
-    /// The last `count` records, oldest first.
+    /// Marks entry `index` failed with `error` (its end and skew go to the tails as for any call).
+    mutating func fail(_ index: Int, error: SkeinError) {
+        errors[index] = error
+    }
+
+    /// The last `count` records, oldest first (a call still running shows its start as its end).
     func last(_ count: Int) -> [CollectiveRecord] {
-        let ordered = records.count < capacity ? records : Array(records[next...] + records[..<next])
-        return Array(ordered.suffix(count))
+        let order = entries.count < capacity ? Array(entries.indices) : Array(next..<capacity) + Array(0..<next)
+        return order.suffix(count).map { index in
+            let entry = entries[index]
+            var record = CollectiveRecord(
+                sequence: entry.sequence, operation: entry.operation, algorithm: entry.plan.name, bytes: entry.bytes,
+                start: entry.start, end: entry.start, predictedSeconds: entry.plan.predicted, skew: ArrivalSkew(rank: 0, entry: entry.start))
+            if let (end, skew) = tails.read(index, sequence: entry.sequence) {
+                record.end = end
+                record.skew = skew
+            }
+            record.error = errors[index]
+            return record
+        }
+    }
+}
+
+/// The end and arrival skew of each flight-recorder entry, as atomics that the finishing call
+/// writes without a lock and `FlightRecorder.last` reads under it.
+final class RecordTails: @unchecked Sendable {
+    // @unchecked: the words are atomics, allocated once and freed with the object.
+    /// Per entry: end, earliest entry, latest entry, the two ranks, and last the sequence number of
+    /// the call these belong to (stored with release, after the others).
+    private let words: UnsafeMutablePointer<Atomic<UInt64>>
+    private let capacity: Int
+    private static let stride = 5
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        words = .allocate(capacity: capacity * Self.stride)
+        for index in 0..<(capacity * Self.stride) { (words + index).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        words.deinitialize(count: capacity * Self.stride)
+        words.deallocate()
+    }
+
+    @inline(__always)
+    func finish(_ index: Int, sequence: UInt64, end: UInt64, skew: ArrivalSkew) {
+        let entry = words + index * Self.stride
+        entry[0].store(end, ordering: .relaxed)
+        entry[1].store(skew.earliestEntry, ordering: .relaxed)
+        entry[2].store(skew.latestEntry, ordering: .relaxed)
+        entry[3].store(UInt64(UInt32(bitPattern: skew.earliestRank)) << 32 | UInt64(UInt32(bitPattern: skew.latestRank)), ordering: .relaxed)
+        entry[4].store(sequence, ordering: .releasing)
+    }
+
+    /// The end and skew of entry `index`, once the call numbered `sequence` has finished.
+    func read(_ index: Int, sequence: UInt64) -> (end: UInt64, skew: ArrivalSkew)? {
+        let entry = words + index * Self.stride
+        guard entry[4].load(ordering: .acquiring) == sequence else { return nil }
+        var skew = ArrivalSkew(rank: 0, entry: 0)
+        skew.earliestEntry = entry[1].load(ordering: .relaxed)
+        skew.latestEntry = entry[2].load(ordering: .relaxed)
+        let ranks = entry[3].load(ordering: .relaxed)
+        skew.earliestRank = Int32(bitPattern: UInt32(truncatingIfNeeded: ranks >> 32))
+        skew.latestRank = Int32(bitPattern: UInt32(truncatingIfNeeded: ranks))
+        return (entry[0].load(ordering: .relaxed), skew)
     }
 }
 

@@ -17,27 +17,40 @@ public enum SharedMemoryLimits {
     public static let slotBytes = 64 << 10
 }
 
-/// One communicator's shared slots: two per rank, used by alternate calls on the board, so a rank may
-/// publish board call g + 1 while slower peers still read its part of call g, and no rank needs to
-/// wait for the others to finish reading (a peer can only reach board call g + 2 after every rank
-/// has published g + 1, which each does only once it has finished reading g). Board calls are
-/// counted apart from the communicator's sequence numbers: calls by messages in between (a root
-/// that only sends finishes without waiting for anyone) must not let a peer run two board calls ahead.
+/// One communicator's shared slots: `SharedSlotMemory.slotsPerRank` per rank, used in turn by the
+/// rank's board calls (counted apart from the communicator's sequence numbers: calls by messages in
+/// between must not shift them). A rank publishes board call g into slot g mod K only once every
+/// rank has published call g − K + 1, which each does only after it finished reading call g − K,
+/// so nobody overwrites a part a peer may still read, and a rank that need not wait may run up to
+/// K − 1 calls ahead of the slowest.
 ///
-/// A call is `publish`, which returns the slots at once when every rank is there within a short
-/// look (the common case, with no suspension point), and otherwise `awaitAll`.
+/// A call need not wait for every rank: as in MPI's eager protocol, the root of a broadcast or
+/// scatter publishes and goes on, a non-root of a reduce or gather too, and a non-root of a
+/// broadcast waits for the root alone (`awaiting`). A rank that waits for nobody learns of a peer's
+/// failure or disagreement in this call at its next call on the communicator, as in MPI.
+///
+/// A call is `publish`, which returns the slots at once when every awaited rank is there within a
+/// short look (the common case, with no suspension point), and otherwise `awaitAll`; `awaitRoom`
+/// first where `publish` found the rank's next slot still in use.
 public protocol SharedMemoryBoard: AnyObject, Sendable {
     /// Writes this rank's part of call `signature.sequence` (`byteCount` bytes, through `fill`, at
-    /// most `SharedMemoryLimits.slotBytes`) and looks briefly for every rank's; nil if not all there.
+    /// most `SharedMemoryLimits.slotBytes`) and looks briefly for the part of every rank in
+    /// `awaiting`: `.ready` with the slots once all are there, `.waiting` if not yet, and `.full`,
+    /// writing nothing, while a peer may still read the slot this call would use.
     /// Throws `.invalidArgument` for too many bytes and `.aborted` when a rank aborted the context.
     func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
-    ) throws(SkeinError) -> SharedSlots?
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
+        fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> BoardPublish
 
-    /// Waits until every rank has published call `sequence`, after `publish` returned nil. Throws
-    /// `.timeout` or `.peerExited` naming the rank waited for, `.aborted` when a rank aborted the
-    /// context, and `.desync` when a peer runs this call by messages instead or skipped it.
-    func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots
+    /// Waits until this rank's next slot is free (every rank has published the call K − 1 before
+    /// it), after `publish` returned `.full`. Throws as `awaitAll` does, naming the rank it waited for.
+    func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError)
+
+    /// Waits until every rank in `awaiting` has published call `sequence`, after `publish` returned
+    /// `.waiting`. Throws `.timeout` or `.peerExited` naming the rank waited for, `.aborted` when a
+    /// rank aborted the context, and `.desync` when a peer runs this call by messages instead or skipped it.
+    func awaitAll(rank: Int, sequence: UInt64, awaiting: Range<Int>, deadline: UInt64) async throws(SkeinError) -> SharedSlots
 
     /// True when the group's ranks outnumber the cores they run on, so a rank waiting on the board
     /// must hand its core to the ranks it waits for.
@@ -48,17 +61,36 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
     var sharesAddressSpace: Bool { get }
 }
 
+/// What `SharedMemoryBoard.publish` did.
+public enum BoardPublish {
+    /// Published, and every awaited rank's part is there.
+    case ready(SharedSlots)
+    /// Published; some awaited rank's part is not there yet (`awaitAll`).
+    case waiting
+    /// Not published: a peer may still read the slot this call needs (`awaitRoom`, then publish).
+    case full
+}
+
 extension SharedMemoryBoard {
-    /// `publish`, then `awaitAll` if needed. The slots stay readable until this rank's next call.
+    /// `publish`, waiting for room or for the awaited ranks where needed (every rank, by default).
+    /// The slots of the awaited ranks and this rank's own stay readable until this rank's next call.
     /// Always inlined (`@inlinable` alone left it a call of its own, an async frame on every call),
     /// so a call that finds every rank there enters no wait.
     @inlinable @inline(__always)
     public func exchange(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, deadline: UInt64,
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>? = nil, deadline: UInt64,
         fill: (UnsafeMutableRawPointer) -> Void
     ) async throws(SkeinError) -> SharedSlots {
-        if let slots = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, fill: fill) { return slots }
-        return try await awaitAll(rank: rank, sequence: signature.sequence, deadline: deadline)
+        let awaiting = awaiting ?? 0..<Int.max
+        var outcome = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, fill: fill)
+        if case .full = outcome {
+            try await awaitRoom(rank: rank, sequence: signature.sequence, deadline: deadline)
+            outcome = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, fill: fill)
+        }
+        switch outcome {
+        case .ready(let slots): return slots
+        case .waiting, .full: return try await awaitAll(rank: rank, sequence: signature.sequence, awaiting: awaiting, deadline: deadline)
+        }
     }
 }
 
@@ -106,18 +138,21 @@ public enum SharedSlotLayout {
 }
 
 /// A board's slots in memory every rank can read (a process's heap, or a shared window between
-/// processes): two slots per rank, addressed, written and looked at here and nowhere else.
+/// processes): `slotsPerRank` slots per rank, addressed, written and looked at here and nowhere else.
 public struct SharedSlotMemory: @unchecked Sendable {
-    // @unchecked: a rank writes only its own slots, and only the parity no peer can still be reading;
-    // peers read a slot's header and payload only after a load of its published word.
+    // @unchecked: a rank writes only its own slots, and only one no peer can still be reading (see
+    // `SharedMemoryBoard`); peers read a slot's header and payload only after a load of its published word.
     public let base: UnsafeMutableRawPointer
     public let ranks: Int
+
+    /// Slots per rank (a power of two): how far a rank that need not wait may run ahead, plus one.
+    public static let slotsPerRank = 4
 
     /// Bytes from one slot to the next: header, payload, rounded up to cache lines.
     public static let slotStride = (SharedSlotLayout.payload + SharedMemoryLimits.slotBytes + 63) & ~63
 
     /// Bytes a board of `ranks` ranks needs.
-    public static func byteCount(ranks: Int) -> Int { slotStride * 2 * ranks }
+    public static func byteCount(ranks: Int) -> Int { slotStride * slotsPerRank * ranks }
 
     /// Over `base` (64-byte aligned, `byteCount(ranks:)` bytes); with `initialize`, zeroes every
     /// published word first (one rank does that, before any rank publishes).
@@ -126,38 +161,53 @@ public struct SharedSlotMemory: @unchecked Sendable {
         self.base = base
         self.ranks = ranks
         if initialize {
-            for slot in 0..<(2 * ranks) {
+            for slot in 0..<(Self.slotsPerRank * ranks) {
                 (base + slot * Self.slotStride + SharedSlotLayout.published).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
                     .initialize(to: Atomic(0))
             }
         }
     }
 
+    /// The slot that holds `rank`'s board call `generation`.
     @inline(__always)
-    func slot(_ rank: Int, _ parity: Int) -> UnsafeMutableRawPointer { base + (rank &* 2 &+ parity) &* Self.slotStride }
+    func slot(_ rank: Int, _ generation: UInt64) -> UnsafeMutableRawPointer {
+        base + (rank &* Self.slotsPerRank &+ Int(generation & UInt64(Self.slotsPerRank - 1))) &* Self.slotStride
+    }
 
     @inline(__always)
     func publishedWord(_ slot: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
         (slot + SharedSlotLayout.published).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
-    /// The board call `rank` last published in its slot of `parity`. Sequentially consistent (a
-    /// plain load on x86): a parked waiter's re-check pairs with the publisher's store.
+    /// True once `rank` has published board call `generation` (or a later one). Its slot holds
+    /// calls generation, generation + K, …, in turn, so the word there has reached `generation`.
+    /// Sequentially consistent (a plain load on x86): a parked waiter's re-check pairs with the
+    /// publisher's store.
     @inline(__always)
-    public func published(_ rank: Int, _ parity: Int) -> UInt64 {
-        publishedWord(slot(rank, parity)).pointee.load(ordering: .sequentiallyConsistent)
+    public func hasPublished(_ rank: Int, generation: UInt64) -> Bool {
+        publishedWord(slot(rank, generation)).pointee.load(ordering: .sequentiallyConsistent) >= generation
     }
 
     /// The last board call `rank` published (0 before its first).
-    @inline(__always)
-    public func generation(of rank: Int) -> UInt64 { max(published(rank, 0), published(rank, 1)) }
+    public func generation(of rank: Int) -> UInt64 {
+        var latest: UInt64 = 0
+        for index in 0..<UInt64(Self.slotsPerRank) {
+            latest = max(latest, publishedWord(slot(rank, index)).pointee.load(ordering: .sequentiallyConsistent))
+        }
+        return latest
+    }
 
     /// The communicator sequence number of the last call `rank` published on the board (0 if none).
-    /// Only for a peer that cannot run two board calls ahead meanwhile (one this rank waits for).
+    /// Only for a peer that cannot overwrite that slot meanwhile (one this rank waits for).
     public func latestSequence(of rank: Int) -> UInt64 {
         let generation = generation(of: rank)
         guard generation > 0 else { return 0 }
-        return slot(rank, Int(generation & 1)).load(fromByteOffset: SharedSlotLayout.signature, as: CallSignature.self).sequence
+        return slot(rank, generation).load(fromByteOffset: SharedSlotLayout.signature, as: CallSignature.self).sequence
+    }
+
+    /// The communicator sequence number of `rank`'s board call `generation`, while its slot holds it.
+    public func sequence(of rank: Int, generation: UInt64) -> UInt64 {
+        slot(rank, generation).load(fromByteOffset: SharedSlotLayout.signature, as: CallSignature.self).sequence
     }
 
     /// True when `rank` has published communicator call `sequence` or a later one on the board.
@@ -165,58 +215,109 @@ public struct SharedSlotMemory: @unchecked Sendable {
         latestSequence(of: rank) >= sequence
     }
 
-    /// Writes `rank`'s part of its next board call (`signature` in communicator `context`), then
-    /// publishes it (a sequentially consistent store, last, so that a reader that sees the number
-    /// sees the rest). Returns the board call's number. Throws `.invalidArgument`, writing nothing,
-    /// for more bytes than a slot holds.
+    /// True when communicator call `sequence` is among the calls `rank` has on the board now.
+    public func holdsCall(_ rank: Int, sequence: UInt64) -> Bool {
+        (0..<UInt64(Self.slotsPerRank)).contains { index in
+            let slot = slot(rank, index)
+            return publishedWord(slot).pointee.load(ordering: .sequentiallyConsistent) > 0
+                && slot.load(fromByteOffset: SharedSlotLayout.signature, as: CallSignature.self).sequence == sequence
+        }
+    }
+
+    /// Writes `rank`'s part of its board call `generation` (`signature` in communicator `context`),
+    /// then publishes it (a sequentially consistent store, last, so that a reader that sees the
+    /// number sees the rest). The caller has made sure no peer still reads that slot. Throws
+    /// `.invalidArgument`, writing nothing, for more bytes than a slot holds.
     @inline(__always)
-    @discardableResult
     public func publish(
-        rank: Int, context: UInt32, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
-    ) throws(SkeinError) -> UInt64 {
-        if let error = Self.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence)) { throw error }
-        let generation = generation(of: rank) &+ 1
-        let mine = slot(rank, Int(generation & 1))
+        rank: Int, generation: UInt64, context: UInt32, signature: CallSignature, entry: UInt64, byteCount: Int,
+        fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) {
+        if byteCount < 0 || byteCount > SharedMemoryLimits.slotBytes {
+            throw Self.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence))
+        }
+        let mine = slot(rank, generation)
         fill(mine + SharedSlotLayout.payload)
         mine.storeBytes(of: entry, toByteOffset: SharedSlotLayout.entry, as: UInt64.self)
         mine.storeBytes(of: byteCount, toByteOffset: SharedSlotLayout.byteCount, as: Int.self)
         mine.storeBytes(of: signature, toByteOffset: SharedSlotLayout.signature, as: CallSignature.self)
         publishedWord(mine).pointee.store(generation, ordering: .sequentiallyConsistent)
-        return generation
     }
 
-    /// True once ranks `next`… have all published board call `generation`; advances `next` past those
-    /// that have (a rank that published stays published for this call).
+    /// True once ranks `next`..<`end` have all published board call `generation`; advances `next`
+    /// past those that have (a rank that published stays published for this call).
     @inline(__always)
-    public func allPublished(_ generation: UInt64, from next: inout Int) -> Bool {
-        let parity = Int(generation & 1)
-        while next < ranks {
-            guard published(next, parity) == generation else { return false }
+    public func allPublished(_ generation: UInt64, from next: inout Int, to end: Int) -> Bool {
+        while next < end {
+            guard hasPublished(next, generation: generation) else { return false }
             next &+= 1
         }
         return true
     }
 
-    /// Looks `times` times for every rank's part of board call `generation`: its slots, once all are there.
+    /// Looks `times` times for the part of every rank in `ranks` of board call `generation`: the
+    /// call's slots, once all are there.
     @inline(__always)
-    public func look(_ generation: UInt64, times: Int) -> SharedSlots? {
-        var next = 0
-        for _ in 0..<times where allPublished(generation, from: &next) { return slots(generation) }
+    public func look(_ generation: UInt64, ranks: Range<Int>, times: Int) -> SharedSlots? {
+        var next = ranks.lowerBound
+        for _ in 0..<times where allPublished(generation, from: &next, to: ranks.upperBound) { return slots(generation) }
         return nil
     }
 
     /// The slots of board call `generation`.
     public func slots(_ generation: UInt64) -> SharedSlots {
-        SharedSlots(slots: slot(0, Int(generation & 1)), stride: 2 * Self.slotStride, count: ranks)
+        SharedSlots(slots: slot(0, generation), stride: Self.slotsPerRank * Self.slotStride, count: ranks)
     }
 
-    /// The error for a call of `byteCount` bytes, if it is more than a slot holds.
-    static func oversize(_ byteCount: Int, rank: Int, tag: Tag) -> SkeinError? {
-        guard !(0...SharedMemoryLimits.slotBytes).contains(byteCount) else { return nil }
-        return SkeinError(
+    /// The first board call whose slot a rank's call `generation` reuses needs every rank to have
+    /// published (0: none).
+    @inline(__always)
+    public static func roomNeeded(for generation: UInt64) -> UInt64 {
+        generation > UInt64(slotsPerRank) ? generation &- UInt64(slotsPerRank - 1) : 0
+    }
+
+    /// The error for a call of `byteCount` bytes, more than a slot holds.
+    static func oversize(_ byteCount: Int, rank: Int, tag: Tag) -> SkeinError {
+        SkeinError(
             .invalidArgument, rank: rank,
             "call \(tag) publishes \(byteCount) bytes through shared memory, which holds at most \(SharedMemoryLimits.slotBytes) per rank; "
                 + "use a message-passing algorithm for this size")
+    }
+}
+
+/// What one rank's seat at a board keeps for itself: the number of its next board call, and how far
+/// every rank is known to have come (so that a call whose slot is surely free looks at nobody).
+public struct BoardCursor: Sendable {
+    /// This rank's last board call.
+    public private(set) var generation: UInt64 = 0
+    /// A board call every rank is known to have published.
+    var floor: UInt64 = 0
+
+    public init() {}
+
+    /// True when this rank's next call may use its slot: every rank has published
+    /// `roomNeeded(for: next)`, as known already or as `memory` shows now.
+    @inline(__always)
+    public mutating func hasRoom(_ memory: SharedSlotMemory) -> Bool {
+        let needed = SharedSlotMemory.roomNeeded(for: generation &+ 1)
+        if floor >= needed { return true }
+        var next = 0
+        guard memory.allPublished(needed, from: &next, to: memory.ranks) else { return false }
+        floor = needed
+        return true
+    }
+
+    /// Counts this rank's next board call, once published.
+    @inline(__always)
+    public mutating func advance() -> UInt64 {
+        generation &+= 1
+        return generation
+    }
+
+    /// Notes that every rank has published board call `generation` (this rank waited for all).
+    @inline(__always)
+    public mutating func everyonePublished(_ generation: UInt64) {
+        floor = max(floor, generation)
     }
 }
 

@@ -104,7 +104,8 @@ final class MPISharedSegment: @unchecked Sendable {
 /// which drives MPI's progress (aborts from other ranks arrive as messages), gives the core away when
 /// ranks outnumber cores, watches the peers' processes, and keeps the deadline.
 final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
-    // @unchecked: the slots follow `SharedSlotMemory`'s rules; the transport is thread-safe.
+    // @unchecked: the slots follow `SharedSlotMemory`'s rules; the transport is thread-safe; `cursor`
+    // is used by this process's rank, whose calls on the communicator follow one another.
     private let transport: MPITransport
     let memory: SharedSlotMemory
     private let context: UInt32
@@ -113,6 +114,8 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
     private let looks: Int
     /// Further looks in `awaitAll` before the transport's wait (none when ranks share cores).
     private let spins: Int
+    /// This process's board calls and how far every rank is known to have come.
+    @exclusivity(unchecked) private var cursor = BoardCursor()
     var ranksShareCores: Bool { transport.oversubscribed }
     /// Processes: an address means nothing in another.
     var sharesAddressSpace: Bool { false }
@@ -126,32 +129,57 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
     }
 
     // No look at aborts here, unlike the in-process board: they sit behind the transport's lock,
-    // and a rank that aborted never publishes again, so the wait below is where they are seen.
+    // and a rank that aborted never publishes again, so the waits below are where they are seen.
     func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
-    ) throws(SkeinError) -> SharedSlots? {
-        let generation = try memory.publish(
-            rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
-        return memory.look(generation, times: looks)
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
+        fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> BoardPublish {
+        guard cursor.hasRoom(memory) else { return .full }
+        let generation = cursor.generation &+ 1
+        try memory.publish(
+            rank: rank, generation: generation, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        _ = cursor.advance()
+        let ranks = awaiting.clamped(to: 0..<memory.ranks)
+        guard let slots = memory.look(generation, ranks: ranks, times: ranks.isEmpty ? 1 : looks) else { return .waiting }
+        if ranks.count == memory.ranks { cursor.everyonePublished(generation) }
+        return .ready(slots)
     }
 
-    func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
-        let generation = memory.generation(of: rank)
-        if let slots = memory.look(generation, times: spins) { return slots }
+    func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) {
+        let needed = SharedSlotMemory.roomNeeded(for: cursor.generation &+ 1)
+        // Waits as in the earlier call whose part it needs from everyone (its own slot still holds
+        // that call): this call is not published yet, and a peer must not take it for published.
+        let sequence = memory.sequence(of: rank, generation: needed)
+        try await waitFor(rank: rank, generation: needed, ranks: 0..<memory.ranks, sequence: sequence, deadline: deadline)
+        cursor.everyonePublished(needed)
+    }
+
+    func awaitAll(rank: Int, sequence: UInt64, awaiting: Range<Int>, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
+        let generation = cursor.generation
+        let ranks = awaiting.clamped(to: 0..<memory.ranks)
+        try await waitFor(rank: rank, generation: generation, ranks: ranks, sequence: sequence, deadline: deadline)
+        if ranks.count == memory.ranks { cursor.everyonePublished(generation) }
+        return memory.slots(generation)
+    }
+
+    /// Returns once every rank in `ranks` has published board call `generation` (for this rank's
+    /// call `sequence`: the call itself, or an earlier one whose slot the call reuses).
+    private func waitFor(rank: Int, generation: UInt64, ranks: Range<Int>, sequence: UInt64, deadline: UInt64) async throws(SkeinError) {
+        if memory.look(generation, ranks: ranks, times: spins) != nil { return }
         let (memory, context) = (self.memory, self.context)
         let tag = Tag(context: context, sequence: sequence)
         let outcome = try await transport.wait(
             on: nil, context: context, deadline: deadline, what: "every rank's part of call \(tag) on the shared-memory board"
-        ) { engine -> Result<SharedSlots, SkeinError>? in
-            var from = 0
-            if memory.allPublished(generation, from: &from) { return .success(memory.slots(generation)) }
+        ) { engine -> Result<Void, SkeinError>? in
+            var from = ranks.lowerBound
+            if memory.allPublished(generation, from: &from, to: ranks.upperBound) { return .success(()) }
             // A peer that sends this call's messages runs it by another algorithm: say so now, not at the deadline.
             if let peer = engine.sourceOfMessage(in: tag) {
                 return .failure(.peerRunsByMessages(rank: rank, peer: peer, sequence: sequence))
             }
             return nil
         }
-        return try outcome.get()
+        try outcome.get()
     }
 }
 #endif

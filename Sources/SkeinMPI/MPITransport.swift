@@ -331,7 +331,7 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
                 }
                 // The awaited peer ran this very call on the shared-memory board: it will send nothing.
                 if let peer, let call, let board = boards.withLock({ $0[call.context] }),
-                    board.memory.latestSequence(of: peer) == call.sequence
+                    board.memory.holdsCall(peer, sequence: call.sequence)
                 {
                     throw .peerRunsOnBoard(rank: rank, peer: peer, sequence: call.sequence)
                 }

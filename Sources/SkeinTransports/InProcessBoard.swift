@@ -43,18 +43,14 @@ final class InProcessBoard: @unchecked Sendable {
         memory.hasPublished(rank, atOrAfter: sequence)
     }
 
-    func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
-        let generation = memory.generation(of: rank)
-        try await waitForAll(rank: rank, tag: Tag(context: context, sequence: sequence), generation: generation, deadline: deadline)
-        return memory.slots(generation)
-    }
-
-    /// Returns once every rank has published board call `generation` (this rank's call `tag`).
-    private func waitForAll(rank: Int, tag: Tag, generation: UInt64, deadline: UInt64) async throws(SkeinError) {
+    /// Returns once every rank in `ranks` has published board call `generation` (for this rank's
+    /// call `tag`: the call itself, or an earlier one whose slot the call reuses).
+    func waitFor(rank: Int, generation: UInt64, ranks: Range<Int>, tag: Tag, deadline: UInt64) async throws(SkeinError) {
         let sequence = tag.sequence
         // `next` is never captured (by a local function or a closure): a captured variable lives in a
         // box whose every access is checked for exclusivity at run time, which cost more than the look.
-        var next = 0
+        var next = ranks.lowerBound
+        let end = ranks.upperBound
         let memory = self.memory
         unowned(unsafe) let group = self.group
         let control = group.controls[rank]
@@ -72,8 +68,8 @@ final class InProcessBoard: @unchecked Sendable {
                 var spins = 0
                 while spins < limit {
                     spins &+= 1
-                    if memory.allPublished(generation, from: &next) { return }
-                    if spins & 1023 == 0 { try check(rank: rank, tag: tag, next: next, deadline: deadline) }
+                    if memory.allPublished(generation, from: &next, to: end) { return }
+                    if spins & 1023 == 0 { try check(rank: rank, tag: tag, generation: generation, next: next, end: end, deadline: deadline) }
                 }
             }
             // Ranks that outnumber the cores: poll while the awaited peer holds a thread, otherwise
@@ -82,40 +78,39 @@ final class InProcessBoard: @unchecked Sendable {
                 var polls = 0
                 while polls < 4096 && group.controls[next].onCore.pointee.load(ordering: .relaxed) {
                     polls &+= 1
-                    if memory.allPublished(generation, from: &next) { return }
+                    if memory.allPublished(generation, from: &next, to: end) { return }
                 }
                 control.waitingFor.pointee.store(next, ordering: .releasing)
                 control.onCore.pointee.store(false, ordering: .relaxed)
                 await Task.yield()
                 control.onCore.pointee.store(true, ordering: .relaxed)
-                if memory.allPublished(generation, from: &next) { return }
-                try check(rank: rank, tag: tag, next: next, deadline: deadline)
+                if memory.allPublished(generation, from: &next, to: end) { return }
+                try check(rank: rank, tag: tag, generation: generation, next: next, end: end, deadline: deadline)
             }
             control.waitingFor.pointee.store(next, ordering: .releasing)
             control.onCore.pointee.store(false, ordering: .relaxed)
             let awaited = next
             await park {
                 var from = awaited
-                return memory.allPublished(generation, from: &from) || control.abortError(context: tag.context) != nil
+                return memory.allPublished(generation, from: &from, to: end) || control.abortError(context: tag.context) != nil
                     || group.controls[awaited].exited.pointee.load(ordering: .sequentiallyConsistent)
             }
             control.onCore.pointee.store(true, ordering: .relaxed)
-            if memory.allPublished(generation, from: &next) { return }
-            try check(rank: rank, tag: tag, next: next, deadline: deadline)
+            if memory.allPublished(generation, from: &next, to: end) { return }
+            try check(rank: rank, tag: tag, generation: generation, next: next, end: end, deadline: deadline)
         }
     }
 
-    /// Why the wait for call `tag` cannot end, if it cannot: an abort, a peer that exited, skipped
-    /// the call or runs it by messages, or the deadline.
-    private func check(rank: Int, tag: Tag, next: Int, deadline: UInt64) throws(SkeinError) {
-        let generation = memory.generation(of: rank), parity = Int(generation & 1)
+    /// Why the wait of call `tag` for ranks `next..<end` to publish board call `generation` cannot
+    /// end, if it cannot: an abort, a peer that exited, skipped the call or runs it by messages, or the deadline.
+    private func check(rank: Int, tag: Tag, generation: UInt64, next: Int, end: Int, deadline: UInt64) throws(SkeinError) {
         if let error = group.controls[rank].abortError(context: tag.context) { throw error }
         let sequence = tag.sequence
-        for peer in next..<size where memory.published(peer, parity) != generation {
+        for peer in next..<end where !memory.hasPublished(peer, generation: generation) {
             // A later call first, this call's slot again after it: a peer that published this call and
             // went on to the next meanwhile shows this call to the second look.
-            if memory.published(peer, 1 - parity) > generation, memory.published(peer, parity) != generation {
-                let later = memory.latestSequence(of: peer)
+            let later = memory.latestSequence(of: peer)
+            if later > sequence, !memory.hasPublished(peer, generation: generation) {
                 throw SkeinError(
                     .desync, rank: rank, peer: peer,
                     "rank \(peer) is already in call #\(later) while rank \(rank) waits for its part of call #\(sequence); "
@@ -128,10 +123,10 @@ final class InProcessBoard: @unchecked Sendable {
             // Evidence read first, the slot again after it: a peer that published and then moved on
             // (to wait or send in a later call) shows its publish to this second look.
             let elsewhere = waitsInMessages || group.box(to: rank, from: peer).holdsCall(in: tag.context, from: sequence)
-            if elsewhere, memory.published(peer, parity) != generation {
+            if elsewhere, !memory.hasPublished(peer, generation: generation) {
                 throw .peerRunsByMessages(rank: rank, peer: peer, sequence: sequence)
             }
-            if control.exited.pointee.load(ordering: .acquiring), memory.published(peer, parity) != generation {
+            if control.exited.pointee.load(ordering: .acquiring), !memory.hasPublished(peer, generation: generation) {
                 throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
             }
         }
@@ -172,7 +167,8 @@ final class InProcessBoard: @unchecked Sendable {
 /// retained the board (as calling through it does) wrote its reference count, and the two cores
 /// passed that cache line back and forth on every call, a miss each time.
 final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
-    // @unchecked: the pointers lead to the board's memory (see `InProcessBoard`), kept alive by `owner`.
+    // @unchecked: the pointers lead to the board's memory (see `InProcessBoard`), kept alive by `owner`;
+    // `cursor` is used by the seat's one rank, whose calls follow one another.
     unowned(unsafe) let board: InProcessBoard
     /// Keeps the board alive for as long as the handle (the unowned field avoids counting per call).
     private let owner: InProcessBoard
@@ -184,6 +180,8 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
     /// within a microsecond, so look without writing anything shared and without entering the async
     /// wait, whose frame and executor checks cost as much.
     private let looks: Int
+    /// This rank's board calls and how far every rank is known to have come (this rank's alone).
+    @exclusivity(unchecked) private var cursor = BoardCursor()
     let ranksShareCores: Bool
     var sharesAddressSpace: Bool { true }
 
@@ -199,18 +197,39 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
     }
 
     func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, fill: (UnsafeMutableRawPointer) -> Void
-    ) throws(SkeinError) -> SharedSlots? {
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
+        fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> BoardPublish {
         if let error = control.abortError(context: context) { throw error }
-        let generation = try memory.publish(
-            rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        guard cursor.hasRoom(memory) else { return .full }
+        let generation = cursor.generation &+ 1
+        try memory.publish(
+            rank: rank, generation: generation, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        _ = cursor.advance()
         // Sequentially consistent, as is the publish before it, against a waiter's registration and
         // re-check: either this rank sees it parked, or its re-check sees the publish.
         if parkedCount.pointee.load(ordering: .sequentiallyConsistent) > 0 { board.wakeAll() }
-        return memory.look(generation, times: looks)
+        let ranks = awaiting.clamped(to: 0..<memory.ranks)
+        guard let slots = memory.look(generation, ranks: ranks, times: ranks.isEmpty ? 1 : looks) else { return .waiting }
+        if ranks.count == memory.ranks { cursor.everyonePublished(generation) }
+        return .ready(slots)
     }
 
-    func awaitAll(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
-        try await board.awaitAll(rank: rank, sequence: sequence, deadline: deadline)
+    func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) {
+        let needed = SharedSlotMemory.roomNeeded(for: cursor.generation &+ 1)
+        // Waits as in the earlier call whose part it needs from everyone (its own slot still holds
+        // that call): this call is not published yet, and a peer must not take it for published.
+        let sequence = memory.sequence(of: rank, generation: needed)
+        try await board.waitFor(
+            rank: rank, generation: needed, ranks: 0..<memory.ranks, tag: Tag(context: context, sequence: sequence), deadline: deadline)
+        cursor.everyonePublished(needed)
+    }
+
+    func awaitAll(rank: Int, sequence: UInt64, awaiting: Range<Int>, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
+        let generation = cursor.generation
+        let ranks = awaiting.clamped(to: 0..<memory.ranks)
+        try await board.waitFor(rank: rank, generation: generation, ranks: ranks, tag: Tag(context: context, sequence: sequence), deadline: deadline)
+        if ranks.count == memory.ranks { cursor.everyonePublished(generation) }
+        return memory.slots(generation)
     }
 }

@@ -55,11 +55,68 @@ struct SharedMemoryTests {
         }
     }
 
-    @Test("Many calls in a row reuse the two slots per rank correctly (ranks drift apart and catch up)")
+    @Test("Many calls in a row reuse the slots of each rank correctly (ranks drift apart and catch up)")
     func slotsAlternate() async throws {
         try await checkRounds(ranks: 5, rounds: 400, seed: 0x5107) { comm, inputs in
             try await comm.allreduce(inputs[comm.rank], algorithm: SharedMemoryAlgorithm(.allreduce))
         } want: { Reference.reduce($0, .sum) }
+    }
+
+    /// The calls a rank may make without the others (MPI's eager pattern): its slots, less the one a
+    /// peer may still read.
+    static let callsAhead = SharedSlotMemory.slotsPerRank
+
+    @Test("A broadcast's root and a reduce's other ranks publish and go on, up to the slots they have, and the results stay right")
+    func eagerRootedCalls() async throws {
+        let p = 3, calls = Self.callsAhead, seed: UInt64 = 0xEA6E
+        var rng = SeededGenerator(seed: seed)
+        let inputs = (0..<calls).map { _ in (0..<p).map { _ in (0..<5).map { _ in Int64.random(in: -99...99, using: &rng) } } }
+        // The others wait at a gate that the root opens only after its broadcasts returned: if the
+        // root's calls waited for them, the calls would end at the deadline instead.
+        let gate = Gate(opensAfter: 1)
+        let broadcasts = try await runGroupOrThrow(.inProcess, size: p, timeout: .seconds(20)) { comm -> [[Int64]] in
+            if comm.rank != 0 { await gate.wait() }
+            var got: [[Int64]] = []
+            for call in 0..<calls {
+                got.append(try await comm.broadcast(inputs[call][comm.rank], root: 0, algorithm: SharedMemoryAlgorithm(.broadcast)))
+            }
+            if comm.rank == 0 { gate.arrive() }
+            return got
+        }
+        for rank in 0..<p {
+            for call in 0..<calls { #expect(broadcasts[rank][call] == inputs[call][0], "broadcast \(call) rank \(rank), seed \(seed)") }
+        }
+        // The reverse: the other ranks reduce and go on; the root, let in last, finds every part.
+        let others = Gate(opensAfter: p - 1)
+        let reductions = try await runGroupOrThrow(.inProcess, size: p, timeout: .seconds(20)) { comm -> [[Int64]?] in
+            if comm.rank == 0 { await others.wait() }
+            var got: [[Int64]?] = []
+            for call in 0..<calls {
+                got.append(try await comm.reduce(inputs[call][comm.rank], op: .sum, root: 0, algorithm: SharedMemoryAlgorithm(.reduce)))
+            }
+            if comm.rank != 0 { others.arrive() }
+            return got
+        }
+        for call in 0..<calls { #expect(reductions[0][call] == Reference.reduce(inputs[call], .sum), "reduce \(call), seed \(seed)") }
+        for rank in 1..<p { #expect(reductions[rank].allSatisfy { $0 == nil }) }
+    }
+
+    @Test("A root that runs ahead waits for room, and names a rank that left instead of waiting for it")
+    func eagerRootNamesExitedRank() async {
+        let outcomes = await runGroup(.inProcess, size: 3, timeout: .seconds(20)) { comm -> Int in
+            if comm.rank == 2 { return 0 }  // leaves without a call
+            var calls = 0
+            while calls < 100 {
+                _ = try await comm.broadcast([Float](repeating: 1, count: 3), root: 0, algorithm: SharedMemoryAlgorithm(.broadcast))
+                calls += 1
+            }
+            return calls
+        }
+        let errs = errors(outcomes)
+        // The root may publish as many calls as it has slots, then must wait for rank 2's part of the first.
+        #expect(errs[0]?.peer == 2 && errs[0]?.code == .peerExited, "\(errs)")
+        #expect(errs[1] != nil, "rank 1 must not go on alone: \(outcomes)")
+        #expect(!errs.contains { $0?.code == .timeout }, "found by the deadline instead of the exit: \(errs)")
     }
 
     @Test("Message calls in between, where a root only sends, never let a rank overwrite a slot still being read")

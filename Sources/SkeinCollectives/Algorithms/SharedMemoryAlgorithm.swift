@@ -74,79 +74,105 @@ extension SharedMemoryAlgorithm {
         }
     }
 
-    /// Once every rank has published: checks that all called alike, and returns this rank's output
-    /// (nothing where the operation gives this rank none) and the arrival skew.
-    func finish(_ call: Call, slots: SharedSlots) throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
-        let signature = call.signature, rank = call.rank, size = call.size
-        let count = Int(signature.count), root = Int(signature.root), width = call.width
-        let skew = try Self.skew(slots, signature: signature, rank: rank)
-        let block = BlockPartition(count: count, parts: size)
-        func bytes(_ elements: Range<Int>) -> Range<Int> { (elements.lowerBound * width)..<(elements.upperBound * width) }
-        let output: [Chunk]
+    /// The ranks whose parts this rank reads (nil: every rank). As in MPI's eager protocol, the root
+    /// of a broadcast or scatter and the other ranks of a reduce or gather only write theirs and go
+    /// on; the other ranks of a broadcast or scatter need the root's alone.
+    func awaited(_ call: Call) -> Range<Int>? {
+        let root = Int(call.signature.root)
         switch operation {
-        case .allreduce:
-            output = [reduction(slots, reducer: call.reducer, range: 0..<(count * width))]
-        case .reduce:
-            output = rank == root ? [reduction(slots, reducer: call.reducer, range: 0..<(count * width))] : []
-        case .reduceScatter:
-            output = [reduction(slots, reducer: call.reducer, range: bytes(block.range(rank)))]
-        case .broadcast:
-            output = [Self.gathered(1) { _ in slots.bytes(of: root) }]
-        case .allgather:
-            output = [Self.gathered(size) { slots.bytes(of: $0) }]
-        case .gather:
-            output = rank == root ? [Self.gathered(size) { slots.bytes(of: $0) }] : []
-        case .scatter:
-            let mine = bytes(block.range(rank))
-            output = [Self.gathered(1) { _ in UnsafeRawBufferPointer(rebasing: slots.bytes(of: root)[mine]) }]
-        case .allToAll:
-            let mine = bytes(block.range(rank))
-            output = [Self.gathered(size) { UnsafeRawBufferPointer(rebasing: slots.bytes(of: $0)[mine]) }]
-        case .barrier, .pointToPoint:
-            output = []
+        case .broadcast, .scatter: return call.rank == root ? root..<root : root..<(root + 1)
+        case .reduce, .gather: return call.rank == root ? nil : root..<root
+        default: return nil
         }
-        return (output, skew)
     }
 
-    /// Who arrived last at a board call, once every rank's signature is checked against this rank's.
-    static func skew(_ slots: SharedSlots, signature: CallSignature, rank: Int) throws(SkeinError) -> ArrivalSkew {
-        var skew = ArrivalSkew(rank: 0, entry: slots.entry(of: 0))
-        for peer in 0..<slots.count {
-            if peer != rank, slots.signature(of: peer) != signature {
+    /// Once every awaited rank has published: checks that they called alike, and returns this rank's
+    /// output (nothing where the operation gives this rank none) and the arrival skew among them.
+    /// The output goes straight into `destination` where it has the output's size (then nil).
+    func finish(
+        _ call: Call, slots: SharedSlots, destination: UnsafeMutableRawBufferPointer?
+    ) throws(SkeinError) -> (output: [Chunk]?, skew: ArrivalSkew) {
+        let signature = call.signature, rank = call.rank, size = call.size
+        let count = Int(signature.count), root = Int(signature.root), width = call.width
+        let skew = try Self.skew(slots, signature: signature, rank: rank, among: awaited(call) ?? 0..<size)
+        let block = BlockPartition(count: count, parts: size)
+        func bytes(_ elements: Range<Int>) -> Range<Int> { (elements.lowerBound * width)..<(elements.upperBound * width) }
+        // Where the result goes: the caller's array when it fits, else a chunk of its own.
+        func output(_ byteCount: Int, _ produce: (UnsafeMutableRawPointer) -> Void) -> [Chunk]? {
+            if let destination, destination.count == byteCount {
+                if byteCount > 0 { produce(destination.baseAddress!) }
+                return nil
+            }
+            let storage = AllocatedStorage(uninitializedByteCount: byteCount)
+            if byteCount > 0 { produce(storage.base) }
+            return [Chunk(storage: storage, offset: 0, byteCount: byteCount, isWritable: true)]
+        }
+        func reduced(_ range: Range<Int>) -> [Chunk]? {
+            output(range.count) { Self.reduce(slots, reducer: call.reducer, range: range, into: $0) }
+        }
+        func gathered(_ parts: Int, _ part: (Int) -> UnsafeRawBufferPointer) -> [Chunk]? {
+            var total = 0
+            for index in 0..<parts { total += part(index).count }
+            return output(total) { target in
+                var offset = 0
+                for index in 0..<parts {
+                    let bytes = part(index)
+                    if let from = bytes.baseAddress, bytes.count > 0 { (target + offset).copyMemory(from: from, byteCount: bytes.count) }
+                    offset += bytes.count
+                }
+            }
+        }
+        let result: [Chunk]?
+        switch operation {
+        case .allreduce:
+            result = reduced(0..<(count * width))
+        case .reduce:
+            result = rank == root ? reduced(0..<(count * width)) : []
+        case .reduceScatter:
+            result = reduced(bytes(block.range(rank)))
+        case .broadcast where rank == root && destination != nil:
+            result = nil  // a broadcast's destination is the caller's own input: at the root, the result
+        case .broadcast:
+            result = gathered(1) { _ in slots.bytes(of: root) }
+        case .allgather:
+            result = gathered(size) { slots.bytes(of: $0) }
+        case .gather:
+            result = rank == root ? gathered(size) { slots.bytes(of: $0) } : []
+        case .scatter:
+            let mine = bytes(block.range(rank))
+            result = gathered(1) { _ in UnsafeRawBufferPointer(rebasing: slots.bytes(of: root)[mine]) }
+        case .allToAll:
+            let mine = bytes(block.range(rank))
+            result = gathered(size) { UnsafeRawBufferPointer(rebasing: slots.bytes(of: $0)[mine]) }
+        case .barrier, .pointToPoint:
+            result = []
+        }
+        return (result, skew)
+    }
+
+    /// Who arrived last at a board call among this rank and `peers`, once their signatures are
+    /// checked against this rank's.
+    static func skew(
+        _ slots: SharedSlots, signature: CallSignature, rank: Int, among peers: Range<Int>? = nil
+    ) throws(SkeinError) -> ArrivalSkew {
+        var skew = ArrivalSkew(rank: rank, entry: slots.entry(of: rank))
+        for peer in peers ?? 0..<slots.count where peer != rank {
+            if slots.signature(of: peer) != signature {
                 throw ScheduleRun.disagreement(mine: signature, theirs: slots.signature(of: peer), rank: rank, peer: peer)
             }
-            if peer > 0 { skew.merge(ArrivalSkew(rank: peer, entry: slots.entry(of: peer))) }
+            skew.merge(ArrivalSkew(rank: peer, entry: slots.entry(of: peer)))
         }
         return skew
     }
 
-    /// The bytes `range` of every slot folded in rank order into a new chunk.
-    private func reduction(_ slots: SharedSlots, reducer: Reducer?, range: Range<Int>) -> Chunk {
-        let storage = AllocatedStorage(uninitializedByteCount: range.count)
-        let target = storage.base
+    /// The bytes `range` of every slot folded in rank order into `target`.
+    private static func reduce(_ slots: SharedSlots, reducer: Reducer?, range: Range<Int>, into target: UnsafeMutableRawPointer) {
         func part(_ rank: Int) -> UnsafeRawPointer { slots.bytes(of: rank).baseAddress! + range.lowerBound }
-        if range.count > 0 {
-            if let reducer, slots.count > 1 {
-                reducer(into: target, part(0), part(1), byteCount: range.count)
-                for peer in 2..<slots.count { reducer(into: target, target, part(peer), byteCount: range.count) }
-            } else {
-                target.copyMemory(from: part(0), byteCount: range.count)
-            }
+        if let reducer, slots.count > 1 {
+            reducer(into: target, part(0), part(1), byteCount: range.count)
+            for peer in 2..<slots.count { reducer(into: target, target, part(peer), byteCount: range.count) }
+        } else {
+            target.copyMemory(from: part(0), byteCount: range.count)
         }
-        return Chunk(storage: storage, offset: 0, byteCount: range.count, isWritable: true)
-    }
-
-    /// `parts` byte ranges concatenated into a new chunk.
-    private static func gathered(_ parts: Int, _ part: (Int) -> UnsafeRawBufferPointer) -> Chunk {
-        var total = 0
-        for index in 0..<parts { total += part(index).count }
-        let storage = AllocatedStorage(uninitializedByteCount: total)
-        var offset = 0
-        for index in 0..<parts {
-            let bytes = part(index)
-            if let from = bytes.baseAddress, bytes.count > 0 { (storage.base + offset).copyMemory(from: from, byteCount: bytes.count) }
-            offset += bytes.count
-        }
-        return Chunk(storage: storage, offset: 0, byteCount: total, isWritable: true)
     }
 }
