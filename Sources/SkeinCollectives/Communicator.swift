@@ -145,7 +145,7 @@ public final class Communicator: Sendable {
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
         CostModel.select(
             operation, ranks: size, bytes: bytes, cost: cost, native: native, sharedMemory: board != nil,
-            ranksShareCores: board?.ranksShareCores ?? false, sharedAddressSpace: sharesAddressSpace && (direct || !SharedAddressAlgorithm.needsDestination.contains(operation)))
+            sharedAddressSpace: sharesAddressSpace && (direct || !SharedAddressAlgorithm.needsDestination.contains(operation)))
     }
 
     public let rank: Int

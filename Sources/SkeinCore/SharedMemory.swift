@@ -1,3 +1,4 @@
+import CMemoryCopy
 import Synchronization
 
 /// A transport whose ranks share one address space (in-process ranks): besides messages, it offers
@@ -51,10 +52,6 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
     /// `.waiting`. Throws `.timeout` or `.peerExited` naming the rank waited for, `.aborted` when a
     /// rank aborted the context, and `.desync` when a peer runs this call by messages instead or skipped it.
     func awaitAll(rank: Int, sequence: UInt64, awaiting: Range<Int>, deadline: UInt64) async throws(SkeinError) -> SharedSlots
-
-    /// True when the group's ranks outnumber the cores they run on, so a rank waiting on the board
-    /// must hand its core to the ranks it waits for.
-    var ranksShareCores: Bool { get }
 
     /// True when the ranks share one address space (in-process ranks), so an address one publishes
     /// is valid in every other (`SharedAddressAlgorithm`).
@@ -146,13 +143,13 @@ public struct SharedSlotMemory: @unchecked Sendable {
     public let ranks: Int
 
     /// Slots per rank (a power of two): how far a rank that need not wait may run ahead, plus one.
-    public static let slotsPerRank = 4
+    public static let slotsPerRank = 8
 
     /// Bytes from one slot to the next: header, payload, rounded up to cache lines.
     public static let slotStride = (SharedSlotLayout.payload + SharedMemoryLimits.slotBytes + 63) & ~63
 
-    /// Bytes a board of `ranks` ranks needs.
-    public static func byteCount(ranks: Int) -> Int { slotStride * slotsPerRank * ranks }
+    /// Bytes a board of `ranks` ranks needs: a progress line per rank, then the slots.
+    public static func byteCount(ranks: Int) -> Int { 64 * ranks + slotStride * slotsPerRank * ranks }
 
     /// Over `base` (64-byte aligned, `byteCount(ranks:)` bytes); with `initialize`, zeroes every
     /// published word first (one rank does that, before any rank publishes).
@@ -161,8 +158,11 @@ public struct SharedSlotMemory: @unchecked Sendable {
         self.base = base
         self.ranks = ranks
         if initialize {
+            for rank in 0..<ranks {
+                (base + rank * 64).bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0))
+            }
             for slot in 0..<(Self.slotsPerRank * ranks) {
-                (base + slot * Self.slotStride + SharedSlotLayout.published).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
+                (base + 64 * ranks + slot * Self.slotStride + SharedSlotLayout.published).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
                     .initialize(to: Atomic(0))
             }
         }
@@ -171,7 +171,23 @@ public struct SharedSlotMemory: @unchecked Sendable {
     /// The slot that holds `rank`'s board call `generation`.
     @inline(__always)
     func slot(_ rank: Int, _ generation: UInt64) -> UnsafeMutableRawPointer {
-        base + (rank &* Self.slotsPerRank &+ Int(generation & UInt64(Self.slotsPerRank - 1))) &* Self.slotStride
+        let index: Int = rank &* Self.slotsPerRank &+ Int(truncatingIfNeeded: generation & UInt64(Self.slotsPerRank &- 1))
+        let offset: Int = 64 &* ranks &+ index &* Self.slotStride
+        return base + offset
+    }
+
+    /// `rank`'s progress: its last board call, on a line of its own. A rank that looks whether its
+    /// next slot is free reads this (one line, the exact count) rather than a slot's word, which
+    /// would tell it only about one call and bring a line the owner writes again soon.
+    @inline(__always)
+    func progressWord(_ rank: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        (base + rank &* 64).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    /// The last board call `rank` has published (acquiring: what it read in earlier calls happened before).
+    @inline(__always)
+    public func progress(of rank: Int) -> UInt64 {
+        progressWord(rank).pointee.load(ordering: .acquiring)
     }
 
     @inline(__always)
@@ -242,6 +258,7 @@ public struct SharedSlotMemory: @unchecked Sendable {
         mine.storeBytes(of: byteCount, toByteOffset: SharedSlotLayout.byteCount, as: Int.self)
         mine.storeBytes(of: signature, toByteOffset: SharedSlotLayout.signature, as: CallSignature.self)
         publishedWord(mine).pointee.store(generation, ordering: .sequentiallyConsistent)
+        progressWord(rank).pointee.store(generation, ordering: .releasing)
     }
 
     /// True once ranks `next`..<`end` have all published board call `generation`; advances `next`
@@ -256,13 +273,21 @@ public struct SharedSlotMemory: @unchecked Sendable {
     }
 
     /// Looks `times` times for the part of every rank in `ranks` of board call `generation`: the
-    /// call's slots, once all are there.
+    /// call's slots, once all are there. After the first few looks it pauses between them, so a
+    /// rank that waits long does not keep loading the line its peer is about to write.
     @inline(__always)
     public func look(_ generation: UInt64, ranks: Range<Int>, times: Int) -> SharedSlots? {
         var next = ranks.lowerBound
-        for _ in 0..<times where allPublished(generation, from: &next, to: ranks.upperBound) { return slots(generation) }
+        for attempt in 0..<times {
+            if allPublished(generation, from: &next, to: ranks.upperBound) { return slots(generation) }
+            if attempt >= 8 { skein_spin_pause() }
+        }
         return nil
     }
+
+    /// A spin loop's pause between looks (see `look`).
+    @inline(__always)
+    public static func pause() { skein_spin_pause() }
 
     /// The slots of board call `generation`.
     public func slots(_ generation: UInt64) -> SharedSlots {
@@ -296,15 +321,16 @@ public struct BoardCursor: Sendable {
     public init() {}
 
     /// True when this rank's next call may use its slot: every rank has published
-    /// `roomNeeded(for: next)`, as known already or as `memory` shows now.
+    /// `roomNeeded(for: next)`, as known already or as the ranks' progress shows now (then known
+    /// for the next few calls too, so a rank that runs ahead looks only every few calls).
     @inline(__always)
     public mutating func hasRoom(_ memory: SharedSlotMemory) -> Bool {
         let needed = SharedSlotMemory.roomNeeded(for: generation &+ 1)
         if floor >= needed { return true }
-        var next = 0
-        guard memory.allPublished(needed, from: &next, to: memory.ranks) else { return false }
-        floor = needed
-        return true
+        var lowest = UInt64.max
+        for rank in 0..<memory.ranks { lowest = min(lowest, memory.progress(of: rank)) }
+        floor = max(floor, lowest)
+        return floor >= needed
     }
 
     /// Counts this rank's next board call, once published.

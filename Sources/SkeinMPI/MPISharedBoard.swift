@@ -116,7 +116,6 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
     private let spins: Int
     /// This process's board calls and how far every rank is known to have come.
     @exclusivity(unchecked) private var cursor = BoardCursor()
-    var ranksShareCores: Bool { transport.oversubscribed }
     /// Processes: an address means nothing in another.
     var sharesAddressSpace: Bool { false }
 

@@ -69,6 +69,7 @@ final class InProcessBoard: @unchecked Sendable {
                 while spins < limit {
                     spins &+= 1
                     if memory.allPublished(generation, from: &next, to: end) { return }
+                    SharedSlotMemory.pause()
                     if spins & 1023 == 0 { try check(rank: rank, tag: tag, generation: generation, next: next, end: end, deadline: deadline) }
                 }
             }
@@ -182,7 +183,6 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
     private let looks: Int
     /// This rank's board calls and how far every rank is known to have come (this rank's alone).
     @exclusivity(unchecked) private var cursor = BoardCursor()
-    let ranksShareCores: Bool
     var sharesAddressSpace: Bool { true }
 
     init(board: InProcessBoard, rank: Int) {
@@ -192,8 +192,8 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
         control = board.group.controls[rank]
         parkedCount = board.parkedCount
         context = board.context
-        ranksShareCores = board.size > board.group.cores
-        looks = ranksShareCores ? 1 : 768
+        // Ranks that share cores: the others cannot publish while this rank holds the core.
+        looks = board.size > board.group.cores ? 1 : 768
     }
 
     func publish(

@@ -28,7 +28,6 @@ struct Calibrate: AsyncParsableCommand {
         print("in-process, \(ranks) ranks: \(cost)")
         print(String(format: "α = %.3e s, β = %.3e s/B, γ = %.3e s/B", cost.alpha, cost.beta, cost.gamma))
         guard tune else { return }
-        let shareCores = ranks > ProcessInfo.processInfo.activeProcessorCount
         for operation in operations {
             let columns = CostModel.candidates(operation, native: false, sharedMemory: true, sharedAddressSpace: true).compactMap { algorithm in
                 tuned.measured.first { $0.describes(algorithm, ranks: ranks) }.map { (algorithm, $0) }
@@ -37,8 +36,8 @@ struct Calibrate: AsyncParsableCommand {
             print("\n\(operation), \(ranks) ranks: measured (formula) per algorithm; * = the pick from the measurements, + = the formulas' where it differs")
             print("bytes".leftPad(10) + columns.map { $0.0.name.leftPad(24) }.joined())
             for bytes in sizes.map({ Int($0) }) {
-                let pick = CostModel.select(operation, ranks: ranks, bytes: bytes, cost: tuned, sharedMemory: true, ranksShareCores: shareCores, sharedAddressSpace: true).algorithm.name
-                let modelPick = CostModel.select(operation, ranks: ranks, bytes: bytes, cost: cost, sharedMemory: true, ranksShareCores: shareCores, sharedAddressSpace: true).algorithm.name
+                let pick = CostModel.select(operation, ranks: ranks, bytes: bytes, cost: tuned, sharedMemory: true, sharedAddressSpace: true).algorithm.name
+                let modelPick = CostModel.select(operation, ranks: ranks, bytes: bytes, cost: cost, sharedMemory: true, sharedAddressSpace: true).algorithm.name
                 let cells = columns.map { algorithm, profile -> String in
                     // Only sizes it ran (the board stops at what its slots hold).
                     guard let index = profile.bytes.firstIndex(of: Double(bytes)) else { return "-".leftPad(24) }

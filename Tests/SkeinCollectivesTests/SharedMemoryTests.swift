@@ -166,17 +166,14 @@ struct SharedMemoryTests {
         #expect(SharedMemoryAlgorithm(.barrier).predictedSeconds(ranks: 2, bytes: 0, cost: cost) == 2e-7)
     }
 
-    @Test("With more ranks than cores, rooted operations are never selected for the board; the others still are")
+    @Test("Every operation may be selected for the board, rooted ones too (their root or other ranks do not wait)")
     func rootedWithSharedCores() {
         var cost = CostParameters.inProcessDefault
-        cost.sharedAlpha = 1e-9  // the board far cheaper than any message, so only the rule can keep it out
+        cost.sharedAlpha = 1e-9  // the board far cheaper than any message
         for operation in CollectiveOperation.allCases where operation != .pointToPoint {
-            let rooted = [CollectiveOperation.broadcast, .reduce, .scatter, .gather].contains(operation)
             for ranks in [3, 4, 8] {
-                let shared = CostModel.select(operation, ranks: ranks, bytes: 64, cost: cost, sharedMemory: true, ranksShareCores: true)
-                #expect((shared.algorithm.name == "shared-memory") == !rooted, "\(operation) p=\(ranks): \(shared.algorithm.name)")
-                let ownCores = CostModel.select(operation, ranks: ranks, bytes: 64, cost: cost, sharedMemory: true, ranksShareCores: false)
-                #expect(ownCores.algorithm.name == "shared-memory", "\(operation) p=\(ranks): \(ownCores.algorithm.name)")
+                let pick = CostModel.select(operation, ranks: ranks, bytes: 64, cost: cost, sharedMemory: true)
+                #expect(pick.algorithm.name == "shared-memory", "\(operation) p=\(ranks): \(pick.algorithm.name)")
             }
         }
     }

@@ -67,10 +67,10 @@ struct TuningTests {
         #expect(CostModel.select(.allreduce, ranks: 4, bytes: 8, cost: cost, sharedMemory: true).algorithm.name == "shared-memory")
         #expect(CostModel.select(.allreduce, ranks: 4, bytes: tooLarge, cost: cost, sharedMemory: true).algorithm.name != "shared-memory")
 
-        // With ranks sharing cores, a rooted operation goes by messages, measured or not.
+        // A rooted operation's measured board serves whether or not the ranks share cores.
         let rootedShared = SharedMemoryAlgorithm(.broadcast)
         cost.keep([MeasuredProfile(rootedShared, ranks: 4, points: [(8, 1e-9)])])
         #expect(CostModel.select(.broadcast, ranks: 4, bytes: 8, cost: cost, sharedMemory: true).algorithm.name == "shared-memory")
-        #expect(CostModel.select(.broadcast, ranks: 4, bytes: 8, cost: cost, sharedMemory: true, ranksShareCores: true).algorithm.name != "shared-memory")
+        #expect(CostModel.select(.broadcast, ranks: 4, bytes: 8, cost: cost, sharedMemory: true).algorithm.name == "shared-memory")
     }
 }

@@ -1,4 +1,4 @@
-// Copies that Swift cannot express: stores that bypass the cache.
+// Copies that Swift cannot express: stores that bypass the cache. (processor.h: instructions.)
 #pragma once
 #include <stddef.h>
 

@@ -21,32 +21,24 @@ public enum CostModel {
     }
 
     /// The cheapest algorithm (the first listed on a tie, so every rank picks the same one), with the
-    /// transport's own among the candidates when `native`, and the shared-memory one when `sharedMemory`
-    /// (for broadcast, reduce, scatter and gather only when `ranksShareCores` is false, see below).
+    /// transport's own among the candidates when `native`, and the shared-memory one when `sharedMemory`.
     /// An algorithm's cost is its measured time where `Communicator.tune` timed it on this many
     /// ranks, else its formula's.
     ///
-    /// With more ranks than cores, rooted operations go by messages: the board makes every rank wait
-    /// for every other on every call, which then costs each rank a hand-off of a core per call, while
-    /// a tree's root sends and runs on, and its peers take several calls' messages per turn on a core.
-    /// Measured on 2 cores with 3, 4 and 8 in-process ranks, operations of 8 B to 4 KiB, the tree was
-    /// faster at 40–42 of 48 points in three runs (by up to 3.1×); the α-β model, which prices one
-    /// call alone, cannot see it. Nor can tuning be trusted to: which of the two wins there depends on
-    /// how the scheduler happens to interleave the ranks, and letting tuned profiles decide picked the
-    /// board at 6–7 points per run where the tree was 1.35–2.3× faster when the benchmark came to it.
+    /// With more ranks than cores, rooted operations went by messages while the board made every
+    /// rank wait for every other on every call. Since a rooted call's root (broadcast, scatter) or
+    /// other ranks (reduce, gather) publish and go on, the board serves there too: measured on 2
+    /// cores with 3, 4 and 8 in-process ranks, 64 B and 4 KiB, it was faster than the tree at 23 of
+    /// 24 points (by 1.3–2.8×; the exception, an 8-rank scatter of 4 KiB, 1.5× slower). The cores
+    /// no longer enter the choice.
     ///
     /// The shared-address reductions are weighed whatever the cores: they serve only from
     /// `SharedAddressAlgorithm.minimumBytes` up, where the work, not the waits, takes the time.
     public static func select(
         _ operation: CollectiveOperation, ranks: Int, bytes: Int, cost: CostParameters, native: Bool = false, sharedMemory: Bool = false,
-        ranksShareCores: Bool = false, sharedAddressSpace: Bool = false
+        sharedAddressSpace: Bool = false
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
-        let rooted = switch operation {
-        case .broadcast, .reduce, .scatter, .gather: true
-        default: false
-        }
-        let candidates = candidates(
-            operation, native: native, sharedMemory: sharedMemory && !(rooted && ranksShareCores), sharedAddressSpace: sharedAddressSpace)
+        let candidates = candidates(operation, native: native, sharedMemory: sharedMemory, sharedAddressSpace: sharedAddressSpace)
         var best = candidates[0]
         var bestSeconds = expectedSeconds(best, ranks: ranks, bytes: bytes, cost: cost)
         for candidate in candidates.dropFirst() {
