@@ -96,8 +96,8 @@ public final class Communicator: Sendable {
         }
     }
 
-    /// An algorithm pinned for one operation (or passed with one call), with the plan of its last
-    /// call (a loop repeats one call).
+    /// An algorithm pinned for one operation on the communicator, with the plan of its last call (a
+    /// loop repeats one call). An algorithm passed with a call gets a plan of its own each time.
     final class Pin: @unchecked Sendable {
         // @unchecked: `last` is read and written only inside `state.withLock`, which also makes the
         // run-time exclusivity check redundant (it cost more than the look it guarded).

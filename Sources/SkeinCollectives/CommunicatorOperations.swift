@@ -38,12 +38,13 @@ extension Communicator {
         let factor = perRank ? size : 1
         let (elements, o1) = count.multipliedReportingOverflow(by: factor)
         let (bytes, o2) = elements.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        let fits = !o1 && !o2 && count >= 0
         var call = Call(
             operation: operation, dataType: T.dataType, reduceOp: op ?? .sum, reducer: op.map { Reducer(T.self, $0) },
-            root: root ?? 0, count: count, modelBytes: o1 || o2 || count < 0 ? 0 : bytes, timeout: timeout)
+            root: root ?? 0, count: count, modelBytes: fits ? bytes : 0, timeout: timeout)
         if let root, !(0..<size).contains(root) {
             call.problem = .rootOutOfRange
-        } else if o1 || o2 || count < 0 {
+        } else if !fits {
             call.problem = .sizeDoesNotFit(factor: factor, width: MemoryLayout<T>.stride)
         }
         return call

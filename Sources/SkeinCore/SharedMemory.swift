@@ -217,8 +217,7 @@ public struct SharedSlotMemory: @unchecked Sendable {
     /// Only for a peer that cannot overwrite that slot meanwhile (one this rank waits for).
     public func latestSequence(of rank: Int) -> UInt64 {
         let generation = generation(of: rank)
-        guard generation > 0 else { return 0 }
-        return slot(rank, generation).load(fromByteOffset: SharedSlotLayout.signature, as: CallSignature.self).sequence
+        return generation > 0 ? sequence(of: rank, generation: generation) : 0
     }
 
     /// The communicator sequence number of `rank`'s board call `generation`, while its slot holds it.
@@ -310,40 +309,68 @@ public struct SharedSlotMemory: @unchecked Sendable {
     }
 }
 
-/// What one rank's seat at a board keeps for itself: the number of its next board call, and how far
+/// What one rank's seat at a board keeps for itself: the number of its last board call, and how far
 /// every rank is known to have come (so that a call whose slot is surely free looks at nobody).
+/// Both boards (in-process and MPI) keep their rank's calls through it; they differ only in how
+/// they wait.
 public struct BoardCursor: Sendable {
     /// This rank's last board call.
     public private(set) var generation: UInt64 = 0
     /// A board call every rank is known to have published.
-    var floor: UInt64 = 0
+    private var floor: UInt64 = 0
 
     public init() {}
+
+    /// Writes and publishes this rank's next board call if its slot is free (see `hasRoom`): true,
+    /// or false, writing nothing, while a peer may still read that slot.
+    @inline(__always)
+    public mutating func publish(
+        on memory: SharedSlotMemory, rank: Int, context: UInt32, signature: CallSignature, entry: UInt64, byteCount: Int,
+        fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> Bool {
+        guard hasRoom(memory) else { return false }
+        try memory.publish(
+            rank: rank, generation: generation &+ 1, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        generation &+= 1
+        return true
+    }
+
+    /// Looks `times` times for the parts of the ranks in `awaiting` of this rank's last call (once
+    /// when it awaits none).
+    @inline(__always)
+    public mutating func look(on memory: SharedSlotMemory, awaiting: Range<Int>, times: Int) -> BoardPublish {
+        let ranks = awaiting.clamped(to: 0..<memory.ranks)
+        guard let slots = memory.look(generation, ranks: ranks, times: ranks.isEmpty ? 1 : times) else { return .waiting }
+        heard(from: ranks, generation, on: memory)
+        return .ready(slots)
+    }
+
+    /// What a rank whose next slot is taken waits for: the earlier board call it needs every rank to
+    /// have published, and that call's sequence number (its own slot still holds it), under which
+    /// it waits: this call is not published yet, and a peer must not take it for published.
+    public func room(on memory: SharedSlotMemory, rank: Int) -> (generation: UInt64, sequence: UInt64) {
+        let needed = SharedSlotMemory.roomNeeded(for: generation &+ 1)
+        return (needed, memory.sequence(of: rank, generation: needed))
+    }
+
+    /// Notes that the ranks in `ranks` have published board call `generation` (it counts once
+    /// they are every rank).
+    @inline(__always)
+    public mutating func heard(from ranks: Range<Int>, _ generation: UInt64, on memory: SharedSlotMemory) {
+        if ranks.count == memory.ranks { floor = max(floor, generation) }
+    }
 
     /// True when this rank's next call may use its slot: every rank has published
     /// `roomNeeded(for: next)`, as known already or as the ranks' progress shows now (then known
     /// for the next few calls too, so a rank that runs ahead looks only every few calls).
     @inline(__always)
-    public mutating func hasRoom(_ memory: SharedSlotMemory) -> Bool {
+    private mutating func hasRoom(_ memory: SharedSlotMemory) -> Bool {
         let needed = SharedSlotMemory.roomNeeded(for: generation &+ 1)
         if floor >= needed { return true }
         var lowest = UInt64.max
         for rank in 0..<memory.ranks { lowest = min(lowest, memory.progress(of: rank)) }
         floor = max(floor, lowest)
         return floor >= needed
-    }
-
-    /// Counts this rank's next board call, once published.
-    @inline(__always)
-    public mutating func advance() -> UInt64 {
-        generation &+= 1
-        return generation
-    }
-
-    /// Notes that every rank has published board call `generation` (this rank waited for all).
-    @inline(__always)
-    public mutating func everyonePublished(_ generation: UInt64) {
-        floor = max(floor, generation)
     }
 }
 

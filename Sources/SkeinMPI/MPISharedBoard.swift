@@ -133,31 +133,22 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
         fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> BoardPublish {
-        guard cursor.hasRoom(memory) else { return .full }
-        let generation = cursor.generation &+ 1
-        try memory.publish(
-            rank: rank, generation: generation, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
-        _ = cursor.advance()
-        let ranks = awaiting.clamped(to: 0..<memory.ranks)
-        guard let slots = memory.look(generation, ranks: ranks, times: ranks.isEmpty ? 1 : looks) else { return .waiting }
-        if ranks.count == memory.ranks { cursor.everyonePublished(generation) }
-        return .ready(slots)
+        guard try cursor.publish(on: memory, rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        else { return .full }
+        return cursor.look(on: memory, awaiting: awaiting, times: looks)
     }
 
     func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) {
-        let needed = SharedSlotMemory.roomNeeded(for: cursor.generation &+ 1)
-        // Waits as in the earlier call whose part it needs from everyone (its own slot still holds
-        // that call): this call is not published yet, and a peer must not take it for published.
-        let sequence = memory.sequence(of: rank, generation: needed)
-        try await waitFor(rank: rank, generation: needed, ranks: 0..<memory.ranks, sequence: sequence, deadline: deadline)
-        cursor.everyonePublished(needed)
+        let room = cursor.room(on: memory, rank: rank)
+        let everyone = 0..<memory.ranks
+        try await waitFor(rank: rank, generation: room.generation, ranks: everyone, sequence: room.sequence, deadline: deadline)
+        cursor.heard(from: everyone, room.generation, on: memory)
     }
 
     func awaitAll(rank: Int, sequence: UInt64, awaiting: Range<Int>, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
-        let generation = cursor.generation
-        let ranks = awaiting.clamped(to: 0..<memory.ranks)
+        let (generation, ranks) = (cursor.generation, awaiting.clamped(to: 0..<memory.ranks))
         try await waitFor(rank: rank, generation: generation, ranks: ranks, sequence: sequence, deadline: deadline)
-        if ranks.count == memory.ranks { cursor.everyonePublished(generation) }
+        cursor.heard(from: ranks, generation, on: memory)
         return memory.slots(generation)
     }
 

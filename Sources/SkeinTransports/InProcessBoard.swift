@@ -201,35 +201,25 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
         fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> BoardPublish {
         if let error = control.abortError(context: context) { throw error }
-        guard cursor.hasRoom(memory) else { return .full }
-        let generation = cursor.generation &+ 1
-        try memory.publish(
-            rank: rank, generation: generation, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
-        _ = cursor.advance()
+        guard try cursor.publish(on: memory, rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        else { return .full }
         // Sequentially consistent, as is the publish before it, against a waiter's registration and
         // re-check: either this rank sees it parked, or its re-check sees the publish.
         if parkedCount.pointee.load(ordering: .sequentiallyConsistent) > 0 { board.wakeAll() }
-        let ranks = awaiting.clamped(to: 0..<memory.ranks)
-        guard let slots = memory.look(generation, ranks: ranks, times: ranks.isEmpty ? 1 : looks) else { return .waiting }
-        if ranks.count == memory.ranks { cursor.everyonePublished(generation) }
-        return .ready(slots)
+        return cursor.look(on: memory, awaiting: awaiting, times: looks)
     }
 
     func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) {
-        let needed = SharedSlotMemory.roomNeeded(for: cursor.generation &+ 1)
-        // Waits as in the earlier call whose part it needs from everyone (its own slot still holds
-        // that call): this call is not published yet, and a peer must not take it for published.
-        let sequence = memory.sequence(of: rank, generation: needed)
-        try await board.waitFor(
-            rank: rank, generation: needed, ranks: 0..<memory.ranks, tag: Tag(context: context, sequence: sequence), deadline: deadline)
-        cursor.everyonePublished(needed)
+        let room = cursor.room(on: memory, rank: rank)
+        let everyone = 0..<memory.ranks
+        try await board.waitFor(rank: rank, generation: room.generation, ranks: everyone, tag: Tag(context: context, sequence: room.sequence), deadline: deadline)
+        cursor.heard(from: everyone, room.generation, on: memory)
     }
 
     func awaitAll(rank: Int, sequence: UInt64, awaiting: Range<Int>, deadline: UInt64) async throws(SkeinError) -> SharedSlots {
-        let generation = cursor.generation
-        let ranks = awaiting.clamped(to: 0..<memory.ranks)
+        let (generation, ranks) = (cursor.generation, awaiting.clamped(to: 0..<memory.ranks))
         try await board.waitFor(rank: rank, generation: generation, ranks: ranks, tag: Tag(context: context, sequence: sequence), deadline: deadline)
-        if ranks.count == memory.ranks { cursor.everyonePublished(generation) }
+        cursor.heard(from: ranks, generation, on: memory)
         return memory.slots(generation)
     }
 }

@@ -62,8 +62,8 @@ struct SharedMemoryTests {
         } want: { Reference.reduce($0, .sum) }
     }
 
-    /// The calls a rank may make without the others (MPI's eager pattern): its slots, less the one a
-    /// peer may still read.
+    /// The calls a rank may make before any other rank has made one (MPI's eager pattern): one per
+    /// slot, since no slot yet holds a part anyone reads.
     static let callsAhead = SharedSlotMemory.slotsPerRank
 
     @Test("A broadcast's root and a reduce's other ranks publish and go on, up to the slots they have, and the results stay right")
