@@ -225,6 +225,8 @@ public final class Communicator: Sendable {
         /// alike, also where this rank has no result (a reduce's or gather's other ranks): every
         /// rank must select alike.
         @usableFromInline var intoCaller = false
+        /// True where the caller's input array is also where the result goes (in-place allreduce).
+        @usableFromInline var inPlace = false
         /// What is wrong with the arguments, found before the call (reported once it is counted).
         @usableFromInline var problem: CallProblem?
 

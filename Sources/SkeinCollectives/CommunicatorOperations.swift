@@ -12,7 +12,7 @@ extension Communicator {
     @inlinable
     func run<T: SkeinElement>(_ values: [T], _ call: Call, algorithm: (any CollectiveAlgorithm)?) async throws(SkeinError) -> [Chunk]? {
         try await perform(call, algorithm: algorithm) {
-            Chunk.partition(values, into: $0)
+            Chunk.partition(values, into: $0, copyingSmall: call.inPlace)
         } copyInput: { target in
             values.withUnsafeBytes { if let from = $0.baseAddress, $0.count > 0 { target.copyMemory(from: from, byteCount: $0.count) } }
         }
@@ -119,6 +119,7 @@ extension Communicator {
         // No other reference to `values` may outlive `run`, or writing the result would copy it.
         var call = describe(.allreduce, T.self, count: values.count, op: op, timeout: timeout)
         call.writes(into: destination(&values, count: values.count))
+        call.inPlace = true
         let chunks = try await run(values, call, algorithm: algorithm)
         write(chunks, into: &values)
     }
