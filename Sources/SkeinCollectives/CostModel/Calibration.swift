@@ -114,11 +114,14 @@ extension Communicator {
 
 extension Communicator {
     /// The sizes `tune` measures by default (bytes as `CollectiveAlgorithm` counts them): 8 B, then
-    /// 768 B to 48 MiB a factor of 4 apart. Between two of them time is close to affine in the size,
-    /// as interpolation assumes (8× apart, a cache boundary in between bent the line enough to pick
-    /// a 1.5× slower algorithm at 2 MiB); 3 × 4^k, so that they fall between the powers of two that
-    /// benchmarks use and `skein bench collectives` shows how well the profiles carry over.
-    public static let tuningSizes = [8] + (4...12).map { 3 << (2 * $0) }
+    /// 768 B to 48 MiB a factor of 4 apart, and 24 KiB besides. Between two of them time is close to
+    /// affine in the size, as interpolation assumes (8× apart, a cache boundary in between bent the
+    /// line enough to pick a 1.5× slower algorithm at 2 MiB); 24 KiB halves the step where the
+    /// board's curve crosses the message algorithms' and bends at the 32 KiB first-level cache (at
+    /// 32 KiB, 12 and 48 KiB alone picked a 1.2× slower algorithm in most runs at p = 3–8). Sizes are
+    /// 3 × 2^k, so that they fall between the powers of two that benchmarks use and
+    /// `skein bench collectives` shows how well the profiles carry over.
+    public static let tuningSizes = ([8, 3 << 13] + (4...12).map { 3 << (2 * $0) }).sorted()
 
     /// Times the algorithms of `operations` at `sizes` on these ranks and keeps the profiles, which
     /// the selector then prefers to the formulas: autotuning, as MPICH's tuning files and Open MPI's
