@@ -27,13 +27,14 @@ public struct Chunk: Sendable {
     /// Arrays up to this many bytes are copied when `partition` is asked to copy small ones.
     public static let smallCopyLimit = 16 << 10
 
-    /// Splits `array` into `parts` near-equal chunks (the first `count % parts` one element longer),
-    /// reading the array in place, or, with `copyingSmall`, copying it when it is at most
-    /// `smallCopyLimit` bytes. Copy where the caller will overwrite the array as soon as the call
-    /// returns (an in-place allreduce): a peer may still hold a chunk of it then, and copy-on-write
-    /// would copy the whole array at that moment instead. Elsewhere reading in place is the cheaper:
-    /// a fresh copy is written by this core, so a peer on another core reads it from this core's
-    /// cache, line by line (at 16 KiB that made allgather, gather and reduce 1.7–2× slower).
+    /// Splits `array` into `parts` near-equal chunks (the first `count % parts` one element longer).
+    /// A large array is read in place. A small one (at most `smallCopyLimit` bytes) is copied into
+    /// memory of the chunks' own when `copyingSmall`: writable, and holding no reference to the
+    /// caller's array, which the messages of the layers above (the runtime's) rely on. Collectives
+    /// copy only for an in-place allreduce, whose caller overwrites the array as soon as the call
+    /// returns, while a peer may still hold a chunk of it (copy-on-write would then copy the whole
+    /// array). Elsewhere they read in place: a peer on another core read a fresh copy so slowly
+    /// that allgather, gather and reduce at 16 KiB took 1.7–2× longer than reading the array itself.
     @inlinable
     public static func partition<T: BitwiseCopyable>(_ array: [T], into parts: Int, copyingSmall: Bool = true) -> [Chunk] {
         guard parts > 0 else { return [] }

@@ -204,19 +204,10 @@ public struct SharedSlotMemory: @unchecked Sendable {
         publishedWord(slot(rank, generation)).pointee.load(ordering: .sequentiallyConsistent) >= generation
     }
 
-    /// The last board call `rank` published (0 before its first).
-    public func generation(of rank: Int) -> UInt64 {
-        var latest: UInt64 = 0
-        for index in 0..<UInt64(Self.slotsPerRank) {
-            latest = max(latest, publishedWord(slot(rank, index)).pointee.load(ordering: .sequentiallyConsistent))
-        }
-        return latest
-    }
-
     /// The communicator sequence number of the last call `rank` published on the board (0 if none).
     /// Only for a peer that cannot overwrite that slot meanwhile (one this rank waits for).
     public func latestSequence(of rank: Int) -> UInt64 {
-        let generation = generation(of: rank)
+        let generation = progress(of: rank)
         return generation > 0 ? sequence(of: rank, generation: generation) : 0
     }
 

@@ -22,6 +22,12 @@ public func checkCollective<T: ReferenceElement>(
         }
     }
 
+    // Collectives read the callers' arrays in place: none may have written into them (else the
+    // reference below, made from those arrays, could agree with a corrupted result).
+    let (pristine, _) = randomCase(T.self, ranks: p, count: count, op: op, seed: seed)
+    for rank in 0..<p where !bitIdentical(inputs[rank], pristine[rank]) {
+        return "\(context): rank \(rank)'s input array changed during the call"
+    }
     for rank in 0..<p {
         if let difference = checkRank(rank, result: results[rank], operation: operation, inputs: inputs, op: op, root: root) {
             return "\(context): \(difference)"
