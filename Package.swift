@@ -33,7 +33,7 @@ let package = Package(
         // Non-temporal copies, which Swift cannot express.
         .target(name: "CMemoryCopy"),
         .target(name: "SkeinCore", dependencies: ["CMemoryCopy"], swiftSettings: collectiveSettings),
-        .target(name: "SkeinTransports", dependencies: ["SkeinCore"], swiftSettings: collectiveSettings),
+        .target(name: "SkeinTransports", dependencies: ["SkeinCore", "CSystemCalls"], swiftSettings: collectiveSettings),
         .target(
             name: "SkeinCollectives",
             dependencies: ["SkeinCore", "SkeinTransports"],
@@ -48,7 +48,7 @@ let package = Package(
             dependencies: ["SkeinCore", .target(name: "CMPI", condition: .when(traits: ["MPI"]))],
             swiftSettings: swiftSettings
         ),
-        // process_vm_readv and prctl, which Swift's Glibc module does not declare.
+        // process_vm_readv, prctl and membarrier, which Swift's Glibc module does not declare.
         .target(name: "CSystemCalls"),
         .target(name: "SkeinRuntime", dependencies: ["SkeinCore", "CSystemCalls"], swiftSettings: swiftSettings),
         .target(name: "SkeinData", dependencies: ["SkeinCore", "SkeinCollectives"], swiftSettings: swiftSettings),

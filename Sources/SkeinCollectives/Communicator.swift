@@ -74,6 +74,7 @@ public final class Communicator: Sendable {
 
     /// How to run a call: made once per choice and shared by reference, since copying the
     /// algorithm's existential and the schedule's arrays on every call cost more than the call.
+    @usableFromInline
     final class Plan: Sendable {
         let algorithm: any CollectiveAlgorithm
         let operation: CollectiveOperation
@@ -277,13 +278,17 @@ public final class Communicator: Sendable {
     /// Runs one collective; returns this rank's output blocks, or nil where the algorithm wrote the
     /// result into `call.destination` itself. `input` splits the caller's values into
     /// the given number of blocks (the schedule's input slots); `copyInput` copies them whole (into a shared-memory slot).
+    /// `explicit`: the plan of an algorithm passed with the call (`plan(running:for:)`), made by
+    /// the inlined entry point only where one was passed: an optional existential handed on to
+    /// here cost value-witness calls to copy, test and destroy on every call, nil or not (8% of an
+    /// 8 B call).
     @usableFromInline
     func perform(
-        _ call: Call, algorithm: (any CollectiveAlgorithm)?, input: (_ blocks: Int) -> [Chunk],
+        _ call: Call, explicit: Plan?, input: (_ blocks: Int) -> [Chunk],
         copyInput: (UnsafeMutableRawPointer) -> Void
     ) async throws(SkeinError) -> [Chunk]? {
         let start = transport.now()
-        let (sequence, plan, entry) = try begin(call, algorithm: algorithm, start: start)
+        let (sequence, plan, entry) = try begin(call, explicit: explicit, start: start)
         let tag = Tag(context: context, sequence: sequence)
         var skew = ArrivalSkew(rank: rank, entry: start)
         do throws(SkeinError) {
@@ -329,11 +334,18 @@ public final class Communicator: Sendable {
         }
     }
 
+    /// The plan for running `call` with `algorithm`, passed with it.
+    @usableFromInline
+    func plan(running algorithm: any CollectiveAlgorithm, for call: Call) -> Plan {
+        let root = (0..<size).contains(call.root) ? call.root : 0  // a bad root is reported once the call is counted
+        return state.withLock { $0.plan(running: algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes) }
+    }
+
     /// Counts a call and finds its plan (the algorithm passed with it, the one pinned for its
     /// operation, or the selector's), and notes it in the flight recorder: all under one lock, in a
     /// function of its own so that `perform`'s frame stays small. Throws on a broken communicator.
     private func begin(
-        _ call: Call, algorithm: (any CollectiveAlgorithm)?, start: UInt64
+        _ call: Call, explicit: Plan?, start: UInt64
     ) throws(SkeinError) -> (sequence: UInt64, plan: Plan, entry: Int) {
         let (rank, size) = (self.rank, self.size)
         // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
@@ -353,8 +365,8 @@ public final class Communicator: Sendable {
             state.sequence += 1
             // An algorithm passed with the call comes first, then one pinned on the communicator.
             let plan: Plan
-            if let algorithm {
-                plan = state.plan(running: algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes)
+            if let explicit {
+                plan = explicit
             } else if let pin = state.pins[Int(call.operation.rawValue)] {
                 if let last = pin.last, last.root == root, last.bytes == call.modelBytes {
                     plan = last.plan

@@ -11,7 +11,7 @@ extension Communicator {
     /// (nil where the algorithm wrote the result into the call's destination).
     @inlinable
     func run<T: SkeinElement>(_ values: [T], _ call: Call, algorithm: (any CollectiveAlgorithm)?) async throws(SkeinError) -> [Chunk]? {
-        try await perform(call, algorithm: algorithm) {
+        try await perform(call, explicit: algorithm.map { plan(running: $0, for: call) }) {
             Chunk.partition(values, into: $0, copyingSmall: call.inPlace)
         } copyInput: { target in
             values.withUnsafeBytes { if let from = $0.baseAddress, $0.count > 0 { target.copyMemory(from: from, byteCount: $0.count) } }
@@ -226,6 +226,6 @@ extension Communicator {
     @inlinable
     public func barrier(algorithm: (any BarrierAlgorithm)? = nil, timeout: Duration? = nil) async throws(SkeinError) {
         let call = Call(operation: .barrier, dataType: .int32, count: 0, modelBytes: 0, timeout: timeout)
-        _ = try await perform(call, algorithm: algorithm) { _ in [] } copyInput: { _ in }
+        _ = try await perform(call, explicit: algorithm.map { plan(running: $0, for: call) }) { _ in [] } copyInput: { _ in }
     }
 }

@@ -197,8 +197,7 @@ public struct SharedSlotMemory: @unchecked Sendable {
 
     /// True once `rank` has published board call `generation` (or a later one). Its slot holds
     /// calls generation, generation + K, …, in turn, so the word there has reached `generation`.
-    /// Sequentially consistent (a plain load on x86): a parked waiter's re-check pairs with the
-    /// publisher's store.
+    /// Sequentially consistent (a plain load on x86).
     @inline(__always)
     public func hasPublished(_ rank: Int, generation: UInt64) -> Bool {
         publishedWord(slot(rank, generation)).pointee.load(ordering: .sequentiallyConsistent) >= generation
@@ -231,8 +230,8 @@ public struct SharedSlotMemory: @unchecked Sendable {
     }
 
     /// Writes `rank`'s part of its board call `generation` (`signature` in communicator `context`),
-    /// then publishes it (a sequentially consistent store, last, so that a reader that sees the
-    /// number sees the rest). The caller has made sure no peer still reads that slot. Throws
+    /// then publishes it (a releasing store, last, so that a reader that sees the number sees the
+    /// rest; a board whose waiters sleep fences between this and its look for them). The caller has made sure no peer still reads that slot. Throws
     /// `.invalidArgument`, writing nothing, for more bytes than a slot holds.
     @inline(__always)
     public func publish(
@@ -247,7 +246,7 @@ public struct SharedSlotMemory: @unchecked Sendable {
         mine.storeBytes(of: entry, toByteOffset: SharedSlotLayout.entry, as: UInt64.self)
         mine.storeBytes(of: byteCount, toByteOffset: SharedSlotLayout.byteCount, as: Int.self)
         mine.storeBytes(of: signature, toByteOffset: SharedSlotLayout.signature, as: CallSignature.self)
-        publishedWord(mine).pointee.store(generation, ordering: .sequentiallyConsistent)
+        publishedWord(mine).pointee.store(generation, ordering: .releasing)
         progressWord(rank).pointee.store(generation, ordering: .releasing)
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CMemoryCopy
 
 /// Rank-addressed, tagged messages between the members of a group.
 ///
@@ -51,6 +52,85 @@ public enum MonotonicClock {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+}
+
+/// Nanoseconds on a clock that only this process's threads compare: the processor's cycle counter,
+/// scaled to the host's monotonic clock once, at first use (about 2 ms of measuring). Reading it
+/// takes 11 ns where `MonotonicClock` takes 27 (vDSO `clock_gettime`, whose ordered counter read
+/// alone takes 20), which was 15% of an 8 B in-process collective, read twice per call.
+///
+/// Only where the kernel itself keeps time by that counter (its clocksource is `tsc`, so the
+/// counters of all cores agree and tick at a constant rate), or on ARM64, whose virtual counter is
+/// architected so; elsewhere it is `MonotonicClock`. It drifts from `MonotonicClock` by the
+/// measurement's error (about 10⁻⁵: 10 µs a second), so readings of the two, or of two processes,
+/// must not be compared: processes that compare times (the MPI board's entry times) use `MonotonicClock`.
+///
+/// A value, so that a holder reads it without the check of a lazily made global on every reading.
+public struct ProcessClock: Sendable {
+    let scale: Scale?
+
+    /// This process's clock, measured at first use.
+    public static let shared = ProcessClock(scale: Scale.measure())
+
+    @inline(__always)
+    public func now() -> UInt64 {
+        guard let scale else { return MonotonicClock.now() }
+        return scale.nanoseconds(atCount: skein_cycle_counter())
+    }
+
+    /// Counter readings to nanoseconds: `anchor` nanoseconds at count `origin`, then
+    /// `perCount` / 2³² nanoseconds per count.
+    struct Scale: Sendable {
+        let origin: UInt64
+        let anchor: UInt64
+        let perCount: UInt64
+
+        @inline(__always)
+        func nanoseconds(atCount count: UInt64) -> UInt64 {
+            // A core whose counter reads a hair behind the measuring core's reads the anchor.
+            let elapsed = count > origin ? count &- origin : 0
+            let (high, low) = elapsed.multipliedFullWidth(by: perCount)
+            return anchor &+ (high << 32 | low >> 32)
+        }
+
+        /// Pairs the counter with the host's clock twice, 2 ms apart, each from the tightest of a
+        /// few tries; nil where the counter is not one the kernel trusts (see `ProcessClock`).
+        static func measure() -> Scale? {
+            #if arch(x86_64)
+            guard kernelClockSource() == "tsc" else { return nil }
+            #elseif !arch(arm64)
+            return nil
+            #endif
+            func pair() -> (count: UInt64, nanoseconds: UInt64) {
+                var best: (count: UInt64, nanoseconds: UInt64, width: UInt64) = (0, 0, .max)
+                for _ in 0..<16 {
+                    let before = MonotonicClock.now()
+                    let count = skein_cycle_counter()
+                    let after = MonotonicClock.now()
+                    if after &- before < best.width { best = (count, before &+ (after &- before) / 2, after &- before) }
+                }
+                return (best.count, best.nanoseconds)
+            }
+            let first = pair()
+            while MonotonicClock.now() < first.nanoseconds &+ 2_000_000 {}
+            let second = pair()
+            guard second.count > first.count, second.nanoseconds > first.nanoseconds else { return nil }
+            let perCount = (Double(second.nanoseconds - first.nanoseconds) / Double(second.count - first.count)) * 4_294_967_296
+            guard perCount.isFinite, perCount >= 1, perCount < 1e15 else { return nil }
+            return Scale(origin: first.count, anchor: first.nanoseconds, perCount: UInt64(perCount))
+        }
+
+        /// The kernel's clocksource ("tsc", "kvm-clock", …), or nil where it cannot be read.
+        static func kernelClockSource() -> String? {
+            let file = open("/sys/devices/system/clocksource/clocksource0/current_clocksource", O_RDONLY)
+            guard file >= 0 else { return nil }
+            defer { close(file) }
+            var bytes = [UInt8](repeating: 0, count: 64)
+            let count = bytes.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
+            guard count > 0 else { return nil }
+            return String(decoding: bytes[..<count], as: UTF8.self).split(separator: "\n").first.map(String.init)
+        }
     }
 }
 

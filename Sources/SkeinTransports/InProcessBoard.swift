@@ -1,5 +1,13 @@
+import CSystemCalls
 import SkeinCore
 import Synchronization
+
+/// Whether this process can fence all its running threads at once (Linux's expedited membarrier),
+/// the heavy side of the asymmetric fence between a board's publishers and its parking waiters.
+enum ParkingFence {
+    /// Registered once per process; false where the kernel or a seccomp filter refuses.
+    static let expedited = skein_process_fence_register() == 1
+}
 
 /// One communicator's shared-memory board among in-process ranks (see `SharedMemoryBoard`).
 ///
@@ -131,7 +139,7 @@ final class InProcessBoard: @unchecked Sendable {
                 throw InProcessGroup.exitedError(receiver: rank, peer: peer, tag: tag)
             }
         }
-        if MonotonicClock.now() >= deadline { throw group.timeoutError(receiver: rank, peer: next, tag: tag) }
+        if group.clock.now() >= deadline { throw group.timeoutError(receiver: rank, peer: next, tag: tag) }
     }
 
     /// Sleeps until `wakeAll` (a publish, an exit, an abort, or the watchdog's periodic look).
@@ -144,6 +152,9 @@ final class InProcessBoard: @unchecked Sendable {
             }
             group.parked.add(1, ordering: .relaxed)
             // Re-check after registering: a publish whose look for waiters came first went unnoticed.
+            // The fence makes this waiter's registration and every running publisher's store seen
+            // by both before either looks (see `InProcessBoardSeat.publish`).
+            if group.parkingFence { skein_process_fence() }
             if ready() { wakeAll() }
         }
     }
@@ -181,6 +192,8 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
     /// within a microsecond, so look without writing anything shared and without entering the async
     /// wait, whose frame and executor checks cost as much.
     private let looks: Int
+    /// The group's `parkingFence`, read here without a hop through the board.
+    private let parkingFence: Bool
     /// This rank's board calls and how far every rank is known to have come (this rank's alone).
     @exclusivity(unchecked) private var cursor = BoardCursor()
     var sharesAddressSpace: Bool { true }
@@ -194,6 +207,7 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
         context = board.context
         // Ranks that share cores: the others cannot publish while this rank holds the core.
         looks = board.size > board.group.cores ? 1 : 768
+        parkingFence = board.group.parkingFence
     }
 
     func publish(
@@ -203,9 +217,14 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
         if let error = control.abortError(context: context) { throw error }
         guard try cursor.publish(on: memory, rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
         else { return .full }
-        // Sequentially consistent, as is the publish before it, against a waiter's registration and
-        // re-check: either this rank sees it parked, or its re-check sees the publish.
-        if parkedCount.pointee.load(ordering: .sequentiallyConsistent) > 0 { board.wakeAll() }
+        // Either this rank sees a parking waiter's registration, or the waiter's re-check sees this
+        // publish: that needs a full fence between each side's store and its load. The waiter, about
+        // to sleep anyway, takes the heavy side for both (a fence on every running thread of the
+        // process), so that here a compiler barrier will do: a fence here (the store's xchg) stalled
+        // every call until the slot's line came back from the core that read it last (7% of a
+        // p = 2 broadcast's time).
+        if parkingFence { skein_compiler_barrier() } else { atomicMemoryFence(ordering: .sequentiallyConsistent) }
+        if parkedCount.pointee.load(ordering: .relaxed) > 0 { board.wakeAll() }
         return cursor.look(on: memory, awaiting: awaiting, times: looks)
     }
 

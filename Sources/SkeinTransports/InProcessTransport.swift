@@ -18,6 +18,10 @@ public final class InProcessGroup: Sendable {
     let parked = Atomic<Int>(0)
     let watchdogRunning = Atomic<Bool>(false)
     let cores: Int
+    /// The clock of the group's deadlines and timings (every rank is in this process).
+    let clock = ProcessClock.shared
+    /// True when a parking waiter can fence every running thread of the process (`ParkingFence`).
+    let parkingFence = ParkingFence.expedited
     /// Shared-memory boards by communicator context, made on first use.
     private let boards = Mutex<[UInt32: InProcessBoard]>([:])
 
@@ -117,7 +121,7 @@ public final class InProcessGroup: Sendable {
             while true {
                 try? await Task.sleep(nanoseconds: 2_000_000)
                 guard let group = self else { return }
-                if group.parked.load(ordering: .relaxed) > 0 { group.watch(now: MonotonicClock.now()) }
+                if group.parked.load(ordering: .relaxed) > 0 { group.watch(now: group.clock.now()) }
             }
         }
     }
@@ -386,7 +390,7 @@ public struct InProcessTransport: Transport {
 
     public var size: Int { group.size }
     public var deliversByReference: Bool { true }
-    public func now() -> UInt64 { MonotonicClock.now() }
+    public func now() -> UInt64 { group.clock.now() }
 
     public func send(_ message: Message, to peer: Int, tag: Tag) throws(SkeinError) {
         guard (0..<group.size).contains(peer) else {
@@ -485,7 +489,7 @@ public struct InProcessTransport: Transport {
         {
             throw .peerRunsOnBoard(rank: rank, peer: peer, sequence: tag.sequence)
         }
-        if MonotonicClock.now() >= deadline { throw group.timeoutError(receiver: rank, peer: peer, tag: tag) }
+        if group.clock.now() >= deadline { throw group.timeoutError(receiver: rank, peer: peer, tag: tag) }
     }
 
     /// Sleeps until the sender deposits, the peer exits, an abort arrives, or the deadline passes.

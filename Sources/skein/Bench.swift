@@ -285,8 +285,8 @@ struct CollectiveBenchmark {
                 let algorithms = comm.candidates(for: operation).filter { $0.predictedSeconds(ranks: p, bytes: bytes, cost: cost).isFinite }
                     + (comm.hasNativeCollectives ? [NativeAlgorithm(operation, blocking: true)] : [])
                 let medians = try await comm.timeAlgorithms(algorithms, operation: operation, repetitions: quick ? 5 : nil) {
-                    () async throws(SkeinError) -> Void in
-                    try await comm.exercise(operation, input: &input, output: &output, count: count)
+                    calls async throws(SkeinError) -> Void in
+                    try await comm.exercise(operation, input: &input, output: &output, count: count, times: calls)
                 }
                 for (algorithm, median) in zip(algorithms, medians) {
                     rows.append(BenchRow(

@@ -85,13 +85,37 @@ struct TransportTests {
         #expect(try received[1].get())
     }
 
+    @Test("The process clock keeps pace with the host's monotonic clock and never steps back")
+    func processClock() async throws {
+        let clock = ProcessClock.shared
+        var last = clock.now()
+        for _ in 0..<100_000 {
+            let reading = clock.now()
+            #expect(reading >= last)
+            last = reading
+        }
+        // Host readings bracket the process clock's, so its interval can only be the shorter; a
+        // preemption between two readings widens the gap, so one try in five must come close.
+        var gaps: [Int64] = []
+        for _ in 0..<5 {
+            let (hostStart, start) = (MonotonicClock.now(), clock.now())
+            try await Task.sleep(nanoseconds: 20_000_000)
+            let (end, hostEnd) = (clock.now(), MonotonicClock.now())
+            let gap = Int64(hostEnd - hostStart) - Int64(end - start)
+            gaps.append(gap)
+            // 20 ms at the scale's error (about 10⁻⁵) is well under a microsecond; 50 µs allows a hiccup.
+            if gap > -2_000 && gap < 50_000 { break }
+        }
+        #expect(gaps.contains { $0 > -2_000 && $0 < 50_000 }, "host interval minus process-clock interval, ns: \(gaps)")
+    }
+
     @Test("A receive with nobody sending ends at its deadline, naming the peer")
     func deadline() async {
         let timedOut = Gate(opensAfter: 1)
         let outcomes = await InProcessGroup.run(size: 2) { t -> Int in
             if t.rank == 0 { await timedOut.wait(); return 0 }  // alive, silent, until rank 1 gives up
             defer { timedOut.arrive() }
-            _ = try await t.receive(from: 0, tag: Tag(context: 0, sequence: 1), deadline: MonotonicClock.now() + 50_000_000)
+            _ = try await t.receive(from: 0, tag: Tag(context: 0, sequence: 1), deadline: t.now() + 50_000_000)
             return 1
         }
         guard case .failure(let error as SkeinError) = outcomes[1] else { Issue.record("expected a timeout"); return }

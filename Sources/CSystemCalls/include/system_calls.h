@@ -18,3 +18,15 @@ int64_t skein_shared_counter_add(int64_t *counter, int64_t delta);
 
 /// The counter's value, read atomically.
 int64_t skein_shared_counter_load(const int64_t *counter);
+
+/// Readies `skein_process_fence` (registers the process for expedited membarrier): 1 when it can
+/// be used, 0 where the kernel or a seccomp filter refuses.
+int skein_process_fence_register(void);
+
+/// A full memory barrier on every thread of this process that is running now (membarrier's
+/// private expedited command): the heavy side of an asymmetric fence, whose light side is a
+/// compiler barrier (`skein_compiler_barrier`). 0, or -1 with errno set.
+int skein_process_fence(void);
+
+/// Keeps the compiler from moving memory accesses across it; costs no instruction.
+static inline void skein_compiler_barrier(void) { __asm__ __volatile__("" ::: "memory"); }

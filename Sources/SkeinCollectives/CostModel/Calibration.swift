@@ -150,8 +150,8 @@ extension Communicator {
                 let count = CollectiveSimulator.perRankCount(operation, ranks: size, bytes: bytes, elementWidth: 4)
                 var input = [Float](repeating: Float(rank + 1), count: count), output: [Float] = []
                 let seconds = try await timeAlgorithms(runnable.map { eligible[$0] }, operation: operation, repetitions: repetitions) {
-                    () async throws(SkeinError) -> Void in
-                    try await exercise(operation, input: &input, output: &output, count: count, timeout: timeout)
+                    calls async throws(SkeinError) -> Void in
+                    try await exercise(operation, input: &input, output: &output, count: count, timeout: timeout, times: calls)
                 }
                 for (index, time) in zip(runnable, seconds) { points[index].append((bytes, time)) }
             }
@@ -177,20 +177,20 @@ extension Communicator {
     }
 
     /// For each of `algorithms` (all of one operation), the median over `repetitions` of the slowest
-    /// rank's mean seconds per call of `call`, which runs with that algorithm pinned (timed as
-    /// `timeBatches` times). A pin the caller had is restored. A collective: every rank must call it
+    /// rank's mean seconds per call, where `calls(n)` makes n calls back to back with that algorithm
+    /// pinned (timed as `timeBatches` times). A pin the caller had is restored. A collective: every rank must call it
     /// with the same algorithms.
     public func timeAlgorithms(
         _ algorithms: [any CollectiveAlgorithm], operation: CollectiveOperation, repetitions: Int? = nil,
-        _ call: () async throws(SkeinError) -> Void
+        _ calls: (_ count: Int) async throws(SkeinError) -> Void
     ) async throws(SkeinError) -> [Double] {
         guard !algorithms.isEmpty else { return [] }
         let userPin = state.withLock { $0.pins[Int(operation.rawValue)]?.algorithm }
         defer { pin(userPin, for: operation) }
         // Pinned, so no per-call cast to the operation's algorithm protocol is timed.
         return try await timeBatches(of: algorithms.count, repetitions: repetitions, prepare: { pin(algorithms[$0], for: operation) }) {
-            _, calls throws(SkeinError) in
-            for _ in 0..<calls { try await call() }
+            _, count throws(SkeinError) in
+            try await calls(count)
         }
     }
 
@@ -247,23 +247,24 @@ extension Communicator {
         }
     }
 
-    /// Runs one call of `operation` on Float buffers (reused across calls, as nccl-tests and OSU do):
-    /// `count` as `CollectiveSimulator.perRankCount` gives it; broadcast and allreduce in place.
+    /// Runs `times` calls of `operation` on Float buffers (reused across calls, as nccl-tests and
+    /// OSU do) with the pinned or automatically chosen algorithm: `count` as
+    /// `CollectiveSimulator.perRankCount` gives it; broadcast and allreduce in place. Each operation
+    /// loops over the plain call a user makes: one call through a switch and an algorithm cast per
+    /// call cost 60-100 ns more than an 8 B call's 200 at p = 1, all charged to the collective.
     public func exercise(
-        _ operation: CollectiveOperation, input: inout [Float], output: inout [Float], count: Int,
-        algorithm: (any CollectiveAlgorithm)? = nil, timeout: Duration? = nil
+        _ operation: CollectiveOperation, input: inout [Float], output: inout [Float], count: Int, timeout: Duration? = nil, times: Int = 1
     ) async throws(SkeinError) {
         switch operation {
-        case .broadcast: try await broadcast(&input, algorithm: algorithm as? any BroadcastAlgorithm, timeout: timeout)
-        case .reduce: try await reduce(input, into: &output, algorithm: algorithm as? any ReduceAlgorithm, timeout: timeout)
-        case .allreduce: try await allreduce(&input, algorithm: algorithm as? any AllreduceAlgorithm, timeout: timeout)
-        case .allgather: try await allgather(input, into: &output, algorithm: algorithm as? any AllgatherAlgorithm, timeout: timeout)
-        case .reduceScatter:
-            try await reduceScatter(input, into: &output, algorithm: algorithm as? any ReduceScatterAlgorithm, timeout: timeout)
-        case .scatter: try await scatter(input, totalCount: count, into: &output, algorithm: algorithm as? any ScatterAlgorithm, timeout: timeout)
-        case .gather: try await gather(input, into: &output, algorithm: algorithm as? any GatherAlgorithm, timeout: timeout)
-        case .allToAll: try await allToAll(input, into: &output, algorithm: algorithm as? any AllToAllAlgorithm, timeout: timeout)
-        case .barrier: try await barrier(algorithm: algorithm as? any BarrierAlgorithm, timeout: timeout)
+        case .broadcast: for _ in 0..<times { try await broadcast(&input, timeout: timeout) }
+        case .reduce: for _ in 0..<times { try await reduce(input, into: &output, timeout: timeout) }
+        case .allreduce: for _ in 0..<times { try await allreduce(&input, timeout: timeout) }
+        case .allgather: for _ in 0..<times { try await allgather(input, into: &output, timeout: timeout) }
+        case .reduceScatter: for _ in 0..<times { try await reduceScatter(input, into: &output, timeout: timeout) }
+        case .scatter: for _ in 0..<times { try await scatter(input, totalCount: count, into: &output, timeout: timeout) }
+        case .gather: for _ in 0..<times { try await gather(input, into: &output, timeout: timeout) }
+        case .allToAll: for _ in 0..<times { try await allToAll(input, into: &output, timeout: timeout) }
+        case .barrier: for _ in 0..<times { try await barrier(timeout: timeout) }
         case .pointToPoint: break
         }
     }
