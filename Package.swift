@@ -33,7 +33,7 @@ let package = Package(
         // Non-temporal copies, which Swift cannot express.
         .target(name: "CMemoryCopy"),
         .target(name: "SkeinCore", dependencies: ["CMemoryCopy"], swiftSettings: collectiveSettings),
-        .target(name: "SkeinTransports", dependencies: ["SkeinCore", "CSystemCalls"], swiftSettings: collectiveSettings),
+        .target(name: "SkeinTransports", dependencies: ["SkeinCore", "CMemoryCopy", "CSystemCalls"], swiftSettings: collectiveSettings),
         .target(
             name: "SkeinCollectives",
             dependencies: ["SkeinCore", "SkeinTransports"],

@@ -276,12 +276,12 @@ public final class Communicator: Sendable {
     }
 
     /// Runs one collective; returns this rank's output blocks, or nil where the algorithm wrote the
-    /// result into `call.destination` itself. `input` splits the caller's values into
-    /// the given number of blocks (the schedule's input slots); `copyInput` copies them whole (into a shared-memory slot).
-    /// `explicit`: the plan of an algorithm passed with the call (`plan(running:for:)`), made by
-    /// the inlined entry point only where one was passed: an optional existential handed on to
-    /// here cost value-witness calls to copy, test and destroy on every call, nil or not (8% of an
-    /// 8 B call).
+    /// result into `call.destination` itself. `input` splits the caller's values into the given
+    /// number of blocks (the schedule's input slots); `copyInput` copies them whole (into a
+    /// shared-memory slot). `explicit`: the plan of an algorithm passed with the call
+    /// (`plan(running:for:)`), made by the inlined entry point only where one was passed: an
+    /// optional existential handed on to here cost value-witness calls to copy, test and destroy on
+    /// every call, nil or not (8% of an 8 B call).
     @usableFromInline
     func perform(
         _ call: Call, explicit: Plan?, input: (_ blocks: Int) -> [Chunk],
@@ -337,8 +337,14 @@ public final class Communicator: Sendable {
     /// The plan for running `call` with `algorithm`, passed with it.
     @usableFromInline
     func plan(running algorithm: any CollectiveAlgorithm, for call: Call) -> Plan {
-        let root = (0..<size).contains(call.root) ? call.root : 0  // a bad root is reported once the call is counted
+        let root = planningRoot(call)
         return state.withLock { $0.plan(running: algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes) }
+    }
+
+    /// The root a call's plan is made for: its own, or 0 for a root out of range, which `perform`
+    /// reports once the call is counted (so every rank's count stays alike).
+    func planningRoot(_ call: Call) -> Int {
+        (0..<size).contains(call.root) ? call.root : 0
     }
 
     /// Counts a call and finds its plan (the algorithm passed with it, the one pinned for its
@@ -350,7 +356,7 @@ public final class Communicator: Sendable {
         let (rank, size) = (self.rank, self.size)
         // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
         var failure: SkeinError?
-        let root = (0..<size).contains(call.root) ? call.root : 0  // a bad root is reported below, after the call is counted
+        let root = planningRoot(call)
         let choice = Choice(
             operation: call.operation, bytes: call.modelBytes, root: root,
             native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType),

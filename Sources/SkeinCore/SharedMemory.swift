@@ -197,10 +197,10 @@ public struct SharedSlotMemory: @unchecked Sendable {
 
     /// True once `rank` has published board call `generation` (or a later one). Its slot holds
     /// calls generation, generation + K, …, in turn, so the word there has reached `generation`.
-    /// Sequentially consistent (a plain load on x86).
+    /// Acquiring: the header and payload written before the word are seen after it.
     @inline(__always)
     public func hasPublished(_ rank: Int, generation: UInt64) -> Bool {
-        publishedWord(slot(rank, generation)).pointee.load(ordering: .sequentiallyConsistent) >= generation
+        publishedWord(slot(rank, generation)).pointee.load(ordering: .acquiring) >= generation
     }
 
     /// The communicator sequence number of the last call `rank` published on the board (0 if none).
@@ -224,15 +224,16 @@ public struct SharedSlotMemory: @unchecked Sendable {
     public func holdsCall(_ rank: Int, sequence: UInt64) -> Bool {
         (0..<UInt64(Self.slotsPerRank)).contains { index in
             let slot = slot(rank, index)
-            return publishedWord(slot).pointee.load(ordering: .sequentiallyConsistent) > 0
+            return publishedWord(slot).pointee.load(ordering: .acquiring) > 0
                 && slot.load(fromByteOffset: SharedSlotLayout.signature, as: CallSignature.self).sequence == sequence
         }
     }
 
     /// Writes `rank`'s part of its board call `generation` (`signature` in communicator `context`),
     /// then publishes it (a releasing store, last, so that a reader that sees the number sees the
-    /// rest; a board whose waiters sleep fences between this and its look for them). The caller has made sure no peer still reads that slot. Throws
-    /// `.invalidArgument`, writing nothing, for more bytes than a slot holds.
+    /// rest; a board whose waiters sleep fences between this and its look for them). The caller has
+    /// made sure no peer still reads that slot. Throws `.invalidArgument`, writing nothing, for more
+    /// bytes than a slot holds.
     @inline(__always)
     public func publish(
         rank: Int, generation: UInt64, context: UInt32, signature: CallSignature, entry: UInt64, byteCount: Int,
@@ -273,10 +274,6 @@ public struct SharedSlotMemory: @unchecked Sendable {
         }
         return nil
     }
-
-    /// A spin loop's pause between looks (see `look`).
-    @inline(__always)
-    public static func pause() { skein_spin_pause() }
 
     /// The slots of board call `generation`.
     public func slots(_ generation: UInt64) -> SharedSlots {

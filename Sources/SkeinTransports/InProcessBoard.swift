@@ -1,22 +1,16 @@
+import CMemoryCopy
 import CSystemCalls
 import SkeinCore
 import Synchronization
 
-/// Whether this process can fence all its running threads at once (Linux's expedited membarrier),
-/// the heavy side of the asymmetric fence between a board's publishers and its parking waiters.
-enum ParkingFence {
-    /// Registered once per process; false where the kernel or a seccomp filter refuses.
-    static let expedited = skein_process_fence_register() == 1
-}
-
 /// One communicator's shared-memory board among in-process ranks (see `SharedMemoryBoard`).
 ///
-/// Slot (rank, parity) holds the rank's part of its latest call with that parity: a header (the
-/// number of the rank's board call, an atomic stored last; entry time; byte count; signature) and the
-/// payload. Waiting follows the receive path's policy: spin while peers have cores, then yield the
+/// The slots are `SharedSlotMemory`'s: each rank's board calls take its slots in turn, and a slot
+/// holds a header (the number of the rank's board call, an atomic stored last; entry time; byte
+/// count; signature) and the payload. Waiting follows the receive path's policy: spin while peers have cores, then yield the
 /// thread, then park until a publish, an exit, an abort or the watchdog wakes the board.
 final class InProcessBoard: @unchecked Sendable {
-    // @unchecked: a rank writes only its own slots, and only the parity no peer can still be reading;
+    // @unchecked: a rank writes only its own slots, and only one no peer can still be reading;
     // peers read a slot's header and payload only after an acquiring load of its published word.
     /// Unowned and unchecked: the group owns its boards, and every call reaches a board through a
     /// transport that holds the group. A checked reference was an atomic increment on the group's
@@ -77,7 +71,7 @@ final class InProcessBoard: @unchecked Sendable {
                 while spins < limit {
                     spins &+= 1
                     if memory.allPublished(generation, from: &next, to: end) { return }
-                    SharedSlotMemory.pause()
+                    skein_spin_pause()
                     if spins & 1023 == 0 { try check(rank: rank, tag: tag, generation: generation, next: next, end: end, deadline: deadline) }
                 }
             }

@@ -1,3 +1,4 @@
+import CSystemCalls
 import SkeinCore
 import Synchronization
 #if canImport(Glibc)
@@ -20,8 +21,13 @@ public final class InProcessGroup: Sendable {
     let cores: Int
     /// The clock of the group's deadlines and timings (every rank is in this process).
     let clock = ProcessClock.shared
-    /// True when a parking waiter can fence every running thread of the process (`ParkingFence`).
-    let parkingFence = ParkingFence.expedited
+    /// True when a parking waiter can fence every running thread of the process at once (Linux's
+    /// expedited membarrier): the heavy side of the asymmetric fence between a board's publishers
+    /// and its parking waiters (`InProcessBoardSeat.publish`). Kept here, not only in the static,
+    /// so that a call reads it without the check of a lazily made global.
+    let parkingFence = InProcessGroup.processFenceRegistered
+    /// Registered once per process; false where the kernel or a seccomp filter refuses.
+    private static let processFenceRegistered = skein_process_fence_register() == 1
     /// Shared-memory boards by communicator context, made on first use.
     private let boards = Mutex<[UInt32: InProcessBoard]>([:])
 

@@ -29,3 +29,7 @@ static inline uint64_t skein_cycle_counter(void) {
     return 0;
 #endif
 }
+
+/// Keeps the compiler from moving memory accesses across it; costs no instruction (the light side
+/// of an asymmetric fence whose heavy side is `skein_process_fence`, CSystemCalls).
+static inline void skein_compiler_barrier(void) { __asm__ __volatile__("" ::: "memory"); }

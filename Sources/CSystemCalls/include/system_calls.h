@@ -25,8 +25,5 @@ int skein_process_fence_register(void);
 
 /// A full memory barrier on every thread of this process that is running now (membarrier's
 /// private expedited command): the heavy side of an asymmetric fence, whose light side is a
-/// compiler barrier (`skein_compiler_barrier`). 0, or -1 with errno set.
+/// compiler barrier (`skein_compiler_barrier`, CMemoryCopy). 0, or -1 with errno set.
 int skein_process_fence(void);
-
-/// Keeps the compiler from moving memory accesses across it; costs no instruction.
-static inline void skein_compiler_barrier(void) { __asm__ __volatile__("" ::: "memory"); }

@@ -178,8 +178,8 @@ extension Communicator {
 
     /// For each of `algorithms` (all of one operation), the median over `repetitions` of the slowest
     /// rank's mean seconds per call, where `calls(n)` makes n calls back to back with that algorithm
-    /// pinned (timed as `timeBatches` times). A pin the caller had is restored. A collective: every rank must call it
-    /// with the same algorithms.
+    /// pinned (timed as `timeBatches` times). A pin the caller had is restored. A collective: every
+    /// rank must call it with the same algorithms.
     public func timeAlgorithms(
         _ algorithms: [any CollectiveAlgorithm], operation: CollectiveOperation, repetitions: Int? = nil,
         _ calls: (_ count: Int) async throws(SkeinError) -> Void
