@@ -317,6 +317,9 @@ public final class Communicator: Sendable {
                 let schedule = plan.schedule
                 var run = ScheduleRun(
                     schedule: schedule, input: input(plan.inputBlocks), signature: signature, reducer: call.reducer, rank: rank, entry: start)
+                if !transport.deliversByReference {
+                    run.placement = OutputPlacement(destination: call.destination, width: call.dataType.byteWidth, schedule: schedule)
+                }
                 try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
                 output = try run.output(schedule)
                 skew = run.skew

@@ -9,6 +9,9 @@ struct ScheduleRun {
     let signature: CallSignature
     let reducer: Reducer?
     let rank: Int
+    /// Where the output goes in the caller's memory, when the transport copies bytes in (MPI):
+    /// receives land there and reductions write there, so the result needs no copy at the end.
+    var placement: OutputPlacement?
 
     init(schedule: Schedule, input: [Chunk], signature: CallSignature, reducer: Reducer?, rank: Int, entry: UInt64) {
         // Initialized in place: `Array(repeating:count:)` looked up its storage's generic metadata on every call.
@@ -46,7 +49,9 @@ struct ScheduleRun {
     }
 
     /// Applies a received message to a `.receive` or `.receiveReduce` step; returns the bytes reduced.
-    mutating func accept(_ step: Step, _ message: Message) throws(SkeinError) -> Int {
+    /// With a placement, a reduction whose slot is an output block writes into the caller's memory
+    /// where nothing else (a slot, a send of `transport`'s) still reads it.
+    mutating func accept(_ step: Step, _ message: Message, transport: (any Transport)? = nil) throws(SkeinError) -> Int {
         let peer = Int(step.peer)
         if message.signature != signature { throw Self.disagreement(mine: signature, theirs: message.signature, rank: rank, peer: peer) }
         guard message.chunks.count == Int(step.count) else {
@@ -70,10 +75,50 @@ struct ScheduleRun {
                     "rank \(peer) sent a block of \(incoming.byteCount) bytes to reduce into rank \(rank)'s block of "
                         + "\(slots[slot]?.byteCount ?? 0) bytes in \(signature.operation) #\(signature.sequence)")
             }
-            slots[slot] = mine.reduced(with: incoming, incomingIsLeft: peer < rank, by: reducer)
+            if let placement, let transport, let region = placement.region(slot..<(slot + 1)), region.count == incoming.byteCount,
+                mayReduce(mine, incoming, into: UnsafeRawBufferPointer(region), slot: slot, transport: transport)
+            {
+                let target = region.baseAddress!
+                mine.withUnsafeBytes { mine in
+                    incoming.withUnsafeBytes { theirs in
+                        if peer < rank {
+                            reducer(into: target, theirs.baseAddress!, mine.baseAddress!, byteCount: region.count)
+                        } else {
+                            reducer(into: target, mine.baseAddress!, theirs.baseAddress!, byteCount: region.count)
+                        }
+                    }
+                }
+                slots[slot] = placement.chunk(region)
+            } else {
+                slots[slot] = mine.reduced(with: incoming, incomingIsLeft: peer < rank, by: reducer)
+            }
             reduced += incoming.byteCount
         }
         return reduced
+    }
+
+    /// True when the reduction of `mine` and `incoming` for `slot` may be written into `region`: no
+    /// slot but this one holds bytes there, this one's either are the region or lie elsewhere (an
+    /// element-wise reduction may overwrite its own operand), and no send still reads them.
+    private func mayReduce(_ mine: Chunk, _ incoming: Chunk, into region: UnsafeRawBufferPointer, slot: Int, transport: any Transport) -> Bool {
+        guard !mine.isPhantom, !incoming.isPhantom, !Self.overlaps(incoming, region), !holds(region, except: slot..<(slot + 1)) else { return false }
+        let exact = mine.withUnsafeBytes { $0.baseAddress == region.baseAddress && $0.count == region.count }
+        return (exact || !Self.overlaps(mine, region)) && !transport.sendsMayRead(region)
+    }
+
+    /// True when a slot outside `except` holds a chunk with bytes in `region`.
+    func holds(_ region: UnsafeRawBufferPointer, except: Range<Int>) -> Bool {
+        slots.indices.contains { index in
+            guard !except.contains(index), let chunk = slots[index] else { return false }
+            return Self.overlaps(chunk, region)
+        }
+    }
+
+    static func overlaps(_ chunk: Chunk, _ region: UnsafeRawBufferPointer) -> Bool {
+        chunk.withUnsafeBytes { bytes in
+            guard let from = bytes.baseAddress, let start = region.baseAddress, bytes.count > 0, region.count > 0 else { return false }
+            return from < start + region.count && start < from + bytes.count
+        }
     }
 
     mutating func move(_ step: Step) {
@@ -135,12 +180,64 @@ extension ScheduleRun {
             case .send:
                 try transport.send(outgoing(step), to: Int(step.peer), tag: tag)
             case .receive, .receiveReduce:
-                let message = try await transport.receive(from: Int(step.peer), tag: tag, deadline: deadline)
-                let reduced = try accept(step, message)
+                // A plain receive into output blocks lands in the caller's memory, unless a slot of
+                // another block still holds bytes there (the transport checks its own sends).
+                var destination: UnsafeMutableRawBufferPointer?
+                if step.kind == .receive, let placement, let region = placement.region(step.slots),
+                    !holds(UnsafeRawBufferPointer(region), except: step.slots)
+                {
+                    destination = region
+                }
+                let message = try await transport.receive(from: Int(step.peer), tag: tag, deadline: deadline, into: destination)
+                let reduced = try accept(step, message, transport: placement == nil ? nil : transport)
                 if reduced > 0 { transport.chargeReduction(byteCount: reduced) }
             case .move:
                 move(step)
             }
         }
+        // The output lies in the caller's memory, which it may change once the call returns.
+        if let placement { try await transport.settleSends(reading: UnsafeRawBufferPointer(placement.memory), deadline: deadline) }
+    }
+}
+
+/// Where a schedule's output blocks lie in the caller's output memory: the concatenation of the
+/// output slots (in `Schedule.outputSlot(ofBlock:)` order), split into near-equal blocks of elements.
+struct OutputPlacement {
+    let memory: UnsafeMutableRawBufferPointer
+    /// The caller's memory as chunks see it (borrowed: nothing of it is freed or kept alive here).
+    let storage: BorrowedStorage
+    let blocks: BlockPartition
+    let width: Int
+    let slots: Range<Int>
+    let rotation: Int
+
+    /// Destinations smaller than this are left to the copy at the end (cheap at that size).
+    static let minimumBytes = 64 << 10
+
+    init?(destination: UnsafeMutableRawBufferPointer?, width: Int, schedule: Schedule) {
+        guard let destination, destination.baseAddress != nil, destination.count >= Self.minimumBytes, width > 0,
+            destination.count % width == 0, !schedule.outputSlots.isEmpty
+        else { return nil }
+        memory = destination
+        storage = BorrowedStorage(UnsafeRawBufferPointer(destination), owner: nil)
+        blocks = BlockPartition(count: destination.count / width, parts: schedule.outputSlots.count)
+        self.width = width
+        slots = schedule.outputSlots
+        rotation = schedule.outputRotation
+    }
+
+    /// The caller's bytes that `range`'s slots fill, when they are consecutive output blocks in order.
+    func region(_ range: Range<Int>) -> UnsafeMutableRawBufferPointer? {
+        guard let first = range.first, slots.contains(first), slots.contains(range.upperBound - 1) else { return nil }
+        let count = slots.count
+        let block = ((first - slots.lowerBound - rotation) % count + count) % count
+        guard block + range.count <= count else { return nil }
+        let lower = blocks.range(block).lowerBound * width, upper = blocks.range(block + range.count - 1).upperBound * width
+        return UnsafeMutableRawBufferPointer(rebasing: memory[lower..<upper])
+    }
+
+    /// A chunk over `region` of the caller's memory.
+    func chunk(_ region: UnsafeMutableRawBufferPointer) -> Chunk {
+        Chunk(storage: storage, offset: region.baseAddress! - memory.baseAddress!, byteCount: region.count, isWritable: false)
     }
 }

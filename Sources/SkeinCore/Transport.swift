@@ -33,6 +33,19 @@ public protocol Transport: Sendable {
 
     /// True when a message reaches its receiver without its bytes being copied.
     var deliversByReference: Bool { get }
+
+    /// `receive`, where a transport that copies bytes in may land the payload straight in
+    /// `destination` when it is exactly the payload's size and no send of this rank still reads it
+    /// (the message's chunks then lie there). The others ignore `destination`.
+    func receive(from peer: Int, tag: Tag, deadline: UInt64, into destination: UnsafeMutableRawBufferPointer?) async throws(SkeinError) -> Message
+
+    /// False once no send of this rank reads `bytes` any more, so that they may be overwritten.
+    /// Always true where a message hands its bytes over by reference (the receiver reads them when it likes).
+    func sendsMayRead(_ bytes: UnsafeRawBufferPointer) -> Bool
+
+    /// Returns once no send of this rank reads `bytes` any more (their receivers have them), so that
+    /// the caller may change them; throws as `receive` does when a receiver dies or `deadline` passes.
+    func settleSends(reading bytes: UnsafeRawBufferPointer, deadline: UInt64) async throws(SkeinError)
 }
 
 /// A transport whose ranks may run on the same host, and so may share memory.
@@ -43,6 +56,14 @@ public protocol HostTopology {
 
 extension Transport {
     public func chargeReduction(byteCount: Int) {}
+
+    public func receive(from peer: Int, tag: Tag, deadline: UInt64, into destination: UnsafeMutableRawBufferPointer?) async throws(SkeinError) -> Message {
+        try await receive(from: peer, tag: tag, deadline: deadline)
+    }
+
+    public func sendsMayRead(_ bytes: UnsafeRawBufferPointer) -> Bool { true }
+
+    public func settleSends(reading bytes: UnsafeRawBufferPointer, deadline: UInt64) async throws(SkeinError) {}
 }
 
 /// The host's monotonic clock in nanoseconds.
@@ -178,13 +199,23 @@ public struct SubgroupTransport: Transport {
     }
 
     public func receive(from peer: Int, tag: Tag, deadline: UInt64) async throws(SkeinError) -> Message {
+        try await receive(from: peer, tag: tag, deadline: deadline, into: nil)
+    }
+
+    public func receive(from peer: Int, tag: Tag, deadline: UInt64, into destination: UnsafeMutableRawBufferPointer?) async throws(SkeinError) -> Message {
         do {
-            return try await base.receive(from: members[peer], tag: tag, deadline: deadline)
+            return try await base.receive(from: members[peer], tag: tag, deadline: deadline, into: destination)
         } catch {
             // Report the peer in this group's numbering as well as the base one.
             guard error.peer == members[peer] else { throw error }
             throw SkeinError(error.code, rank: rank, peer: peer, "\(error.message) (subgroup rank \(peer))")
         }
+    }
+
+    public func sendsMayRead(_ bytes: UnsafeRawBufferPointer) -> Bool { base.sendsMayRead(bytes) }
+
+    public func settleSends(reading bytes: UnsafeRawBufferPointer, deadline: UInt64) async throws(SkeinError) {
+        try await base.settleSends(reading: bytes, deadline: deadline)
     }
 
     public func abort(context: UInt32, because error: SkeinError) { base.abort(context: context, because: error) }

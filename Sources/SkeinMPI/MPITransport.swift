@@ -155,6 +155,7 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         let deadline = MonotonicClock.deadline(after: grace)  // sub-second graces count too
         while now() < deadline {
             let idle = engine.withLock { engine -> Bool in
+                engine.startDeferred()
                 engine.progress()
                 return !engine.hasWork && engine.marks.allSatisfy { $0 == nil }
             }
@@ -252,11 +253,31 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
     }
 
     public func receive(from peer: Int, tag: Tag, deadline: UInt64) async throws(SkeinError) -> Message {
+        try await receive(from: peer, tag: tag, deadline: deadline, into: nil)
+    }
+
+    public func receive(
+        from peer: Int, tag: Tag, deadline: UInt64, into destination: UnsafeMutableRawBufferPointer?
+    ) async throws(SkeinError) -> Message {
         guard (0..<size).contains(peer) else {
             throw SkeinError(.invalidArgument, rank: rank, peer: peer, "receive from rank \(peer) outside 0..<\(size)")
         }
+        // Passed as an address and a count: the pointer type is not Sendable, and `wait` may run elsewhere.
+        let (address, count) = (UInt(bitPattern: destination?.baseAddress), destination?.count ?? 0)
         return try await wait(on: peer, context: tag.context, deadline: deadline, what: "a message of call \(tag)", call: tag) { engine in
-            engine.take(from: peer, tag: tag)
+            let destination = UnsafeMutableRawPointer(bitPattern: address).map { UnsafeMutableRawBufferPointer(start: $0, count: count) }
+            return engine.take(from: peer, tag: tag, into: destination)
+        }
+    }
+
+    public func sendsMayRead(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        engine.withLock { $0.sendsRead(bytes) }
+    }
+
+    public func settleSends(reading bytes: UnsafeRawBufferPointer, deadline: UInt64) async throws(SkeinError) {
+        let (address, count) = (UInt(bitPattern: bytes.baseAddress), bytes.count)
+        _ = try await wait(on: nil, context: nil, deadline: deadline, what: "its sends to be received") { engine -> Bool? in
+            engine.sendsRead(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: address), count: count)) ? nil : true
         }
     }
 
@@ -425,6 +446,11 @@ struct ProgressEngine: @unchecked Sendable {
     static let surelyEager = 1024
     /// Most chunks one header message announces (the count travels in the MPI tag, ≥ 32767 by standard).
     static let maxAnnouncedChunks = 8000
+    /// Chunk messages of this size and more are matched when they arrive but received only once a
+    /// receiver asks for their message (`start`): then straight into its destination when it has
+    /// one, and by the waiting receiver's thread rather than by whichever thread polled first (the
+    /// progress thread's 2 MiB copy took the core from the rank's own work for 250 µs).
+    static let deferredChunk = 64 << 10
 
     struct PendingSend {
         var request: MPI_Request?
@@ -438,7 +464,9 @@ struct ProgressEngine: @unchecked Sendable {
         var incoming: Incoming
         /// -1 for the header (or the whole of a small message), else the chunk's index.
         var part: Int
-        var storage: AllocatedStorage
+        /// Where the bytes land: memory of the receive's own, or the receiver's destination.
+        var storage: ByteStorage
+        var base: UnsafeMutableRawPointer
         var kind: Kind
         var source: Int
     }
@@ -537,6 +565,7 @@ struct ProgressEngine: @unchecked Sendable {
     /// Forgets everything of an aborted call: queued sends nobody will receive (they would hold up
     /// the survivors' next calls behind them) and arrived messages nobody will take.
     mutating func discard(context: UInt32) {
+        startDeferred(context: context)
         for index in backlog.indices {
             backlog[index].items.removeAll { $0.1.context == context }
             backlog[index].head = 0
@@ -622,9 +651,105 @@ struct ProgressEngine: @unchecked Sendable {
     }
 
     /// The next message from `source` with `tag`, if it has arrived whole and no earlier message from
-    /// that source that might carry the same tag is still arriving.
-    mutating func take(from source: Int, tag: Tag) -> Message? {
-        queues[source].take(tag)
+    /// that source that might carry the same tag is still arriving. Starts receiving its deferred
+    /// chunks (into `destination` where it fits, see `start`) once it is the one asked for.
+    mutating func take(from source: Int, tag: Tag, into destination: UnsafeMutableRawBufferPointer? = nil) -> Message? {
+        if let incoming = queues[source].first(tag), incoming.message == nil, !incoming.deferred.isEmpty {
+            start(incoming, from: source, into: destination)
+        }
+        return queues[source].take(tag)
+    }
+
+    /// Receives `incoming`'s deferred chunks: straight into `destination` when the message's payload
+    /// is exactly its size (every chunk real, laid out in order) and no send of this rank still reads
+    /// it; else into memory of their own.
+    mutating func start(_ incoming: Incoming, from source: Int, into destination: UnsafeMutableRawBufferPointer?) {
+        var offsets: [Int]?
+        if let destination, let base = destination.baseAddress, incoming.separate.count == incoming.chunks.count {
+            var positions: [Int] = []
+            positions.reserveCapacity(incoming.chunks.count)
+            var total = 0
+            for chunk in incoming.chunks {
+                positions.append(total)
+                total += chunk.byteCount
+            }
+            if total == destination.count && !sendsRead(UnsafeRawBufferPointer(start: base, count: total)) { offsets = positions }
+        }
+        for deferred in incoming.deferred {
+            var handle = deferred.handle
+            let byteCount = Int(deferred.count)
+            let index = incoming.separate[deferred.part]
+            let storage: ByteStorage
+            let base: UnsafeMutableRawPointer
+            if let offsets, let destination = destination?.baseAddress, incoming.chunks[index].byteCount == byteCount {
+                base = destination + offsets[index]
+                storage = BorrowedStorage(UnsafeRawBufferPointer(start: base, count: byteCount), owner: nil)
+            } else {
+                let owned = AllocatedStorage(uninitializedByteCount: byteCount)
+                (storage, base) = (owned, owned.base)
+            }
+            var request: MPI_Request? = skein_mpi_request_null()
+            MPI_Imrecv(base, deferred.count, skein_mpi_byte(), &handle, &request)
+            receives.append(
+                PendingReceive(request: request, incoming: incoming, part: deferred.part, storage: storage, base: base, kind: .chunk, source: source))
+        }
+        incoming.deferred.removeAll()
+    }
+
+    /// Starts every deferred chunk (of `context`, or all): nobody will ask for them (an aborted call,
+    /// shutdown), but their senders wait until they are received.
+    mutating func startDeferred(context: UInt32? = nil) {
+        for source in queues.indices {
+            for incoming in queues[source].pending(where: { !$0.deferred.isEmpty && (context == nil || $0.tag?.context == context) }) {
+                start(incoming, from: source, into: nil)
+            }
+        }
+    }
+
+    /// True while a send of this rank (posted, or queued for credit) may still read `region`: it
+    /// tests the posted ones first, so a send whose receiver has its bytes no longer counts.
+    mutating func sendsRead(_ region: UnsafeRawBufferPointer) -> Bool {
+        for queue in backlog where !queue.isEmpty {
+            if queue.items[queue.head...].contains(where: { Self.message($0.0, reads: region) }) { return true }
+        }
+        var reading = false
+        var index = sends.count - 1
+        while index >= 0 {
+            if Self.message(sends[index].keep, reads: region) {
+                var done: Int32 = 0
+                MPI_Test(&sends[index].request, &done, skein_mpi_status_ignore())
+                if done != 0 {
+                    sends.remove(at: index)
+                    completions &+= 1
+                } else {
+                    reading = true
+                }
+            }
+            index -= 1
+        }
+        for peer in marks.indices where Self.message(marks[peer]?.keep, reads: region) {
+            var done: Int32 = 0
+            MPI_Test(&marks[peer]!.request, &done, skein_mpi_status_ignore())
+            if done != 0 {
+                marks[peer] = nil
+                completions &+= 1
+            } else {
+                reading = true
+            }
+        }
+        return reading
+    }
+
+    /// True when one of `message`'s chunks lies (partly) in `region`.
+    static func message(_ message: Message?, reads region: UnsafeRawBufferPointer) -> Bool {
+        guard let message, let start = region.baseAddress, region.count > 0 else { return false }
+        let end = start + region.count
+        return message.chunks.contains { chunk in
+            chunk.withUnsafeBytes { bytes in
+                guard let from = bytes.baseAddress, bytes.count > 0 else { return false }
+                return from < end && start < from + bytes.count
+            }
+        }
     }
 
     /// Completes what MPI has finished, and starts receiving every newly arrived message.
@@ -642,7 +767,6 @@ struct ProgressEngine: @unchecked Sendable {
             MPI_Get_count(&status, skein_mpi_byte(), &count)
             let source = Int(status.MPI_SOURCE)
             guard let kind = Kind(rawValue: status.MPI_TAG & 3) else { continue }
-            let storage = AllocatedStorage(uninitializedByteCount: Int(count))
             let incoming: Incoming
             var part = -1
             switch kind {
@@ -660,16 +784,21 @@ struct ProgressEngine: @unchecked Sendable {
                 open.nextPart += 1
                 if open.nextPart == open.announced { assembling[source] = nil }
             }
+            if kind == .chunk && Int(count) >= Self.deferredChunk {
+                incoming.deferred.append((part, handle, count))
+                continue
+            }
+            let storage = AllocatedStorage(uninitializedByteCount: Int(count))
             var request: MPI_Request? = skein_mpi_request_null()
             if count <= Self.surelyEager && kind != .chunk {
                 // Far below every BTL's eager limit, so its bytes are here already and the matched
                 // receive returns at once: no request to track.
                 MPI_Mrecv(storage.base, count, skein_mpi_byte(), &handle, skein_mpi_status_ignore())
-                complete(PendingReceive(request: request, incoming: incoming, part: part, storage: storage, kind: kind, source: source))
+                complete(PendingReceive(request: request, incoming: incoming, part: part, storage: storage, base: storage.base, kind: kind, source: source))
                 continue
             }
             MPI_Imrecv(storage.base, count, skein_mpi_byte(), &handle, &request)
-            receives.append(PendingReceive(request: request, incoming: incoming, part: part, storage: storage, kind: kind, source: source))
+            receives.append(PendingReceive(request: request, incoming: incoming, part: part, storage: storage, base: storage.base, kind: kind, source: source))
         }
         if probes > 0 { testReceives() }
         // Finished sends only free buffers and credit: look every 8th pass (each test of an unfinished
@@ -724,7 +853,7 @@ struct ProgressEngine: @unchecked Sendable {
         let incoming = part.incoming
         switch part.kind {
         case .control:
-            let base = part.storage.base
+            let base = part.base
             let context = base.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
             let culprit = Int(base.loadUnaligned(fromByteOffset: 4, as: Int32.self))
             let reason = String(decoding: UnsafeRawBufferPointer(start: base + 8, count: part.storage.byteCount - 8), as: UTF8.self)
@@ -735,9 +864,9 @@ struct ProgressEngine: @unchecked Sendable {
             }
             return
         case .small:
-            WireHeader.read(part.storage, into: incoming, inline: true)
+            WireHeader.read(unsafeDowncast(part.storage, to: AllocatedStorage.self), into: incoming, inline: true)
         case .header:
-            WireHeader.read(part.storage, into: incoming, inline: false)
+            WireHeader.read(unsafeDowncast(part.storage, to: AllocatedStorage.self), into: incoming, inline: false)
         case .chunk:
             incoming.parts[part.part] = Chunk(storage: part.storage, offset: 0, byteCount: part.storage.byteCount, isWritable: true)
         }
@@ -804,6 +933,21 @@ struct ArrivalQueue {
         items[head...].contains { $0.map(matches) == true }
     }
 
+    /// The messages still queued that `matches`.
+    func pending(where matches: (Incoming) -> Bool) -> [Incoming] {
+        items[head...].compactMap { $0.flatMap { matches($0) ? $0 : nil } }
+    }
+
+    /// The message `take(tag)` would take once whole (nil while an earlier one's header is still arriving).
+    func first(_ tag: Tag) -> Incoming? {
+        for index in head..<items.count {
+            guard let incoming = items[index] else { continue }
+            guard let key = incoming.tag else { return nil }
+            if key == tag { return incoming }
+        }
+        return nil
+    }
+
     /// The first message with `tag`, if it has arrived whole and no earlier message that might carry
     /// the same tag (its header still arriving) stands before it.
     mutating func take(_ tag: Tag) -> Message? {
@@ -854,6 +998,9 @@ final class Incoming: @unchecked Sendable {
     /// Indexes into `chunks` of the chunks that travel as MPI messages of their own.
     var separate: [Int] = []
     var parts: [Chunk?]
+    /// Chunk messages matched but not yet received (`ProgressEngine.deferredChunk`): part, MPI's
+    /// handle, bytes.
+    var deferred: [(part: Int, handle: MPI_Message?, count: Int32)] = []
     /// How many chunk messages follow the header.
     let announced: Int
     /// MPI receives (header included) still to complete.

@@ -95,6 +95,45 @@ public func runCollective<T: ReferenceElement>(
     }
 }
 
+/// Runs one collective on `comm` through the forms that write into the caller's arrays (`into:`, in
+/// place), each output array starting as garbage of the wrong length; returns this rank's result
+/// as `runCollective` does.
+public func runCollectiveIntoCaller<T: ReferenceElement>(
+    _ operation: CollectiveOperation, algorithm: (any CollectiveAlgorithm)?, on comm: Communicator, input mine: [T], count: Int,
+    op: ReduceOp, root: Int
+) async throws(SkeinError) -> [T]? {
+    var generator = SeededGenerator(seed: UInt64(truncatingIfNeeded: count) &+ 17)
+    let garbage = T.random(using: &generator, for: op)
+    var output = [T](repeating: garbage, count: count / 2 + 3)
+    switch operation {
+    case .broadcast:
+        var values = comm.rank == root ? mine : [T](repeating: garbage, count: mine.count)
+        try await comm.broadcast(&values, root: root, algorithm: algorithm as? any BroadcastAlgorithm)
+        return values
+    case .reduce:
+        try await comm.reduce(mine, into: &output, op: op, root: root, algorithm: algorithm as? any ReduceAlgorithm)
+        return comm.rank == root ? output : nil
+    case .allreduce:
+        var values = mine
+        try await comm.allreduce(&values, op: op, algorithm: algorithm as? any AllreduceAlgorithm)
+        return values
+    case .allgather: try await comm.allgather(mine, into: &output, algorithm: algorithm as? any AllgatherAlgorithm)
+    case .reduceScatter: try await comm.reduceScatter(mine, into: &output, op: op, algorithm: algorithm as? any ReduceScatterAlgorithm)
+    case .scatter:
+        try await comm.scatter(
+            comm.rank == root ? mine : [], totalCount: count, into: &output, root: root, algorithm: algorithm as? any ScatterAlgorithm)
+    case .gather:
+        try await comm.gather(mine, into: &output, root: root, algorithm: algorithm as? any GatherAlgorithm)
+        return comm.rank == root ? output : nil
+    case .allToAll: try await comm.allToAll(mine, into: &output, algorithm: algorithm as? any AllToAllAlgorithm)
+    case .barrier:
+        try await comm.barrier(algorithm: algorithm as? any BarrierAlgorithm)
+        return []
+    case .pointToPoint: return nil
+    }
+    return output
+}
+
 /// Compares rank `rank`'s result of `operation` with the naive reference over every rank's `inputs`;
 /// returns the first disagreement, or nil.
 public func checkRank<T: ReferenceElement>(
