@@ -116,7 +116,10 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         processIDs = pids
         let local = hostNames.filter { $0 == hostNames[Int(rank)] }.count
         oversubscribed = local > ProcessInfo.processInfo.activeProcessorCount
-        engine = Mutex(ProgressEngine(size: Int(size), rank: Int(rank), comm: p2p, localPeers: local - 1))
+        engine = Mutex(
+            ProgressEngine(
+                size: Int(size), rank: Int(rank), comm: p2p, localPeers: local - 1,
+                watched: (0..<Int(size)).map { hostNames[$0] == hostNames[Int(rank)] && $0 != Int(rank) ? pids[$0] : nil }))
         segment = size > 1 && ProcessInfo.processInfo.environment["SKEIN_MPI_SHARED_MEMORY"] != "0"
             ? MPISharedSegment.allocate(comm: world, rank: Int(rank), size: Int(size)) : nil
 
@@ -264,9 +267,37 @@ public final class MPITransport: NativeCollectives, HostTopology, @unchecked Sen
         }
         // Passed as an address and a count: the pointer type is not Sendable, and `wait` may run elsewhere.
         let (address, count) = (UInt(bitPattern: destination?.baseAddress), destination?.count ?? 0)
-        return try await wait(on: peer, context: tag.context, deadline: deadline, what: "a message of call \(tag)", call: tag) { engine in
-            let destination = UnsafeMutableRawPointer(bitPattern: address).map { UnsafeMutableRawBufferPointer(start: $0, count: count) }
-            return engine.take(from: peer, tag: tag, into: destination)
+        do {
+            return try await wait(on: peer, context: tag.context, deadline: deadline, what: "a message of call \(tag)", call: tag) { engine in
+                let destination = UnsafeMutableRawPointer(bitPattern: address).map { UnsafeMutableRawBufferPointer(start: $0, count: count) }
+                return engine.take(from: peer, tag: tag, into: destination)
+            }
+        } catch {
+            if address != 0 { await finishReceives(into: address..<(address + UInt(count))) }
+            throw error
+        }
+    }
+
+    /// Lets the receives still writing into a failed call's destination end (for up to a second,
+    /// then cancels them), so that MPI writes nothing into the caller's memory once the call has
+    /// thrown. On one host they ended inside `MPI_Imrecv` already (a single copy); between hosts a
+    /// dead sender fails them within moments.
+    private func finishReceives(into region: Range<UInt>) async {
+        let deadline = MonotonicClock.deadline(after: .seconds(1))
+        while true {
+            let cancelling = now() >= deadline
+            let pending = engine.withLock { engine -> Bool in
+                if engine.finalized { return false }
+                engine.progress()
+                var pending = false
+                for index in engine.receives.indices where region.contains(UInt(bitPattern: engine.receives[index].base)) {
+                    if cancelling { MPI_Cancel(&engine.receives[index].request) }
+                    pending = true
+                }
+                return pending
+            }
+            if !pending || cancelling { return }
+            try? await Task.sleep(nanoseconds: 100_000)
         }
     }
 
@@ -502,9 +533,13 @@ struct ProgressEngine: @unchecked Sendable {
     /// worker's wait, the progress thread's last pass) must not touch MPI again, which aborts the job.
     var finalized = false
 
-    init(size: Int, rank: Int, comm: MPI_Comm?, localPeers: Int) {
+    /// Per source: its process id where it runs on this host (its death can be seen), else nil.
+    let watched: [Int32?]
+
+    init(size: Int, rank: Int, comm: MPI_Comm?, localPeers: Int, watched: [Int32?]) {
         self.rank = rank
         self.comm = comm
+        self.watched = watched
         queues = Array(repeating: ArrivalQueue(), count: size)
         assembling = Array(repeating: nil, count: size)
         checkedAt = Array(repeating: 0, count: size)
@@ -663,7 +698,11 @@ struct ProgressEngine: @unchecked Sendable {
     /// Receives `incoming`'s deferred chunks: straight into `destination` when the message's payload
     /// is exactly its size (every chunk real, laid out in order) and no send of this rank still reads
     /// it; else into memory of their own.
+    /// Nothing is received from a source whose process is gone: Open MPI's single-copy read from it
+    /// fails and is retried for good, inside `MPI_Imrecv`. (The message stays incomplete; the
+    /// receiver's wait names the dead rank.)
     mutating func start(_ incoming: Incoming, from source: Int, into destination: UnsafeMutableRawBufferPointer?) {
+        if let pid = watched[source], !MPITransport.processAlive(pid) { return }
         var offsets: [Int]?
         if let destination, let base = destination.baseAddress, incoming.separate.count == incoming.chunks.count {
             var positions: [Int] = []
