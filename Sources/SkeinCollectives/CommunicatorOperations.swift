@@ -8,13 +8,16 @@ import SkeinCore
 
 extension Communicator {
     /// Runs `call` with `values` split into the schedule's input blocks; returns the output blocks
-    /// (nil where the algorithm wrote the result into the call's destination).
+    /// (nil where the algorithm wrote the result into the call's destination). `explicit`: the plan
+    /// of an algorithm passed with the call, made by the entry point, whose own protocol's optional
+    /// existential, handed on here as an optional `any CollectiveAlgorithm`, was converted through
+    /// outlined value-witness copies on every call (5% of an 8 B broadcast), nil or not.
     @inlinable
-    func run<T: SkeinElement>(_ values: [T], _ call: Call, algorithm: (any CollectiveAlgorithm)?) async throws(SkeinError) -> [Chunk]? {
-        try await perform(call, explicit: algorithm.map { plan(running: $0, for: call) }) {
+    func run<T: SkeinElement>(_ values: [T], _ call: Call, explicit: Plan?) async throws(SkeinError) -> [Chunk]? {
+        try await perform(call, explicit: explicit) {
             Chunk.partition(values, into: $0, copyingSmall: call.inPlace)
         } copyInput: { target in
-            values.withUnsafeBytes { if let from = $0.baseAddress, $0.count > 0 { target.copyMemory(from: from, byteCount: $0.count) } }
+            values.withUnsafeBytes { if let from = $0.baseAddress, $0.count > 0 { MemoryCopy.copy(to: target, from: from, byteCount: $0.count) } }
         }
     }
 
@@ -65,7 +68,8 @@ extension Communicator {
     public func broadcast<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any BroadcastAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.broadcast, T.self, count: values.count, root: root, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
+        let call = describe(.broadcast, T.self, count: values.count, root: root, timeout: timeout)
+        return assemble(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), as: T.self, inputCount: values.count)
     }
 
     /// `broadcast`, with the result written into `values` on every rank.
@@ -75,7 +79,7 @@ extension Communicator {
     ) async throws(SkeinError) {
         var call = describe(.broadcast, T.self, count: values.count, root: root, timeout: timeout)
         call.writes(into: destination(&values, count: values.count))
-        let chunks = try await run(values, call, algorithm: algorithm)
+        let chunks = try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) })
         if rank != root { write(chunks, into: &values) }  // the root's values are the result already
     }
 
@@ -84,7 +88,8 @@ extension Communicator {
     public func reduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, root: Int = 0, algorithm: (any ReduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
-        let chunks = try await run(values, describe(.reduce, T.self, count: values.count, op: op, root: root, timeout: timeout), algorithm: algorithm)
+        let call = describe(.reduce, T.self, count: values.count, op: op, root: root, timeout: timeout)
+        let chunks = try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) })
         return rank == root ? assemble(chunks, as: T.self, inputCount: values.count) : nil
     }
 
@@ -97,7 +102,7 @@ extension Communicator {
     ) async throws(SkeinError) {
         var call = describe(.reduce, T.self, count: values.count, op: op, root: root, timeout: timeout)
         call.writes(into: rank == root ? destination(&output, count: values.count) : nil)
-        let chunks = try await run(values, call, algorithm: algorithm)
+        let chunks = try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) })
         if rank == root { write(chunks, into: &output, inputCount: values.count) }
     }
 
@@ -106,7 +111,8 @@ extension Communicator {
     public func allreduce<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any AllreduceAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allreduce, T.self, count: values.count, op: op, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
+        let call = describe(.allreduce, T.self, count: values.count, op: op, timeout: timeout)
+        return assemble(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), as: T.self, inputCount: values.count)
     }
 
     /// In-place allreduce: `values` becomes the element-wise `op` over every rank, bit-identical
@@ -120,7 +126,7 @@ extension Communicator {
         var call = describe(.allreduce, T.self, count: values.count, op: op, timeout: timeout)
         call.writes(into: destination(&values, count: values.count))
         call.inPlace = true
-        let chunks = try await run(values, call, algorithm: algorithm)
+        let chunks = try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) })
         write(chunks, into: &values)
     }
 
@@ -129,7 +135,8 @@ extension Communicator {
     public func allgather<T: SkeinElement>(
         _ values: [T], algorithm: (any AllgatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allgather, T.self, count: values.count, perRank: true, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
+        let call = describe(.allgather, T.self, count: values.count, perRank: true, timeout: timeout)
+        return assemble(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), as: T.self, inputCount: values.count)
     }
 
     /// `allgather`, with the result written into `output`.
@@ -139,7 +146,7 @@ extension Communicator {
     ) async throws(SkeinError) {
         var call = describe(.allgather, T.self, count: values.count, perRank: true, timeout: timeout)
         call.writes(into: destination(&output, count: values.count * size))
-        write(try await run(values, call, algorithm: algorithm), into: &output, inputCount: values.count)
+        write(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), into: &output, inputCount: values.count)
     }
 
     /// This rank's block of the element-wise `op` of every rank's `values`. The n elements split
@@ -148,7 +155,8 @@ extension Communicator {
     public func reduceScatter<T: SkeinElement>(
         _ values: [T], op: ReduceOp = .sum, algorithm: (any ReduceScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.reduceScatter, T.self, count: values.count, op: op, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
+        let call = describe(.reduceScatter, T.self, count: values.count, op: op, timeout: timeout)
+        return assemble(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), as: T.self, inputCount: values.count)
     }
 
     /// `reduceScatter`, with this rank's block written into `output`.
@@ -159,7 +167,7 @@ extension Communicator {
     ) async throws(SkeinError) {
         var call = describe(.reduceScatter, T.self, count: values.count, op: op, timeout: timeout)
         call.writes(into: destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count))
-        write(try await run(values, call, algorithm: algorithm), into: &output, inputCount: values.count)
+        write(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), into: &output, inputCount: values.count)
     }
 
     /// Rank r gets block r of the root's `values` (`totalCount` elements split as in `reduceScatter`).
@@ -168,7 +176,8 @@ extension Communicator {
     public func scatter<T: SkeinElement>(
         _ values: [T], totalCount: Int, root: Int = 0, algorithm: (any ScatterAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, scatterCall(values, totalCount: totalCount, root: root, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
+        let call = scatterCall(values, totalCount: totalCount, root: root, timeout: timeout)
+        return assemble(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), as: T.self, inputCount: values.count)
     }
 
     /// `scatter`, with this rank's block written into `output`.
@@ -180,7 +189,7 @@ extension Communicator {
         var call = scatterCall(values, totalCount: totalCount, root: root, timeout: timeout)
         // Sized only for a valid call: a `totalCount` that cannot exist must fail, not allocate.
         call.writes(into: call.problem == nil ? destination(&output, count: BlockPartition(count: totalCount, parts: size).range(rank).count) : nil)
-        write(try await run(values, call, algorithm: algorithm), into: &output, inputCount: values.count)
+        write(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), into: &output, inputCount: values.count)
     }
 
     /// Every rank's `values` (all of the same length), concatenated in rank order, at the root (nil elsewhere).
@@ -188,7 +197,8 @@ extension Communicator {
     public func gather<T: SkeinElement>(
         _ values: [T], root: Int = 0, algorithm: (any GatherAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T]? {
-        let chunks = try await run(values, describe(.gather, T.self, count: values.count, perRank: true, root: root, timeout: timeout), algorithm: algorithm)
+        let call = describe(.gather, T.self, count: values.count, perRank: true, root: root, timeout: timeout)
+        let chunks = try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) })
         return rank == root ? assemble(chunks, as: T.self, inputCount: values.count) : nil
     }
 
@@ -199,7 +209,7 @@ extension Communicator {
     ) async throws(SkeinError) {
         var call = describe(.gather, T.self, count: values.count, perRank: true, root: root, timeout: timeout)
         call.writes(into: rank == root ? destination(&output, count: values.count * size) : nil)
-        let chunks = try await run(values, call, algorithm: algorithm)
+        let chunks = try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) })
         if rank == root { write(chunks, into: &output, inputCount: values.count) }
     }
 
@@ -209,7 +219,8 @@ extension Communicator {
     public func allToAll<T: SkeinElement>(
         _ values: [T], algorithm: (any AllToAllAlgorithm)? = nil, timeout: Duration? = nil
     ) async throws(SkeinError) -> [T] {
-        assemble(try await run(values, describe(.allToAll, T.self, count: values.count, timeout: timeout), algorithm: algorithm), as: T.self, inputCount: values.count)
+        let call = describe(.allToAll, T.self, count: values.count, timeout: timeout)
+        return assemble(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), as: T.self, inputCount: values.count)
     }
 
     /// `allToAll`, with the result written into `output`.
@@ -219,7 +230,7 @@ extension Communicator {
     ) async throws(SkeinError) {
         var call = describe(.allToAll, T.self, count: values.count, timeout: timeout)
         call.writes(into: destination(&output, count: BlockPartition(count: values.count, parts: size).range(rank).count * size))
-        write(try await run(values, call, algorithm: algorithm), into: &output, inputCount: values.count)
+        write(try await run(values, call, explicit: algorithm.map { plan(running: $0, for: call) }), into: &output, inputCount: values.count)
     }
 
     /// Returns once every rank has called it.

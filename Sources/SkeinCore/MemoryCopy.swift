@@ -32,6 +32,25 @@ public enum MemoryCopy {
         }
     }
 
+    /// Copies `byteCount` bytes (the ranges must not overlap); up to 16 inline, by two loads and two
+    /// stores that may overlap, since a call into the C library's memmove for the 8 bytes of a
+    /// small collective cost 3% of its time.
+    @inlinable @inline(__always)
+    public static func copy(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, byteCount: Int) {
+        switch byteCount {
+        case 8...16:
+            let (head, tail) = (source.loadUnaligned(as: UInt64.self), source.loadUnaligned(fromByteOffset: byteCount &- 8, as: UInt64.self))
+            destination.storeBytes(of: head, as: UInt64.self)
+            destination.storeBytes(of: tail, toByteOffset: byteCount &- 8, as: UInt64.self)
+        case 4..<8:
+            let (head, tail) = (source.loadUnaligned(as: UInt32.self), source.loadUnaligned(fromByteOffset: byteCount &- 4, as: UInt32.self))
+            destination.storeBytes(of: head, as: UInt32.self)
+            destination.storeBytes(of: tail, toByteOffset: byteCount &- 4, as: UInt32.self)
+        default:
+            destination.copyMemory(from: source, byteCount: byteCount)
+        }
+    }
+
     static func readCacheBytes() -> Int? {
         #if os(Linux)
             var largest: Int?

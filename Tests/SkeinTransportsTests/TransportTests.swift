@@ -85,6 +85,24 @@ struct TransportTests {
         #expect(try received[1].get())
     }
 
+    @Test("MemoryCopy.copy copies exactly byteCount bytes at any length and alignment, touching nothing around them")
+    func smallCopies() {
+        let seed: UInt64 = 20261122
+        var generator = SeededGenerator(seed: seed)
+        let source = (0..<96).map { _ in UInt8.random(in: 1...255, using: &generator) }
+        for byteCount in 0...40 {
+            for (from, to) in [(0, 0), (1, 3), (3, 1), (5, 8), (7, 7)] {
+                var target = [UInt8](repeating: 0, count: 96)
+                source.withUnsafeBytes { s in
+                    target.withUnsafeMutableBytes { t in MemoryCopy.copy(to: t.baseAddress! + to, from: s.baseAddress! + from, byteCount: byteCount) }
+                }
+                var expected = [UInt8](repeating: 0, count: 96)
+                for index in 0..<byteCount { expected[to + index] = source[from + index] }
+                #expect(target == expected, "seed \(seed): \(byteCount) bytes from offset \(from) to offset \(to)")
+            }
+        }
+    }
+
     @Test("The process clock keeps pace with the host's monotonic clock and never steps back")
     func processClock() async throws {
         let clock = ProcessClock.shared

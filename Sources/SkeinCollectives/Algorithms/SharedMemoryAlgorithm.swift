@@ -117,7 +117,7 @@ extension SharedMemoryAlgorithm {
                 var offset = 0
                 for index in 0..<parts {
                     let bytes = part(index)
-                    if let from = bytes.baseAddress, bytes.count > 0 { (target + offset).copyMemory(from: from, byteCount: bytes.count) }
+                    if let from = bytes.baseAddress, bytes.count > 0 { MemoryCopy.copy(to: target + offset, from: from, byteCount: bytes.count) }
                     offset += bytes.count
                 }
             }
@@ -172,7 +172,7 @@ extension SharedMemoryAlgorithm {
             reducer(into: target, part(0), part(1), byteCount: range.count)
             for peer in 2..<slots.count { reducer(into: target, target, part(peer), byteCount: range.count) }
         } else {
-            target.copyMemory(from: part(0), byteCount: range.count)
+            MemoryCopy.copy(to: target, from: part(0), byteCount: range.count)
         }
     }
 }
