@@ -41,9 +41,14 @@ public final class InProcessGroup: Sendable {
         boxes = (0..<(size * size)).map { _ in Mailbox() }
         controls = RankControl.allocate(count: size)
         cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        // With a core per rank a peer is running and answers soon: spin ~50 µs. Oversubscribed,
-        // the peer may be waiting for this very thread: spin only a little before yielding it.
-        spinLimit = size <= cores ? 40_000 : 0
+        // With a core per rank a peer is running and answers soon: spin ~0.5 ms. That long, because
+        // Swift's pool may start both ranks of a p = 2 group on one of its two threads; a waiter
+        // that holds its thread makes the pool wake the other one for the peer, but one that yields
+        // within ~50 µs, before that thread is up, hands its own thread over and the two ranks take
+        // turns on it for good (2 of 30 fresh processes, every round 60-120 µs instead of 0.2, and a
+        // calibrated α of 65-126 µs; none of 30 at 0.5 ms). Oversubscribed, the peer may be waiting
+        // for this very thread: spin only a little before yielding it.
+        spinLimit = size <= cores ? 400_000 : 0
     }
 
     deinit { RankControl.deallocate(controls) }
