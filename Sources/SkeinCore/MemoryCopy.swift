@@ -28,7 +28,7 @@ public enum MemoryCopy {
         if streaming {
             skein_copy_streaming(destination, source, byteCount)
         } else {
-            destination.copyMemory(from: source, byteCount: byteCount)
+            copy(to: destination, from: source, byteCount: byteCount)
         }
     }
 

@@ -46,7 +46,7 @@ public final class InProcessGroup: Sendable {
         // that holds its thread makes the pool wake the other one for the peer, but one that yields
         // within ~50 µs, before that thread is up, hands its own thread over and the two ranks take
         // turns on it for good (2 of 30 fresh processes, every round 60-120 µs instead of 0.2, and a
-        // calibrated α of 65-126 µs; none of 30 at 0.5 ms). Oversubscribed, the peer may be waiting
+        // calibrated α of 65-126 µs; none of 80 at 0.5 ms). Oversubscribed, the peer may be waiting
         // for this very thread: spin only a little before yielding it.
         spinLimit = size <= cores ? 400_000 : 0
     }
