@@ -16,6 +16,10 @@ public final class Communicator: Sendable {
     let native: (any NativeCollectives)?
     /// This communicator's shared-memory board, when its ranks share an address space.
     let board: (any SharedMemoryBoard)?
+    /// `board` again, or a stand-in that refuses every call: through an optional (or an unowned)
+    /// reference, every call on the board retained and released it, a locked instruction that
+    /// waited for the slot's stores to reach the peer's core.
+    let boardReference: any SharedMemoryBoard
     public let context: UInt32
     /// Default time a call may take before it fails with `.timeout`.
     public let timeout: Duration
@@ -38,6 +42,13 @@ public final class Communicator: Sendable {
         /// The last automatic choice, looked at before `selections`: loops repeat one call.
         var lastChoice: Choice?
         var lastPlan: Plan?
+        /// The last call's choice when its plan (pinned or selected) ran on the board, in plain values,
+        /// so that a loop of small calls begins without touching a plan's reference count (a plan
+        /// taken out of the state was a retain and two releases per call).
+        var lastBoardChoice: Choice?
+        /// The name and prediction of that plan, for the flight recorder.
+        var lastBoardName = ""
+        var lastBoardPredicted = 0.0
         /// Schedules of pinned algorithms, by (code, variant, root): they depend on nothing else.
         var schedules: [ScheduleKey: Schedule] = [:]
 
@@ -57,7 +68,7 @@ public final class Communicator: Sendable {
         /// Drops every cached choice (the costs changed).
         mutating func forgetSelections() {
             selections.removeAll()
-            (lastChoice, lastPlan) = (nil, nil)
+            (lastChoice, lastPlan, lastBoardChoice) = (nil, nil, nil)
             for pin in pins { pin?.last = nil }
         }
     }
@@ -159,6 +170,7 @@ public final class Communicator: Sendable {
         rank = transport.rank
         size = transport.size
         self.board = (transport as? any SharedMemoryTransport)?.sharedBoard(context: context) ?? nil
+        boardReference = board ?? AbsentBoard()
         self.context = context
         self.timeout = timeout
         self.timeoutNanos = MonotonicClock.nanoseconds(timeout)
@@ -180,7 +192,10 @@ public final class Communicator: Sendable {
 
     /// Always use `algorithm` for its operation (nil to go back to automatic choice). Every rank must pin alike.
     public func pin(_ algorithm: (any CollectiveAlgorithm)?, for operation: CollectiveOperation) {
-        state.withLock { $0.pins[Int(operation.rawValue)] = algorithm.map(Pin.init) }
+        state.withLock { state in
+            state.pins[Int(operation.rawValue)] = algorithm.map(Pin.init)
+            state.lastBoardChoice = nil
+        }
     }
 
     /// The last `count` calls' records, oldest first: operation, algorithm, time, who arrived last.
@@ -284,59 +299,155 @@ public final class Communicator: Sendable {
     /// (`plan(running:for:)`), made by the inlined entry point only where one was passed: an
     /// optional existential handed on to here cost value-witness calls to copy, test and destroy on
     /// every call, nil or not (8% of an 8 B call).
-    @usableFromInline
+    ///
+    /// Inlined into the entry points: `start` is synchronous and finishes a board call that finds
+    /// every part it needs already there, so such a call makes no async frame at all; only a call
+    /// that must wait, or runs by messages, goes on in `complete`.
+    @inlinable
     func perform(
         _ call: Call, explicit: Plan?, input: (_ blocks: Int) -> [Chunk],
         copyInput: (UnsafeMutableRawPointer) -> Void
     ) async throws(SkeinError) -> [Chunk]? {
+        switch try start(call, explicit: explicit, copyInput: copyInput) {
+        case .finished(let output): return output
+        case .begun(let started): return try await complete(call, started, input: input, copyInput: copyInput)
+        }
+    }
+
+    /// How far `start` took a call.
+    @usableFromInline
+    enum Progress {
+        case finished([Chunk]?)
+        case begun(Started)
+    }
+
+    /// A call as `begin` counted it: its number, its flight-recorder entry, and its plan, except
+    /// for the board's algorithm, which needs only its code (a plan taken out of the lock was a
+    /// retain and a release on every call).
+    @usableFromInline
+    struct Begun {
+        let sequence: UInt64
+        let entry: Int
+        let operation: CollectiveOperation
+        let code: UInt8
+        let inputBlocks: Int
+        let plan: Plan?
+
+        var name: String { plan?.name ?? SharedMemoryAlgorithm(operation).name }
+    }
+
+    /// A call `start` began but could not finish without waiting: what `complete` needs to go on.
+    @usableFromInline
+    struct Started {
+        let begun: Begun
+        let start: UInt64
+        let signature: CallSignature
+        let deadline: UInt64
+        /// What the board said to this rank's publish (board calls only).
+        let published: BoardPublish?
+    }
+
+    /// Counts the call and, for a board call, publishes this rank's part and finishes the call if
+    /// every part it needs is there; otherwise leaves the rest to `complete`.
+    @usableFromInline
+    func start(_ call: Call, explicit: Plan?, copyInput: (UnsafeMutableRawPointer) -> Void) throws(SkeinError) -> Progress {
         let start = transport.now()
-        let (sequence, plan, entry) = try begin(call, explicit: explicit, start: start)
-        let tag = Tag(context: context, sequence: sequence)
-        var skew = ArrivalSkew(rank: rank, entry: start)
+        let begun = try begin(call, explicit: explicit, start: start)
         do throws(SkeinError) {
             if let problem = call.problem { throw error(problem, in: call) }
-            guard plan.operation == call.operation else {
-                throw SkeinError(.invalidArgument, rank: rank, "algorithm \(plan.algorithm) cannot run \(call.operation)")
+            guard begun.operation == call.operation else {
+                throw SkeinError(.invalidArgument, rank: rank, "algorithm \(begun.name) cannot run \(call.operation)")
             }
             let signature = CallSignature(
-                operation: call.operation, algorithm: plan.code, dataType: call.dataType, reduceOp: call.reduceOp,
-                root: Int32(call.root), count: Int64(call.count), sequence: sequence)
+                operation: call.operation, algorithm: begun.code, dataType: call.dataType, reduceOp: call.reduceOp,
+                root: Int32(call.root), count: Int64(call.count), sequence: begun.sequence)
             let nanos = call.timeout.map(MonotonicClock.nanoseconds) ?? timeoutNanos
             let (sum, overflow) = start.addingReportingOverflow(nanos)
             let deadline = overflow ? .max : sum
+            guard begun.code == SharedMemoryAlgorithm.code else {
+                return .begun(Started(begun: begun, start: start, signature: signature, deadline: deadline, published: nil))
+            }
+            let (algorithm, shared) = try sharedCall(call, signature: signature)
+            let published = try boardReference.publish(
+                rank: rank, signature: signature, entry: start, byteCount: algorithm.publishedBytes(shared),
+                awaiting: algorithm.awaited(shared) ?? 0..<Int.max, fill: copyInput)
+            guard case .ready(let slots) = published else {
+                return .begun(Started(begun: begun, start: start, signature: signature, deadline: deadline, published: published))
+            }
+            let (output, skew) = try algorithm.finish(shared, slots: slots, destination: call.destination)
+            recordTails.finish(begun.entry, sequence: begun.sequence, end: transport.now(), skew: skew)
+            return .finished(output)
+        } catch {
+            throw failed(error, begun, skew: ArrivalSkew(rank: rank, entry: start))
+        }
+    }
+
+    /// The rest of a call `start` began: waits on the board, or runs the algorithm's messages.
+    @usableFromInline
+    func complete(
+        _ call: Call, _ started: Started, input: (_ blocks: Int) -> [Chunk], copyInput: (UnsafeMutableRawPointer) -> Void
+    ) async throws(SkeinError) -> [Chunk]? {
+        let (begun, start, signature, deadline) = (started.begun, started.start, started.signature, started.deadline)
+        var skew = ArrivalSkew(rank: rank, entry: start)
+        do throws(SkeinError) {
             let output: [Chunk]?
-            switch plan.code {
+            switch begun.code {
             case SharedMemoryAlgorithm.code:
-                (output, skew) = try await runShared(
-                    call, signature: signature, entry: start, deadline: deadline, copyInput: copyInput)
+                let (algorithm, shared) = try sharedCall(call, signature: signature)
+                let slots = try await boardReference.complete(
+                    after: started.published ?? .full, rank: rank, signature: signature, entry: start,
+                    byteCount: algorithm.publishedBytes(shared), awaiting: algorithm.awaited(shared) ?? 0..<Int.max, deadline: deadline,
+                    fill: copyInput)
+                (output, skew) = try algorithm.finish(shared, slots: slots, destination: call.destination)
             case SharedAddressAlgorithm.code:
                 (output, skew) = try await runSharedAddress(
-                    call, input: input(plan.inputBlocks).first, signature: signature, entry: start, deadline: deadline)
+                    call, input: input(begun.inputBlocks).first, signature: signature, entry: start, deadline: deadline)
             case NativeAlgorithm.code:
-                let blocking = (plan.algorithm as? NativeAlgorithm)?.blocking ?? false
-                output = try await runNative(call, input: input(plan.inputBlocks), deadline: deadline, blocking: blocking)
+                let blocking = (begun.plan?.algorithm as? NativeAlgorithm)?.blocking ?? false
+                output = try await runNative(call, input: input(begun.inputBlocks), deadline: deadline, blocking: blocking)
             default:
-                let schedule = plan.schedule
+                guard let schedule = begun.plan?.schedule else { throw SkeinError(.internalError, rank: rank, "call #\(begun.sequence) has no schedule") }
                 var run = ScheduleRun(
-                    schedule: schedule, input: input(plan.inputBlocks), signature: signature, reducer: call.reducer, rank: rank, entry: start)
+                    schedule: schedule, input: input(begun.inputBlocks), signature: signature, reducer: call.reducer, rank: rank, entry: start)
                 if !transport.deliversByReference {
                     run.placement = OutputPlacement(destination: call.destination, width: call.dataType.byteWidth, schedule: schedule)
                 }
-                try await run.execute(schedule, on: transport, tag: tag, deadline: deadline)
+                try await run.execute(schedule, on: transport, tag: Tag(context: context, sequence: begun.sequence), deadline: deadline)
                 output = try run.output(schedule)
                 skew = run.skew
             }
-            recordTails.finish(entry, sequence: sequence, end: transport.now(), skew: skew)
+            recordTails.finish(begun.entry, sequence: begun.sequence, end: transport.now(), skew: skew)
             return output
         } catch {
-            state.withLock { state in
-                state.broken = state.broken ?? error
-                state.recorder.fail(entry, error: error)
-            }
-            recordTails.finish(entry, sequence: sequence, end: transport.now(), skew: skew)
-            if error.code != .aborted { transport.abort(context: context, because: error) }
-            throw error
+            throw failed(error, begun, skew: skew)
         }
+    }
+
+    /// Marks the communicator broken by `error` in call `begun`, records it, and tells the other
+    /// ranks to stop (unless they told this one); returns the error to throw.
+    func failed(_ error: SkeinError, _ begun: Begun, skew: ArrivalSkew) -> SkeinError {
+        state.withLock { state in
+            state.broken = state.broken ?? error
+            state.recorder.fail(begun.entry, error: error)
+        }
+        recordTails.finish(begun.entry, sequence: begun.sequence, end: transport.now(), skew: skew)
+        if error.code != .aborted { transport.abort(context: context, because: error) }
+        return error
+    }
+
+    /// The board algorithm's view of `call`, once there is a board (`boardReference`) to run it on.
+    @inline(__always)
+    func sharedCall(
+        _ call: Call, signature: CallSignature
+    ) throws(SkeinError) -> (algorithm: SharedMemoryAlgorithm, call: SharedMemoryAlgorithm.Call) {
+        guard board != nil else {
+            throw SkeinError(
+                .unavailable, rank: rank,
+                "the shared-memory algorithm needs ranks that share memory (in-process ranks, or MPI processes all on one host); these ranks share none")
+        }
+        let shared = SharedMemoryAlgorithm.Call(
+            signature: signature, rank: rank, size: size, reducer: call.reducer, width: call.dataType.byteWidth)
+        return (SharedMemoryAlgorithm(call.operation), shared)
     }
 
     /// The plan for running `call` with `algorithm`, passed with it.
@@ -355,9 +466,7 @@ public final class Communicator: Sendable {
     /// Counts a call and finds its plan (the algorithm passed with it, the one pinned for its
     /// operation, or the selector's), and notes it in the flight recorder: all under one lock, in a
     /// function of its own so that `perform`'s frame stays small. Throws on a broken communicator.
-    private func begin(
-        _ call: Call, explicit: Plan?, start: UInt64
-    ) throws(SkeinError) -> (sequence: UInt64, plan: Plan, entry: Int) {
+    private func begin(_ call: Call, explicit: Plan?, start: UInt64) throws(SkeinError) -> Begun {
         let (rank, size) = (self.rank, self.size)
         // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
         var failure: SkeinError?
@@ -366,7 +475,7 @@ public final class Communicator: Sendable {
             operation: call.operation, bytes: call.modelBytes, root: root,
             native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType),
             direct: call.intoCaller)
-        let begun = state.withLock { state -> (sequence: UInt64, plan: Plan, entry: Int)? in
+        let begun = state.withLock { state -> Begun? in
             if let broken = state.broken {
                 failure = SkeinError(
                     .aborted, rank: rank,
@@ -374,6 +483,13 @@ public final class Communicator: Sendable {
                 return nil
             }
             state.sequence += 1
+            if explicit == nil, state.lastBoardChoice == choice {
+                let entry = state.recorder.begin(
+                    sequence: state.sequence, operation: call.operation, bytes: call.modelBytes, start: start,
+                    algorithm: state.lastBoardName, predicted: state.lastBoardPredicted)
+                return Begun(
+                    sequence: state.sequence, entry: entry, operation: call.operation, code: SharedMemoryAlgorithm.code, inputBlocks: 1, plan: nil)
+            }
             // An algorithm passed with the call comes first, then one pinned on the communicator.
             let plan: Plan
             if let explicit {
@@ -401,33 +517,17 @@ public final class Communicator: Sendable {
             // Its second board call takes a number of its own: a peer still in the first must not
             // pass for one that runs the call by messages (see `InProcessBoard.check`).
             if plan.code == SharedAddressAlgorithm.code { state.sequence += 1 }
-            let entry = state.recorder.begin(sequence: sequence, operation: call.operation, bytes: call.modelBytes, start: start, plan: plan)
-            return (sequence, plan, entry)
+            let entry = state.recorder.begin(
+                sequence: sequence, operation: call.operation, bytes: call.modelBytes, start: start, algorithm: plan.name, predicted: plan.predicted)
+            let onBoard = explicit == nil && plan.code == SharedMemoryAlgorithm.code && plan.operation == call.operation
+            state.lastBoardChoice = onBoard ? choice : nil
+            if onBoard { (state.lastBoardName, state.lastBoardPredicted) = (plan.name, plan.predicted) }
+            return Begun(
+                sequence: sequence, entry: entry, operation: plan.operation, code: plan.code, inputBlocks: plan.inputBlocks,
+                plan: plan.code == SharedMemoryAlgorithm.code ? nil : plan)
         }
         guard let begun else { throw failure ?? SkeinError(.internalError, rank: rank, "call did not begin") }
         return begun
-    }
-
-    /// Runs the call through this communicator's shared-memory board: publish this rank's input,
-    /// wait for the parts it needs (without suspending when all are already there), build the output.
-    /// Inlined (as `exchange` is), so a call that finds every rank there makes no async frame
-    /// besides `perform`'s.
-    @inline(__always)
-    func runShared(
-        _ call: Call, signature: CallSignature, entry: UInt64, deadline: UInt64, copyInput: (UnsafeMutableRawPointer) -> Void
-    ) async throws(SkeinError) -> (output: [Chunk]?, skew: ArrivalSkew) {
-        guard let board else {
-            throw SkeinError(
-                .unavailable, rank: rank,
-                "the shared-memory algorithm needs ranks that share memory (in-process ranks, or MPI processes all on one host); these ranks share none")
-        }
-        let algorithm = SharedMemoryAlgorithm(call.operation)
-        let shared = SharedMemoryAlgorithm.Call(
-            signature: signature, rank: rank, size: size, reducer: call.reducer, width: call.dataType.byteWidth)
-        let slots = try await board.exchange(
-            rank: rank, signature: signature, entry: entry, byteCount: algorithm.publishedBytes(shared), awaiting: algorithm.awaited(shared),
-            deadline: deadline, fill: copyInput)
-        return try algorithm.finish(shared, slots: slots, destination: call.destination)
     }
 
     /// Runs the call by `SharedAddressAlgorithm`: publish where this rank's input and output lie,
@@ -533,4 +633,20 @@ extension Communicator {
             offset += chunk.byteCount
         }
     }
+}
+
+/// The board of a communicator whose ranks share no memory: never called, since `sharedCall`
+/// refuses the board's algorithm first; it throws if it is.
+private final class AbsentBoard: SharedMemoryBoard {
+    var sharesAddressSpace: Bool { false }
+
+    private var absent: SkeinError { SkeinError(.unavailable, rank: -1, "this communicator's ranks share no memory board") }
+
+    func publish(
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, fill: (UnsafeMutableRawPointer) -> Void
+    ) throws(SkeinError) -> BoardPublish { throw absent }
+
+    func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) { throw absent }
+
+    func awaitAll(rank: Int, sequence: UInt64, awaiting: Range<Int>, deadline: UInt64) async throws(SkeinError) -> SharedSlots { throw absent }
 }

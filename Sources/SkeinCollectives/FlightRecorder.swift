@@ -57,9 +57,9 @@ struct FlightRecorder {
     }
 
     /// Keeps what a call knows as it begins; returns its entry, for `RecordTails.finish`.
-    mutating func begin(sequence: UInt64, operation: CollectiveOperation, bytes: Int, start: UInt64, plan: Communicator.Plan) -> Int {
+    mutating func begin(sequence: UInt64, operation: CollectiveOperation, bytes: Int, start: UInt64, algorithm: String, predicted: Double) -> Int {
         let index = next
-        let entry = Entry(sequence: sequence, operation: operation, bytes: bytes, start: start, algorithm: plan.name, predicted: plan.predicted)
+        let entry = Entry(sequence: sequence, operation: operation, bytes: bytes, start: start, algorithm: algorithm, predicted: predicted)
         if entries.count < capacity {
             entries.append(entry)
         } else {

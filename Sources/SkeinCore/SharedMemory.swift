@@ -79,7 +79,19 @@ extension SharedMemoryBoard {
         fill: (UnsafeMutableRawPointer) -> Void
     ) async throws(SkeinError) -> SharedSlots {
         let awaiting = awaiting ?? 0..<Int.max
-        var outcome = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, fill: fill)
+        let outcome = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, fill: fill)
+        if case .ready(let slots) = outcome { return slots }
+        return try await complete(
+            after: outcome, rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, deadline: deadline, fill: fill)
+    }
+
+    /// The rest of `exchange` after a `publish` (with the same arguments) that returned `outcome`:
+    /// waits for room and publishes where it found none, then waits for the awaited ranks.
+    public func complete(
+        after outcome: BoardPublish, rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
+        deadline: UInt64, fill: (UnsafeMutableRawPointer) -> Void
+    ) async throws(SkeinError) -> SharedSlots {
+        var outcome = outcome
         if case .full = outcome {
             try await awaitRoom(rank: rank, sequence: signature.sequence, deadline: deadline)
             outcome = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, fill: fill)
