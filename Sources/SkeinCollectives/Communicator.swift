@@ -14,12 +14,11 @@ public final class Communicator: Sendable {
     public let transport: any Transport
     /// The transport's own collectives, when it has them (MPI).
     let native: (any NativeCollectives)?
-    /// This communicator's shared-memory board, when its ranks share an address space.
-    let board: (any SharedMemoryBoard)?
-    /// `board` again, or a stand-in that refuses every call: through an optional (or an unowned)
-    /// reference, every call on the board retained and released it, a locked instruction that
-    /// waited for the slot's stores to reach the peer's core.
-    let boardReference: any SharedMemoryBoard
+    /// This communicator's shared-memory board, or a stand-in that refuses every call where its ranks
+    /// share no memory (`hasSharedMemory`). Not optional: a call through an optional (or an unowned)
+    /// reference retained and released it, a locked instruction that waited for the slot's stores
+    /// to reach the peer's core.
+    let board: any SharedMemoryBoard
     public let context: UInt32
     /// Default time a call may take before it fails with `.timeout`.
     public let timeout: Duration
@@ -39,16 +38,15 @@ public final class Communicator: Sendable {
         var derived: UInt32 = 0
         /// Automatic choices: (operation, bytes, root) → algorithm, prediction and this rank's schedule.
         var selections: [Choice: Plan] = [:]
-        /// The last automatic choice, looked at before `selections`: loops repeat one call.
+        /// The last call's choice and what `begin` needs of its plan (pinned or selected, not passed
+        /// with the call), looked at first: loops repeat one call. The name and prediction are plain
+        /// values, and the plan itself is kept only where the algorithm needs more than its code:
+        /// for the board's, nil, so that a loop of small calls touches no reference count (taking a
+        /// plan out of the state was a retain and two releases per call).
         var lastChoice: Choice?
+        var lastName = ""
+        var lastPredicted = 0.0
         var lastPlan: Plan?
-        /// The last call's choice when its plan (pinned or selected) ran on the board, in plain values,
-        /// so that a loop of small calls begins without touching a plan's reference count (a plan
-        /// taken out of the state was a retain and two releases per call).
-        var lastBoardChoice: Choice?
-        /// The name and prediction of that plan, for the flight recorder.
-        var lastBoardName = ""
-        var lastBoardPredicted = 0.0
         /// Schedules of pinned algorithms, by (code, variant, root): they depend on nothing else.
         var schedules: [ScheduleKey: Schedule] = [:]
 
@@ -68,8 +66,7 @@ public final class Communicator: Sendable {
         /// Drops every cached choice (the costs changed).
         mutating func forgetSelections() {
             selections.removeAll()
-            (lastChoice, lastPlan, lastBoardChoice) = (nil, nil, nil)
-            for pin in pins { pin?.last = nil }
+            (lastChoice, lastPlan) = (nil, nil)
         }
     }
 
@@ -108,13 +105,10 @@ public final class Communicator: Sendable {
         }
     }
 
-    /// An algorithm pinned for one operation on the communicator, with the plan of its last call (a
-    /// loop repeats one call). An algorithm passed with a call gets a plan of its own each time.
-    final class Pin: @unchecked Sendable {
-        // @unchecked: `last` is read and written only inside `state.withLock`, which also makes the
-        // run-time exclusivity check redundant (it cost more than the look it guarded).
+    /// An algorithm pinned for one operation on the communicator (its plan is `State.lastPlan` while
+    /// calls repeat). An algorithm passed with a call gets a plan of its own each time.
+    final class Pin: Sendable {
         let algorithm: any CollectiveAlgorithm
-        @exclusivity(unchecked) var last: (root: Int, bytes: Int, plan: Plan)?
 
         init(_ algorithm: any CollectiveAlgorithm) { self.algorithm = algorithm }
     }
@@ -130,10 +124,10 @@ public final class Communicator: Sendable {
     public let hasNativeCollectives: Bool
 
     /// True when the ranks share memory (in-process ranks), so `SharedMemoryAlgorithm` can run.
-    public var hasSharedMemory: Bool { board != nil }
+    public let hasSharedMemory: Bool
 
     /// True when the ranks share one address space (in-process ranks), so `SharedAddressAlgorithm` can run.
-    public var sharesAddressSpace: Bool { board?.sharesAddressSpace ?? false }
+    public var sharesAddressSpace: Bool { board.sharesAddressSpace }
 
     /// Every algorithm the selector weighs for `operation` on this communicator's transport.
     public func candidates(for operation: CollectiveOperation) -> [any CollectiveAlgorithm] {
@@ -156,7 +150,7 @@ public final class Communicator: Sendable {
         _ operation: CollectiveOperation, bytes: Int, cost: CostParameters, native: Bool, direct: Bool = true
     ) -> (algorithm: any CollectiveAlgorithm, seconds: Double) {
         CostModel.select(
-            operation, ranks: size, bytes: bytes, cost: cost, native: native, sharedMemory: board != nil,
+            operation, ranks: size, bytes: bytes, cost: cost, native: native, sharedMemory: hasSharedMemory,
             sharedAddressSpace: sharesAddressSpace && (direct || !SharedAddressAlgorithm.needsDestination.contains(operation)))
     }
 
@@ -169,8 +163,9 @@ public final class Communicator: Sendable {
         hasNativeCollectives = native != nil
         rank = transport.rank
         size = transport.size
-        self.board = (transport as? any SharedMemoryTransport)?.sharedBoard(context: context) ?? nil
-        boardReference = board ?? AbsentBoard()
+        let board = (transport as? any SharedMemoryTransport)?.sharedBoard(context: context) ?? nil
+        self.board = board ?? AbsentBoard()
+        hasSharedMemory = board != nil
         self.context = context
         self.timeout = timeout
         self.timeoutNanos = MonotonicClock.nanoseconds(timeout)
@@ -194,7 +189,7 @@ public final class Communicator: Sendable {
     public func pin(_ algorithm: (any CollectiveAlgorithm)?, for operation: CollectiveOperation) {
         state.withLock { state in
             state.pins[Int(operation.rawValue)] = algorithm.map(Pin.init)
-            state.lastBoardChoice = nil
+            state.lastChoice = nil
         }
     }
 
@@ -368,7 +363,7 @@ public final class Communicator: Sendable {
                 return .begun(Started(begun: begun, start: start, signature: signature, deadline: deadline, published: nil))
             }
             let (algorithm, shared) = try sharedCall(call, signature: signature)
-            let published = try boardReference.publish(
+            let published = try board.publish(
                 rank: rank, signature: signature, entry: start, byteCount: algorithm.publishedBytes(shared),
                 awaiting: algorithm.awaited(shared) ?? 0..<Int.max, fill: copyInput)
             guard case .ready(let slots) = published else {
@@ -394,7 +389,7 @@ public final class Communicator: Sendable {
             switch begun.code {
             case SharedMemoryAlgorithm.code:
                 let (algorithm, shared) = try sharedCall(call, signature: signature)
-                let slots = try await boardReference.complete(
+                let slots = try await board.complete(
                     after: started.published ?? .full, rank: rank, signature: signature, entry: start,
                     byteCount: algorithm.publishedBytes(shared), awaiting: algorithm.awaited(shared) ?? 0..<Int.max, deadline: deadline,
                     fill: copyInput)
@@ -435,12 +430,12 @@ public final class Communicator: Sendable {
         return error
     }
 
-    /// The board algorithm's view of `call`, once there is a board (`boardReference`) to run it on.
+    /// The board algorithm's view of `call`, once there is a board to run it on.
     @inline(__always)
     func sharedCall(
         _ call: Call, signature: CallSignature
     ) throws(SkeinError) -> (algorithm: SharedMemoryAlgorithm, call: SharedMemoryAlgorithm.Call) {
-        guard board != nil else {
+        guard hasSharedMemory else {
             throw SkeinError(
                 .unavailable, rank: rank,
                 "the shared-memory algorithm needs ranks that share memory (in-process ranks, or MPI processes all on one host); these ranks share none")
@@ -483,48 +478,39 @@ public final class Communicator: Sendable {
                 return nil
             }
             state.sequence += 1
-            if explicit == nil, state.lastBoardChoice == choice {
-                let entry = state.recorder.begin(
-                    sequence: state.sequence, operation: call.operation, bytes: call.modelBytes, start: start,
-                    algorithm: state.lastBoardName, predicted: state.lastBoardPredicted)
-                return Begun(
-                    sequence: state.sequence, entry: entry, operation: call.operation, code: SharedMemoryAlgorithm.code, inputBlocks: 1, plan: nil)
-            }
-            // An algorithm passed with the call comes first, then one pinned on the communicator.
-            let plan: Plan
-            if let explicit {
-                plan = explicit
-            } else if let pin = state.pins[Int(call.operation.rawValue)] {
-                if let last = pin.last, last.root == root, last.bytes == call.modelBytes {
-                    plan = last.plan
-                } else {
-                    plan = state.plan(running: pin.algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes)
-                    pin.last = (root, call.modelBytes, plan)
-                }
-            } else if let last = state.lastPlan, state.lastChoice == choice {
-                plan = last
-            } else if let known = state.selections[choice] {
-                plan = known
-                (state.lastChoice, state.lastPlan) = (choice, known)
-            } else {
-                let (algorithm, predicted) = select(call.operation, bytes: call.modelBytes, cost: state.cost, native: choice.native, direct: choice.direct)
-                plan = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
-                if state.selections.count > 4096 { state.selections.removeAll() }
-                state.selections[choice] = plan
-                (state.lastChoice, state.lastPlan) = (choice, plan)
-            }
             let sequence = state.sequence
+            // Where the board's algorithm runs, only its code is needed: `plan` is nil then.
+            let (plan, operation, name, predicted): (Plan?, CollectiveOperation, String, Double)
+            if explicit == nil, state.lastChoice == choice {
+                (plan, operation, name, predicted) = (state.lastPlan, call.operation, state.lastName, state.lastPredicted)
+            } else {
+                // An algorithm passed with the call comes first, then one pinned on the communicator.
+                let made: Plan
+                if let explicit {
+                    made = explicit
+                } else if let pin = state.pins[Int(call.operation.rawValue)] {
+                    made = state.plan(running: pin.algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes)
+                } else if let known = state.selections[choice] {
+                    made = known
+                } else {
+                    let (algorithm, predicted) = select(call.operation, bytes: call.modelBytes, cost: state.cost, native: choice.native, direct: choice.direct)
+                    made = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
+                    if state.selections.count > 4096 { state.selections.removeAll() }
+                    state.selections[choice] = made
+                }
+                plan = made.code == SharedMemoryAlgorithm.code ? nil : made
+                (operation, name, predicted) = (made.operation, made.name, made.predicted)
+                if explicit == nil && operation == call.operation {
+                    (state.lastChoice, state.lastPlan, state.lastName, state.lastPredicted) = (choice, plan, name, predicted)
+                }
+            }
+            let code = plan?.code ?? SharedMemoryAlgorithm.code
             // Its second board call takes a number of its own: a peer still in the first must not
             // pass for one that runs the call by messages (see `InProcessBoard.check`).
-            if plan.code == SharedAddressAlgorithm.code { state.sequence += 1 }
+            if code == SharedAddressAlgorithm.code { state.sequence += 1 }
             let entry = state.recorder.begin(
-                sequence: sequence, operation: call.operation, bytes: call.modelBytes, start: start, algorithm: plan.name, predicted: plan.predicted)
-            let onBoard = explicit == nil && plan.code == SharedMemoryAlgorithm.code && plan.operation == call.operation
-            state.lastBoardChoice = onBoard ? choice : nil
-            if onBoard { (state.lastBoardName, state.lastBoardPredicted) = (plan.name, plan.predicted) }
-            return Begun(
-                sequence: sequence, entry: entry, operation: plan.operation, code: plan.code, inputBlocks: plan.inputBlocks,
-                plan: plan.code == SharedMemoryAlgorithm.code ? nil : plan)
+                sequence: sequence, operation: call.operation, bytes: call.modelBytes, start: start, algorithm: name, predicted: predicted)
+            return Begun(sequence: sequence, entry: entry, operation: operation, code: code, inputBlocks: plan?.inputBlocks ?? 1, plan: plan)
         }
         guard let begun else { throw failure ?? SkeinError(.internalError, rank: rank, "call did not begin") }
         return begun
@@ -535,7 +521,7 @@ public final class Communicator: Sendable {
     func runSharedAddress(
         _ call: Call, input: Chunk?, signature: CallSignature, entry: UInt64, deadline: UInt64
     ) async throws(SkeinError) -> (output: [Chunk], skew: ArrivalSkew) {
-        guard let board, board.sharesAddressSpace else {
+        guard board.sharesAddressSpace else {
             throw SkeinError(
                 .unavailable, rank: rank,
                 "the shared-address algorithm needs ranks in one address space (in-process ranks); these ranks are separate processes or share no memory")

@@ -193,14 +193,27 @@ struct CostModelTests {
         }
     }
 
-    @Test("A pinned algorithm is used and recorded")
+    @Test("A pinned algorithm is used and recorded, also after a repeated call and a change of pin")
     func pinning() async throws {
+        // Repeated calls reuse the last call's plan: a new pin must end that, and a passed algorithm
+        // must not be taken for the pinned one.
         let names = try await runGroupOrThrow(.inProcess, size: 4) { comm -> [String] in
+            let sum = [Float](repeating: 4, count: 4)
+            comm.pin(SharedMemoryAlgorithm(.allreduce), for: .allreduce)
+            for _ in 0..<2 {
+                let result = try await comm.allreduce([Float](repeating: 1, count: 4))
+                #expect(result == sum)
+            }
             comm.pin(RingAllreduce(), for: .allreduce)
-            _ = try await comm.allreduce([Float](repeating: 1, count: 4))
-            _ = try await comm.allreduce([Float](repeating: 1, count: 4), algorithm: BinomialAllreduce())
+            for _ in 0..<2 {
+                let result = try await comm.allreduce([Float](repeating: 1, count: 4))
+                #expect(result == sum)
+            }
+            let passed = try await comm.allreduce([Float](repeating: 1, count: 4), algorithm: BinomialAllreduce())
+            let pinned = try await comm.allreduce([Float](repeating: 1, count: 4))
+            #expect(passed == sum && pinned == sum)
             return comm.flightRecord().map(\.algorithm)
         }
-        for list in names { #expect(list == ["ring", "mst"]) }
+        for list in names { #expect(list == ["shared-memory", "shared-memory", "ring", "ring", "mst", "ring"]) }
     }
 }

@@ -54,7 +54,7 @@ extension Communicator {
             }
         }
         if rank == 0 { measured.gamma = measureReductionSeconds() }
-        if board != nil && size > 1 {
+        if hasSharedMemory && size > 1 {
             // The board's synchronization: the median bare round, per level of the model's ⌈log2 p⌉.
             var samples: [Double] = []
             for _ in 0..<(repetitions * 2 + 20) {
@@ -283,7 +283,7 @@ extension Communicator {
     /// without selection, validation or records around it: the floor under `SharedMemoryAlgorithm`,
     /// which calibration and the transport benchmark time. A collective: every rank must call it.
     public func sharedMemoryRound(timeout: Duration? = nil) async throws(SkeinError) {
-        guard let board else {
+        guard hasSharedMemory else {
             throw SkeinError(.unavailable, rank: rank, "this communicator's ranks share no memory (in-process ranks do, and MPI processes all on one host)")
         }
         let sequence = nextSequence()
