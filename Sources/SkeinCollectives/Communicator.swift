@@ -4,7 +4,8 @@ import Foundation
 
 /// A group of ranks over a transport, offering the collective operations. Each rank holds its own
 /// `Communicator`; all ranks must call the same collectives in the same order with matching
-/// arguments (a disagreement is reported as an error on every rank, not a hang).
+/// arguments (a disagreement is reported as an error on every rank, not a hang), and a rank makes
+/// its calls one at a time, as in MPI (a call made while another of the rank's still runs is an error).
 ///
 /// Each call picks the algorithm with the lowest predicted time under the calibrated α-β-γ model,
 /// unless one is pinned. Every call has a deadline (`timeout`); when a peer stops answering, the
@@ -24,28 +25,31 @@ public final class Communicator: Sendable {
     public let timeout: Duration
     let timeoutNanos: UInt64
     let state: Mutex<State>
-    /// The flight recorder's ends, which a call writes when it finishes without taking `state`'s lock.
-    let recordTails: RecordTails
+    /// Calls counted. Like everything a call writes without `state`'s lock (`lastChoice`, the
+    /// recorder), written by this rank's calls alone, one at a time, as MPI requires of a communicator.
+    let sequence = Atomic<UInt64>(0)
+    /// The call of this rank's that runs now (its sequence number; 0: none).
+    let running = Atomic<UInt64>(0)
+    /// The last call's choice, which a call that repeats it reads without taking `state`'s lock.
+    let lastChoice = LastChoice()
+    /// The last calls' records, written without taking `state`'s lock.
+    let recorder = FlightRecorder(capacity: 256)
 
     struct State {
-        var sequence: UInt64 = 0
         var broken: SkeinError?
         var cost: CostParameters
-        var recorder = FlightRecorder(capacity: 256)
+        /// The flight recorder's algorithm names, and the errors of failed calls by sequence number.
+        var names = CallNames()
+        var errors: [UInt64: SkeinError] = [:]
         /// By operation (raw value): an array, since a dictionary hashed the operation on every call;
         /// of references, since testing an optional existential copied it through its value witnesses.
         var pins = [Pin?](repeating: nil, count: CollectiveOperation.allCases.count)
         var derived: UInt32 = 0
         /// Automatic choices: (operation, bytes, root) → algorithm, prediction and this rank's schedule.
         var selections: [Choice: Plan] = [:]
-        /// The last call's choice and what `begin` needs of its plan (pinned or selected, not passed
-        /// with the call), looked at first: loops repeat one call. The name and prediction are plain
-        /// values, and the plan itself is kept only where the algorithm needs more than its code:
-        /// for the board's, nil, so that a loop of small calls touches no reference count (taking a
-        /// plan out of the state was a retain and two releases per call).
-        var lastChoice: Choice?
-        var lastName = ""
-        var lastPredicted = 0.0
+        /// The plan of `lastChoice` where its algorithm needs more than its code (not the board's:
+        /// a loop of small calls then touches no reference count; taking a plan out of the state
+        /// was a retain and two releases per call).
         var lastPlan: Plan?
         /// Schedules of pinned algorithms, by (code, variant, root): they depend on nothing else.
         var schedules: [ScheduleKey: Schedule] = [:]
@@ -63,10 +67,16 @@ public final class Communicator: Sendable {
             return Plan(algorithm: algorithm, predicted: algorithm.predictedSeconds(ranks: size, bytes: bytes, cost: cost), schedule: schedule)
         }
 
-        /// Drops every cached choice (the costs changed).
-        mutating func forgetSelections() {
+        /// Drops every cached choice (the costs changed); `last`: the communicator's `lastChoice`.
+        mutating func forgetSelections(_ last: borrowing LastChoice) {
             selections.removeAll()
-            (lastChoice, lastPlan) = (nil, nil)
+            forgetLast(last)
+        }
+
+        /// Drops the last call's choice (a pin, new costs, or a failure changed what comes next).
+        mutating func forgetLast(_ last: borrowing LastChoice) {
+            last.clear()
+            lastPlan = nil
         }
     }
 
@@ -78,6 +88,46 @@ public final class Communicator: Sendable {
         var native: Bool
         /// Whether the call's form writes its result into the caller's array (`Call.intoCaller`).
         var direct: Bool
+
+        /// Everything but the bytes in one word, never 0.
+        var key: UInt64 {
+            UInt64(operation.rawValue) | (native ? 1 << 8 : 0) | (direct ? 1 << 9 : 0) | 1 << 10 | UInt64(truncatingIfNeeded: root) << 16
+        }
+    }
+
+    /// The last call's choice (pinned or selected, not passed with the call), looked at first since
+    /// loops repeat one call: its algorithm's code, name number and prediction, as words that this
+    /// rank's calls write (under `state`'s lock) and read without it, so that a call the board's
+    /// algorithm runs takes no lock at all (a lock was two locked instructions, and each waited for
+    /// the slot lines the last call wrote to reach the peer's core). The plan of an algorithm that
+    /// needs more than its code is `State.lastPlan`. A key of 0: none (`pin`, new costs and a
+    /// failure clear it under the lock).
+    struct LastChoice: ~Copyable, Sendable {
+        private let key = Atomic<UInt64>(0)
+        private let bytes = Atomic<Int>(0)
+        private let code = Atomic<UInt8>(0)
+        private let name = Atomic<Int>(0)
+        private let predicted = Atomic<UInt64>(0)
+
+        /// The algorithm's code, name number and prediction, if the last call's choice was `choice`.
+        @inline(__always)
+        func lookup(_ choice: Choice) -> (code: UInt8, name: Int, predicted: Double)? {
+            guard key.load(ordering: .acquiring) == choice.key, bytes.load(ordering: .relaxed) == choice.bytes else { return nil }
+            return (code.load(ordering: .relaxed), name.load(ordering: .relaxed), Double(bitPattern: predicted.load(ordering: .relaxed)))
+        }
+
+        /// Makes `choice` the last call's (under `state`'s lock).
+        func store(_ choice: Choice, code: UInt8, name: Int, predicted: Double) {
+            key.store(0, ordering: .relaxed)
+            atomicMemoryFence(ordering: .releasing)
+            bytes.store(choice.bytes, ordering: .relaxed)
+            self.code.store(code, ordering: .relaxed)
+            self.name.store(name, ordering: .relaxed)
+            self.predicted.store(predicted.bitPattern, ordering: .relaxed)
+            key.store(choice.key, ordering: .releasing)
+        }
+
+        func clear() { key.store(0, ordering: .relaxed) }
     }
 
     /// How to run a call: made once per choice and shared by reference, since copying the
@@ -106,7 +156,7 @@ public final class Communicator: Sendable {
     }
 
     /// An algorithm pinned for one operation on the communicator (its plan is `State.lastPlan` while
-    /// calls repeat). An algorithm passed with a call gets a plan of its own each time.
+    /// calls repeat, where it needs more than its code). An algorithm passed with a call gets a plan of its own each time.
     final class Pin: Sendable {
         let algorithm: any CollectiveAlgorithm
 
@@ -169,9 +219,7 @@ public final class Communicator: Sendable {
         self.context = context
         self.timeout = timeout
         self.timeoutNanos = MonotonicClock.nanoseconds(timeout)
-        let initial = State(cost: cost)
-        recordTails = initial.recorder.tails
-        state = Mutex(initial)
+        state = Mutex(State(cost: cost))
     }
 
     /// The α-β-γ parameters the selector uses now.
@@ -180,7 +228,7 @@ public final class Communicator: Sendable {
         set {
             state.withLock { state in
                 state.cost = newValue
-                state.forgetSelections()
+                state.forgetSelections(lastChoice)
             }
         }
     }
@@ -189,13 +237,14 @@ public final class Communicator: Sendable {
     public func pin(_ algorithm: (any CollectiveAlgorithm)?, for operation: CollectiveOperation) {
         state.withLock { state in
             state.pins[Int(operation.rawValue)] = algorithm.map(Pin.init)
-            state.lastChoice = nil
+            state.forgetLast(lastChoice)
         }
     }
 
     /// The last `count` calls' records, oldest first: operation, algorithm, time, who arrived last.
     public func flightRecord(last count: Int = 32) -> [CollectiveRecord] {
-        state.withLock { $0.recorder.last(count) }
+        let (names, errors) = state.withLock { ($0.names, $0.errors) }
+        return recorder.last(count, name: names.name, error: { errors[$0] })
     }
 
     /// A communicator of the ranks not in `excluded`, renumbered in order. Every survivor must pass
@@ -365,12 +414,12 @@ public final class Communicator: Sendable {
             let (algorithm, shared) = try sharedCall(call, signature: signature)
             let published = try board.publish(
                 rank: rank, signature: signature, entry: start, byteCount: algorithm.publishedBytes(shared),
-                awaiting: algorithm.awaited(shared) ?? 0..<Int.max, fill: copyInput)
+                awaiting: algorithm.awaited(shared) ?? 0..<Int.max, readAhead: algorithm.readsAhead(shared), fill: copyInput)
             guard case .ready(let slots) = published else {
                 return .begun(Started(begun: begun, start: start, signature: signature, deadline: deadline, published: published))
             }
             let (output, skew) = try algorithm.finish(shared, slots: slots, destination: call.destination)
-            recordTails.finish(begun.entry, sequence: begun.sequence, end: transport.now(), skew: skew)
+            ended(begun, skew: skew)
             return .finished(output)
         } catch {
             throw failed(error, begun, skew: ArrivalSkew(rank: rank, entry: start))
@@ -411,11 +460,18 @@ public final class Communicator: Sendable {
                 output = try run.output(schedule)
                 skew = run.skew
             }
-            recordTails.finish(begun.entry, sequence: begun.sequence, end: transport.now(), skew: skew)
+            ended(begun, skew: skew)
             return output
         } catch {
             throw failed(error, begun, skew: skew)
         }
+    }
+
+    /// Notes the end of call `begun` in the flight recorder; the rank may make its next call.
+    @inline(__always)
+    func ended(_ begun: Begun, skew: ArrivalSkew) {
+        recorder.finish(begun.entry, sequence: begun.sequence, end: transport.now(), skew: skew)
+        running.store(0, ordering: .relaxed)
     }
 
     /// Marks the communicator broken by `error` in call `begun`, records it, and tells the other
@@ -423,9 +479,11 @@ public final class Communicator: Sendable {
     func failed(_ error: SkeinError, _ begun: Begun, skew: ArrivalSkew) -> SkeinError {
         state.withLock { state in
             state.broken = state.broken ?? error
-            state.recorder.fail(begun.entry, error: error)
+            state.forgetLast(lastChoice)
+            if state.errors.count >= recorder.capacity { state.errors.removeAll() }
+            state.errors[begun.sequence] = error
         }
-        recordTails.finish(begun.entry, sequence: begun.sequence, end: transport.now(), skew: skew)
+        ended(begun, skew: skew)
         if error.code != .aborted { transport.abort(context: context, because: error) }
         return error
     }
@@ -459,61 +517,81 @@ public final class Communicator: Sendable {
     }
 
     /// Counts a call and finds its plan (the algorithm passed with it, the one pinned for its
-    /// operation, or the selector's), and notes it in the flight recorder: all under one lock, in a
-    /// function of its own so that `perform`'s frame stays small. Throws on a broken communicator.
+    /// operation, or the selector's), and notes it in the flight recorder. A call that repeats the
+    /// last call's choice of the board's algorithm takes no lock; any other takes `state`'s lock
+    /// once, also to check that the communicator is not broken (a failure clears `lastChoice`).
     private func begin(_ call: Call, explicit: Plan?, start: UInt64) throws(SkeinError) -> Begun {
-        let (rank, size) = (self.rank, self.size)
-        // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
-        var failure: SkeinError?
         let root = planningRoot(call)
         let choice = Choice(
             operation: call.operation, bytes: call.modelBytes, root: root,
             native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType),
             direct: call.intoCaller)
-        let begun = state.withLock { state -> Begun? in
+        if explicit == nil, let last = lastChoice.lookup(choice), last.code == SharedMemoryAlgorithm.code {
+            return try counted(call, operation: call.operation, code: last.code, plan: nil, name: last.name, predicted: last.predicted, start: start)
+        }
+        let (rank, size) = (self.rank, self.size)
+        // A plain struct, not a Result of a tuple: that generic type's metadata was looked up on every call.
+        var failure: SkeinError?
+        let found = state.withLock { state -> (plan: Plan?, operation: CollectiveOperation, name: Int, predicted: Double)? in
             if let broken = state.broken {
                 failure = SkeinError(
                     .aborted, rank: rank,
                     "this communicator failed earlier (\(broken.message)); build a new one with shrink(excluding:)")
                 return nil
             }
-            state.sequence += 1
-            let sequence = state.sequence
-            // Where the board's algorithm runs, only its code is needed: `plan` is nil then.
-            let (plan, operation, name, predicted): (Plan?, CollectiveOperation, String, Double)
-            if explicit == nil, state.lastChoice == choice {
-                (plan, operation, name, predicted) = (state.lastPlan, call.operation, state.lastName, state.lastPredicted)
-            } else {
-                // An algorithm passed with the call comes first, then one pinned on the communicator.
-                let made: Plan
-                if let explicit {
-                    made = explicit
-                } else if let pin = state.pins[Int(call.operation.rawValue)] {
-                    made = state.plan(running: pin.algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes)
-                } else if let known = state.selections[choice] {
-                    made = known
-                } else {
-                    let (algorithm, predicted) = select(call.operation, bytes: call.modelBytes, cost: state.cost, native: choice.native, direct: choice.direct)
-                    made = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
-                    if state.selections.count > 4096 { state.selections.removeAll() }
-                    state.selections[choice] = made
-                }
-                plan = made.code == SharedMemoryAlgorithm.code ? nil : made
-                (operation, name, predicted) = (made.operation, made.name, made.predicted)
-                if explicit == nil && operation == call.operation {
-                    (state.lastChoice, state.lastPlan, state.lastName, state.lastPredicted) = (choice, plan, name, predicted)
-                }
+            if explicit == nil, let last = lastChoice.lookup(choice), let plan = state.lastPlan {
+                return (plan, call.operation, last.name, last.predicted)
             }
-            let code = plan?.code ?? SharedMemoryAlgorithm.code
-            // Its second board call takes a number of its own: a peer still in the first must not
-            // pass for one that runs the call by messages (see `InProcessBoard.check`).
-            if code == SharedAddressAlgorithm.code { state.sequence += 1 }
-            let entry = state.recorder.begin(
-                sequence: sequence, operation: call.operation, bytes: call.modelBytes, start: start, algorithm: name, predicted: predicted)
-            return Begun(sequence: sequence, entry: entry, operation: operation, code: code, inputBlocks: plan?.inputBlocks ?? 1, plan: plan)
+            // An algorithm passed with the call comes first, then one pinned on the communicator.
+            let made: Plan
+            if let explicit {
+                made = explicit
+            } else if let pin = state.pins[Int(call.operation.rawValue)] {
+                made = state.plan(running: pin.algorithm, rank: rank, size: size, root: root, bytes: call.modelBytes)
+            } else if let known = state.selections[choice] {
+                made = known
+            } else {
+                let (algorithm, predicted) = select(call.operation, bytes: call.modelBytes, cost: state.cost, native: choice.native, direct: choice.direct)
+                made = Plan(algorithm: algorithm, predicted: predicted, schedule: algorithm.schedule(rank: rank, size: size, root: root))
+                if state.selections.count > 4096 { state.selections.removeAll() }
+                state.selections[choice] = made
+            }
+            // Where the board's algorithm runs, only its code is needed: the plan is nil then.
+            let plan = made.code == SharedMemoryAlgorithm.code ? nil : made
+            let name = state.names.number(made.name)
+            if explicit == nil && made.operation == call.operation {
+                lastChoice.store(choice, code: made.code, name: name, predicted: made.predicted)
+                state.lastPlan = plan
+            }
+            return (plan, made.operation, name, made.predicted)
         }
-        guard let begun else { throw failure ?? SkeinError(.internalError, rank: rank, "call did not begin") }
-        return begun
+        guard let found else { throw failure ?? SkeinError(.internalError, rank: rank, "call did not begin") }
+        return try counted(
+            call, operation: found.operation, code: found.plan?.code ?? SharedMemoryAlgorithm.code, plan: found.plan, name: found.name,
+            predicted: found.predicted, start: start)
+    }
+
+    /// Gives a call whose plan `begin` found its sequence number, and notes it in the flight
+    /// recorder. Throws, counting nothing, while another call of this rank runs: calls from two
+    /// tasks at once would take numbers in an order the other ranks do not share. (A look, not a
+    /// lock: it catches a second call made while the first waits, not two begun in the same instant.)
+    @inline(__always)
+    private func counted(
+        _ call: Call, operation: CollectiveOperation, code: UInt8, plan: Plan?, name: Int, predicted: Double, start: UInt64
+    ) throws(SkeinError) -> Begun {
+        let running = self.running.load(ordering: .relaxed)
+        if running != 0 {
+            throw SkeinError(
+                .invalidArgument, rank: rank,
+                "\(call.operation) called while call #\(running) still runs on rank \(rank): a rank makes its collective calls on a communicator one at a time (await each before the next), in the same order as the other ranks")
+        }
+        let number = sequence.load(ordering: .relaxed) &+ 1
+        self.running.store(number, ordering: .relaxed)
+        // Its second board call takes a number of its own: a peer still in the first must not
+        // pass for one that runs the call by messages (see `InProcessBoard.check`).
+        sequence.store(code == SharedAddressAlgorithm.code ? number &+ 1 : number, ordering: .relaxed)
+        let entry = recorder.begin(sequence: number, operation: call.operation, bytes: call.modelBytes, start: start, name: name, predicted: predicted)
+        return Begun(sequence: number, entry: entry, operation: operation, code: code, inputBlocks: plan?.inputBlocks ?? 1, plan: plan)
     }
 
     /// Runs the call by `SharedAddressAlgorithm`: publish where this rank's input and output lie,
@@ -629,7 +707,8 @@ private final class AbsentBoard: SharedMemoryBoard {
     private var absent: SkeinError { SkeinError(.unavailable, rank: -1, "this communicator's ranks share no memory board") }
 
     func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, fill: (UnsafeMutableRawPointer) -> Void
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, readAhead: Bool,
+        fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> BoardPublish { throw absent }
 
     func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) { throw absent }

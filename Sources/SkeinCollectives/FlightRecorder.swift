@@ -26,82 +26,23 @@ public struct CollectiveRecord: Sendable, CustomStringConvertible {
     }
 }
 
-/// A fixed-size ring of the last calls' records: cheap enough to leave on. A call writes its record
-/// when it begins (under the communicator's lock, which it takes then anyway) and its end and skew
-/// when it ends, into `RecordTails` without a lock: a second lock per call cost more than a small
-/// collective's own work.
-struct FlightRecorder {
-    /// What a call knows when it begins: plain values and its algorithm's name (a literal, whose
-    /// copy counts no references), so that keeping it copies no errors and touches no reference
-    /// count: holding the plan itself took two atomic operations per call (4% of an 8 B call).
-    private struct Entry {
-        var sequence: UInt64
-        var operation: CollectiveOperation
-        var bytes: Int
-        var start: UInt64
-        var algorithm: String
-        var predicted: Double
-    }
-
-    private var entries: [Entry] = []
-    /// Errors of failed calls, by entry (rare, so kept apart).
-    private var errors: [Int: SkeinError] = [:]
-    private var next = 0
-    let capacity: Int
-    let tails: RecordTails
-
-    init(capacity: Int) {
-        self.capacity = capacity
-        tails = RecordTails(capacity: capacity)
-        entries.reserveCapacity(capacity)
-    }
-
-    /// Keeps what a call knows as it begins; returns its entry, for `RecordTails.finish`.
-    mutating func begin(sequence: UInt64, operation: CollectiveOperation, bytes: Int, start: UInt64, algorithm: String, predicted: Double) -> Int {
-        let index = next
-        let entry = Entry(sequence: sequence, operation: operation, bytes: bytes, start: start, algorithm: algorithm, predicted: predicted)
-        if entries.count < capacity {
-            entries.append(entry)
-        } else {
-            entries[index] = entry
-            if !errors.isEmpty { errors[index] = nil }
-        }
-        next = next + 1 == capacity ? 0 : next + 1
-        return index
-    }
-
-    /// Marks entry `index` failed with `error` (its end and skew go to the tails as for any call).
-    mutating func fail(_ index: Int, error: SkeinError) {
-        errors[index] = error
-    }
-
-    /// The last `count` records, oldest first (a call still running shows its start as its end).
-    func last(_ count: Int) -> [CollectiveRecord] {
-        let order = entries.count < capacity ? Array(entries.indices) : Array(next..<capacity) + Array(0..<next)
-        return order.suffix(count).map { index in
-            let entry = entries[index]
-            var record = CollectiveRecord(
-                sequence: entry.sequence, operation: entry.operation, algorithm: entry.algorithm, bytes: entry.bytes,
-                start: entry.start, end: entry.start, predictedSeconds: entry.predicted, skew: ArrivalSkew(rank: 0, entry: entry.start))
-            if let (end, skew) = tails.read(index, sequence: entry.sequence) {
-                record.end = end
-                record.skew = skew
-            }
-            record.error = errors[index]
-            return record
-        }
-    }
-}
-
-/// The end and arrival skew of each flight-recorder entry, as atomics that the finishing call
-/// writes without a lock and `FlightRecorder.last` reads under it.
-final class RecordTails: @unchecked Sendable {
+/// A fixed-size ring of the last calls' records, cheap enough to leave on: atomic words that the
+/// calling rank writes without a lock (a lock per call cost a locked instruction, which waited for
+/// the slot lines the call had just written to reach the peer's core), and that `last` reads as a
+/// seqlock, skipping an entry a call is rewriting. Names of algorithms are kept as numbers
+/// (`CallNames`), errors of failed calls beside, by sequence number (both under the
+/// communicator's lock).
+final class FlightRecorder: @unchecked Sendable {
     // @unchecked: the words are atomics, allocated once and freed with the object.
-    /// Per entry: end, earliest entry, latest entry, the two ranks, and last the sequence number of
-    /// the call these belong to (stored with release, after the others).
+    /// Per entry: the sequence number of the call that began it (0 while it is written, stored last
+    /// with release), the operation and byte count, start, algorithm's name number, prediction
+    /// (its bits), end, earliest entry, latest entry, the two ranks, and the sequence number of
+    /// the call whose end and skew these are (stored last with release).
     private let words: UnsafeMutablePointer<Atomic<UInt64>>
-    private let capacity: Int
-    private static let stride = 5
+    let capacity: Int
+    /// Entries begun: the next one goes to `begun % capacity`. Written by the calling rank alone.
+    private let begun = Atomic<Int>(0)
+    private static let stride = 11
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -114,28 +55,87 @@ final class RecordTails: @unchecked Sendable {
         words.deallocate()
     }
 
+    /// Notes what call `sequence` knows as it begins; returns its entry, for `finish`. Only the
+    /// rank's calls write, one at a time.
+    @inline(__always)
+    func begin(sequence: UInt64, operation: CollectiveOperation, bytes: Int, start: UInt64, name: Int, predicted: Double) -> Int {
+        let count = begun.load(ordering: .relaxed)
+        let index = count % capacity
+        begun.store(count &+ 1, ordering: .relaxed)
+        let entry = words + index * Self.stride
+        entry[0].store(0, ordering: .relaxed)
+        atomicMemoryFence(ordering: .releasing)
+        entry[1].store(UInt64(operation.rawValue) << 56 | UInt64(truncatingIfNeeded: bytes) & (1 << 56 - 1), ordering: .relaxed)
+        entry[2].store(start, ordering: .relaxed)
+        entry[3].store(UInt64(truncatingIfNeeded: name), ordering: .relaxed)
+        entry[4].store(predicted.bitPattern, ordering: .relaxed)
+        entry[0].store(sequence, ordering: .releasing)
+        return index
+    }
+
+    /// Notes the end and skew of call `sequence`, begun in entry `index`.
     @inline(__always)
     func finish(_ index: Int, sequence: UInt64, end: UInt64, skew: ArrivalSkew) {
         let entry = words + index * Self.stride
-        entry[0].store(end, ordering: .relaxed)
-        entry[1].store(skew.earliestEntry, ordering: .relaxed)
-        entry[2].store(skew.latestEntry, ordering: .relaxed)
-        entry[3].store(UInt64(UInt32(bitPattern: skew.earliestRank)) << 32 | UInt64(UInt32(bitPattern: skew.latestRank)), ordering: .relaxed)
-        entry[4].store(sequence, ordering: .releasing)
+        entry[5].store(end, ordering: .relaxed)
+        entry[6].store(skew.earliestEntry, ordering: .relaxed)
+        entry[7].store(skew.latestEntry, ordering: .relaxed)
+        entry[8].store(UInt64(UInt32(bitPattern: skew.earliestRank)) << 32 | UInt64(UInt32(bitPattern: skew.latestRank)), ordering: .relaxed)
+        entry[9].store(sequence, ordering: .releasing)
     }
 
-    /// The end and skew of entry `index`, once the call numbered `sequence` has finished.
-    func read(_ index: Int, sequence: UInt64) -> (end: UInt64, skew: ArrivalSkew)? {
-        let entry = words + index * Self.stride
-        guard entry[4].load(ordering: .acquiring) == sequence else { return nil }
-        var skew = ArrivalSkew(rank: 0, entry: 0)
-        skew.earliestEntry = entry[1].load(ordering: .relaxed)
-        skew.latestEntry = entry[2].load(ordering: .relaxed)
-        let ranks = entry[3].load(ordering: .relaxed)
-        skew.earliestRank = Int32(bitPattern: UInt32(truncatingIfNeeded: ranks >> 32))
-        skew.latestRank = Int32(bitPattern: UInt32(truncatingIfNeeded: ranks))
-        return (entry[0].load(ordering: .relaxed), skew)
+    /// The last `count` records, oldest first (a call still running shows its start as its end);
+    /// `name` gives an algorithm's name by number, `error` a failed call's error by sequence number.
+    func last(_ count: Int, name: (Int) -> String, error: (UInt64) -> SkeinError?) -> [CollectiveRecord] {
+        let total = begun.load(ordering: .relaxed)
+        let first = max(0, total - min(count, capacity))
+        return (first..<total).compactMap { read($0 % capacity, name: name, error: error) }
     }
+
+    /// Entry `index`, unless a call rewrites it meanwhile.
+    private func read(_ index: Int, name: (Int) -> String, error: (UInt64) -> SkeinError?) -> CollectiveRecord? {
+        let entry = words + index * Self.stride
+        let sequence = entry[0].load(ordering: .acquiring)
+        guard sequence != 0 else { return nil }
+        let shape = entry[1].load(ordering: .relaxed)
+        let start = entry[2].load(ordering: .relaxed)
+        let number = Int(truncatingIfNeeded: entry[3].load(ordering: .relaxed))
+        let predicted = Double(bitPattern: entry[4].load(ordering: .relaxed))
+        let ended = entry[9].load(ordering: .acquiring) == sequence
+        let end = entry[5].load(ordering: .relaxed)
+        var skew = ArrivalSkew(rank: 0, entry: start)
+        if ended {
+            skew.earliestEntry = entry[6].load(ordering: .relaxed)
+            skew.latestEntry = entry[7].load(ordering: .relaxed)
+            let ranks = entry[8].load(ordering: .relaxed)
+            skew.earliestRank = Int32(bitPattern: UInt32(truncatingIfNeeded: ranks >> 32))
+            skew.latestRank = Int32(bitPattern: UInt32(truncatingIfNeeded: ranks))
+        }
+        atomicMemoryFence(ordering: .acquiring)
+        guard entry[0].load(ordering: .relaxed) == sequence, let operation = CollectiveOperation(rawValue: UInt8(truncatingIfNeeded: shape >> 56))
+        else { return nil }
+        var record = CollectiveRecord(
+            sequence: sequence, operation: operation, algorithm: name(number), bytes: Int(truncatingIfNeeded: shape & (1 << 56 - 1)),
+            start: start, end: ended ? end : start, predictedSeconds: predicted, skew: skew)
+        record.error = error(sequence)
+        return record
+    }
+}
+
+/// Algorithms' names by number, for the flight recorder, whose words hold no strings.
+struct CallNames {
+    private(set) var names: [String] = []
+    private var numbers: [String: Int] = [:]
+
+    /// The number of `name`, given one the first time.
+    mutating func number(_ name: String) -> Int {
+        if let known = numbers[name] { return known }
+        names.append(name)
+        numbers[name] = names.count - 1
+        return names.count - 1
+    }
+
+    func name(_ number: Int) -> String { names.indices.contains(number) ? names[number] : "?" }
 }
 
 /// "1.23 µs", "4.56 ms": a duration in the unit that reads best.

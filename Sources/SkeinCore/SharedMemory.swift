@@ -37,10 +37,12 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
     /// Writes this rank's part of call `signature.sequence` (`byteCount` bytes, through `fill`, at
     /// most `SharedMemoryLimits.slotBytes`) and looks briefly for the part of every rank in
     /// `awaiting`: `.ready` with the slots once all are there, `.waiting` if not yet, and `.full`,
-    /// writing nothing, while a peer may still read the slot this call would use.
+    /// writing nothing, while a peer may still read the slot this call would use. `readAhead`: the
+    /// awaited ranks await nothing of this one (a rooted call's producers), so they likely have
+    /// their next part there already (see `BoardCursor.look`).
     /// Throws `.invalidArgument` for too many bytes and `.aborted` when a rank aborted the context.
     func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, readAhead: Bool,
         fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> BoardPublish
 
@@ -79,7 +81,8 @@ extension SharedMemoryBoard {
         fill: (UnsafeMutableRawPointer) -> Void
     ) async throws(SkeinError) -> SharedSlots {
         let awaiting = awaiting ?? 0..<Int.max
-        let outcome = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, fill: fill)
+        let outcome = try publish(
+            rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, readAhead: false, fill: fill)
         if case .ready(let slots) = outcome { return slots }
         return try await complete(
             after: outcome, rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, deadline: deadline, fill: fill)
@@ -94,7 +97,8 @@ extension SharedMemoryBoard {
         var outcome = outcome
         if case .full = outcome {
             try await awaitRoom(rank: rank, sequence: signature.sequence, deadline: deadline)
-            outcome = try publish(rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, fill: fill)
+            outcome = try publish(
+                rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, readAhead: false, fill: fill)
         }
         switch outcome {
         case .ready(let slots): return slots
@@ -335,12 +339,15 @@ public struct BoardCursor: Sendable {
     }
 
     /// Looks `times` times for the parts of the ranks in `awaiting` of this rank's last call (once
-    /// when it awaits none).
+    /// when it awaits none). With `readAhead`, once they are there, asks for the lines of their next
+    /// call's slots too: where they need nothing from this rank they run ahead, so the next call
+    /// finds those lines here instead of waiting for them to come from the peers' cores.
     @inline(__always)
-    public mutating func look(on memory: SharedSlotMemory, awaiting: Range<Int>, times: Int) -> BoardPublish {
+    public mutating func look(on memory: SharedSlotMemory, awaiting: Range<Int>, readAhead: Bool, times: Int) -> BoardPublish {
         let ranks = awaiting.clamped(to: 0..<memory.ranks)
         guard let slots = memory.look(generation, ranks: ranks, times: ranks.isEmpty ? 1 : times) else { return .waiting }
         heard(from: ranks, generation, on: memory)
+        if readAhead { for rank in ranks { skein_prefetch_read(memory.publishedWord(memory.slot(rank, generation &+ 1))) } }
         return .ready(slots)
     }
 

@@ -130,12 +130,12 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
     // No look at aborts here, unlike the in-process board: they sit behind the transport's lock,
     // and a rank that aborted never publishes again, so the waits below are where they are seen.
     func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, readAhead: Bool,
         fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> BoardPublish {
         guard try cursor.publish(on: memory, rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
         else { return .full }
-        return cursor.look(on: memory, awaiting: awaiting, times: looks)
+        return cursor.look(on: memory, awaiting: awaiting, readAhead: readAhead, times: looks)
     }
 
     func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) {

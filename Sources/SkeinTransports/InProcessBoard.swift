@@ -205,7 +205,7 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
     }
 
     func publish(
-        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
+        rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, readAhead: Bool,
         fill: (UnsafeMutableRawPointer) -> Void
     ) throws(SkeinError) -> BoardPublish {
         if let error = control.abortError(context: context) { throw error }
@@ -219,7 +219,7 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
         // p = 2 broadcast's time).
         if parkingFence { skein_compiler_barrier() } else { atomicMemoryFence(ordering: .sequentiallyConsistent) }
         if parkedCount.pointee.load(ordering: .relaxed) > 0 { board.wakeAll() }
-        return cursor.look(on: memory, awaiting: awaiting, times: looks)
+        return cursor.look(on: memory, awaiting: awaiting, readAhead: readAhead, times: looks)
     }
 
     func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) {

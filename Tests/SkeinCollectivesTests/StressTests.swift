@@ -3,7 +3,7 @@ import SkeinCore
 import SkeinCollectives
 import SkeinTestSupport
 
-@Suite("The in-process transport under load", .timeLimit(.minutes(3)))
+@Suite("The in-process transport under load", .timeLimit(.minutes(5)))
 struct StressTests {
     static let calls = 20_000
 

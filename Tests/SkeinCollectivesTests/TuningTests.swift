@@ -6,7 +6,7 @@ import SkeinTestSupport
 
 /// Autotuning: `Communicator.tune` times the algorithms on the live ranks and the selector prefers
 /// those measurements to the formulas.
-@Suite("Tuning: measured profiles feed the selector", .timeLimit(.minutes(2)))
+@Suite("Tuning: measured profiles feed the selector", .timeLimit(.minutes(5)))
 struct TuningTests {
     @Test("tune times every candidate, every rank keeps the same profiles, and calls run the fastest measured")
     func tuneFeedsSelector() async throws {

@@ -4,7 +4,7 @@ import SkeinRuntime
 import SkeinTestSupport
 import SkeinTransports
 
-@Suite("Actors on other ranks of a cluster runtime", .timeLimit(.minutes(2)))
+@Suite("Actors on other ranks of a cluster runtime", .timeLimit(.minutes(5)))
 struct ClusterActorTests {
     /// Calls to an actor on another rank are sent without waiting for earlier replies; the serving
     /// rank must still run them one at a time in submission order. Arguments come from tasks that

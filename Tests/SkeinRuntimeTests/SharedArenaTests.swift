@@ -43,7 +43,7 @@ extension Runtime {
     }
 }
 
-@Suite("Large objects between the ranks of a host", .timeLimit(.minutes(2)))
+@Suite("Large objects between the ranks of a host", .timeLimit(.minutes(5)))
 struct SharedArenaTests {
     @Test(
         "Large arrays reach other ranks read in place, right, copied into the arena at most once, and all freed",

@@ -33,3 +33,6 @@ static inline uint64_t skein_cycle_counter(void) {
 /// Keeps the compiler from moving memory accesses across it; costs no instruction (the light side
 /// of an asymmetric fence whose heavy side is `skein_process_fence`, CSystemCalls).
 static inline void skein_compiler_barrier(void) { __asm__ __volatile__("" ::: "memory"); }
+
+/// Asks the core to bring the line at `address` into its cache for reading, without waiting.
+static inline void skein_prefetch_read(const void *address) { __builtin_prefetch(address, 0, 3); }

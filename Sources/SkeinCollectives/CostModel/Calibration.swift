@@ -74,7 +74,7 @@ extension Communicator {
         parameters.sharedAlpha = agreed[3]
         state.withLock { state in
             state.cost = parameters
-            state.forgetSelections()
+            state.forgetSelections(lastChoice)
         }
         return parameters
     }
@@ -161,7 +161,7 @@ extension Communicator {
         }
         state.withLock { state in
             state.cost.keep(profiles)
-            state.forgetSelections()
+            state.forgetSelections(lastChoice)
         }
         return profiles
     }
@@ -273,10 +273,9 @@ extension Communicator {
 extension Communicator {
     /// Counts a call that runs outside `perform` (calibration's own rounds), so every rank's numbers stay alike.
     func nextSequence() -> UInt64 {
-        state.withLock { state in
-            state.sequence += 1
-            return state.sequence
-        }
+        let number = sequence.load(ordering: .relaxed) &+ 1
+        sequence.store(number, ordering: .relaxed)
+        return number
     }
 
     /// One bare synchronization on the shared-memory board (publish nothing, wait for every rank),
