@@ -156,6 +156,8 @@ struct BenchCollectives: AsyncParsableCommand {
     @Option(help: "inprocess, mpi, or auto (mpi when started by mpirun or srun).") var transport = TransportChoice.auto
     @Flag(help: "Under MPI: also time Skein's embedded default (in-process ranks) on rank 0 and compare it with MPI's own calls.")
     var compareEmbedded = false
+    @Option(help: "With --compare-embedded: alternate MPI's calls and the embedded ranks this many times, keeping each side's fastest median, so that a slow spell of a shared machine lands on neither side's figure alone.")
+    var rounds = 3
 
     func run() async throws {
         let rankCounts = ranks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -215,19 +217,53 @@ extension BenchCollectives {
             try BenchReport.write(rows, to: output, ranksLabel: "MPI processes")
         }
         if compareEmbedded {
-            if lead {
-                // The other processes sleep meanwhile, so the embedded ranks have the cores to themselves.
-                if CoreBinding.isBound {
-                    print("warning: this process is bound to a core (mpirun's default), so in-process ranks share it; run mpirun with --bind-to none")
-                }
-                session.setResting(true)
-                defer { session.setResting(false) }
-                let embedded = try await CollectiveBenchmark(ranks: comm.size, operations: operations, sizes: sizes, quick: quick, tune: tune).run()
-                BenchReport.printEmbeddedComparison(mpi: rows, embedded: embedded)
+            if lead && CoreBinding.isBound {
+                print("warning: this process is bound to a core (mpirun's default), so in-process ranks share it; run mpirun with --bind-to none")
             }
-            await session.sleepUntilAll()
+            var (native, embedded) = (rows, [BenchRow]())
+            var embeddedCost: CostParameters?
+            for round in 1...max(rounds, 1) {
+                if round > 1 {
+                    native = BenchRow.fastest(native, try await CollectiveBenchmark.measureNative(comm: comm, operations: operations, sizes: sizes, quick: quick))
+                }
+                if lead {
+                    progress(lead && !json, "comparison round \(round) of \(max(rounds, 1)): embedded ranks…")
+                    // The other processes sleep meanwhile, so the embedded ranks have the cores to themselves.
+                    session.setResting(true)
+                    defer { session.setResting(false) }
+                    // The first round calibrates, tunes and times every algorithm; later ones time the picks alone, under the same costs.
+                    let (measured, cost) = try await CollectiveBenchmark(
+                        ranks: comm.size, operations: operations, sizes: sizes, quick: quick, tune: tune, cost: embeddedCost
+                    ).runReturningCost()
+                    (embedded, embeddedCost) = (BenchRow.fastest(embedded, measured), cost)
+                }
+                await session.sleepUntilAll()
+            }
+            if lead { BenchReport.printEmbeddedComparison(mpi: native, embedded: embedded, rounds: max(rounds, 1)) }
         }
         session.finish()
+    }
+
+    private func progress(_ show: Bool, _ line: String) { if show { print(line) } }
+}
+
+extension BenchRow {
+    /// `earlier` with each row's median lowered to the same row's in `later` where that is faster
+    /// (rows of `later` that `earlier` lacks are added).
+    static func fastest(_ earlier: [BenchRow], _ later: [BenchRow]) -> [BenchRow] {
+        func key(_ row: BenchRow) -> String { "\(row.operation.rawValue)|\(row.algorithm)|\(row.ranks)|\(row.bytes)" }
+        var byKey = Dictionary(earlier.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
+        var order = earlier.map(key)
+        for row in later {
+            let k = key(row)
+            if let known = byKey[k] {
+                if row.median < known.median { byKey[k]?.median = row.median }
+            } else {
+                byKey[k] = row
+                order.append(k)
+            }
+        }
+        return order.compactMap { byKey[$0] }
     }
 }
 
@@ -238,14 +274,75 @@ struct CollectiveBenchmark {
     let sizes: [Int]
     let quick: Bool
     let tune: Bool
+    /// Costs a earlier run measured: given, the ranks take them and time only the algorithm each
+    /// point's selection picks (no calibration, tuning or other algorithms).
+    var cost: CostParameters? = nil
 
-    func run() async throws -> [BenchRow] {
-        let (p, operations, sizes, quick, tune) = (ranks, operations, sizes, quick, tune)
-        let outcomes = await InProcessGroup.run(size: p) { transport -> [BenchRow] in
-            let comm = Communicator(transport: transport, timeout: .seconds(600))
-            return try await Self.measureAll(comm: comm, operations: operations, sizes: sizes, quick: quick, tune: tune)
+    func run() async throws -> [BenchRow] { try await runReturningCost().rows }
+
+    /// The rows, and the costs the ranks selected under (to pass to a later run).
+    func runReturningCost() async throws -> (rows: [BenchRow], cost: CostParameters) {
+        let (p, operations, sizes, quick, tune, given) = (ranks, operations, sizes, quick, tune, cost)
+        let outcomes = await InProcessGroup.run(size: p) { transport -> ([BenchRow], CostParameters) in
+            let comm = Communicator(transport: transport, cost: given ?? .inProcessDefault, timeout: .seconds(600))
+            let rows =
+                given == nil
+                ? try await Self.measureAll(comm: comm, operations: operations, sizes: sizes, quick: quick, tune: tune)
+                : try await Self.measurePicks(comm: comm, operations: operations, sizes: sizes, quick: quick)
+            return (rows, comm.cost)
         }
         return try outcomes[0].get()
+    }
+
+    /// Each point's selected algorithm alone, timed as `measureAll` times it.
+    static func measurePicks(comm: Communicator, operations: [CollectiveOperation], sizes: [Int], quick: Bool) async throws(SkeinError) -> [BenchRow] {
+        try await measurePoints(comm: comm, operations: operations, sizes: sizes) { operation, bytes, run throws(SkeinError) in
+            let pick = comm.selection(for: operation, bytes: bytes).algorithm
+            let median = try await comm.timeAlgorithms([pick], operation: operation, repetitions: quick ? 5 : nil, run)[0]
+            return [BenchRow(
+                operation: operation, algorithm: pick.name, ranks: comm.size, bytes: bytes, median: median,
+                predicted: pick.predictedSeconds(ranks: comm.size, bytes: bytes, cost: comm.cost), selected: true, modelSelected: false, lowerBound: 0)]
+        }
+    }
+
+    /// MPI's own calls alone (through the communicator, blocking and not, and in a bare loop), timed as `measureAll` times them.
+    static func measureNative(comm: Communicator, operations: [CollectiveOperation], sizes: [Int], quick: Bool) async throws(SkeinError) -> [BenchRow] {
+        try await measurePoints(comm: comm, operations: operations, sizes: sizes) { operation, bytes, run throws(SkeinError) in
+            let count = CollectiveSimulator.perRankCount(operation, ranks: comm.size, bytes: bytes, elementWidth: 4)
+            let natives: [any CollectiveAlgorithm] = [NativeAlgorithm(operation), NativeAlgorithm(operation, blocking: true)]
+            let medians = try await comm.timeAlgorithms(natives, operation: operation, repetitions: quick ? 5 : nil, run)
+            var rows = zip(natives, medians).map { algorithm, median in
+                BenchRow(
+                    operation: operation, algorithm: algorithm.name, ranks: comm.size, bytes: bytes, median: median, predicted: .infinity,
+                    selected: false, modelSelected: false, lowerBound: 0)
+            }
+            if let bare = try await comm.timeNativeLoop(operation, count: count, repetitions: quick ? 5 : nil) {
+                rows.append(BenchRow(
+                    operation: operation, algorithm: BenchReport.bareNativeName, ranks: comm.size, bytes: bytes, median: bare, predicted: .infinity,
+                    selected: false, modelSelected: false, lowerBound: 0))
+            }
+            return rows
+        }
+    }
+
+    /// Rows of `measure` at every operation and size, given a closure that makes `count` calls of
+    /// the point (as `measureAll` makes them).
+    private static func measurePoints(
+        comm: Communicator, operations: [CollectiveOperation], sizes: [Int],
+        _ measure: (CollectiveOperation, Int, _ run: (_ calls: Int) async throws(SkeinError) -> Void) async throws(SkeinError) -> [BenchRow]
+    ) async throws(SkeinError) -> [BenchRow] {
+        var rows: [BenchRow] = []
+        for operation in operations {
+            for bytes in sizes {
+                let count = CollectiveSimulator.perRankCount(operation, ranks: comm.size, bytes: bytes, elementWidth: 4)
+                var input = [Float](repeating: Float(comm.rank + 1), count: count)
+                var output: [Float] = []
+                rows += try await measure(operation, bytes) { calls async throws(SkeinError) -> Void in
+                    try await comm.exercise(operation, input: &input, output: &output, count: count, times: calls)
+                }
+            }
+        }
+        return rows
     }
 
     /// Every algorithm (and the transport's native one, if it has one) of every operation and size,

@@ -80,8 +80,9 @@ enum BenchReport {
 
     /// Per operation and size: Skein's embedded default (its automatic choice on in-process ranks)
     /// against MPI's own call between processes.
-    static func printEmbeddedComparison(mpi: [BenchRow], embedded: [BenchRow]) {
-        print("\nSkein embedded (in-process ranks, automatic choice) against MPI's own call between processes (speedup > 1: embedded faster)")
+    static func printEmbeddedComparison(mpi: [BenchRow], embedded: [BenchRow], rounds: Int = 1) {
+        print("\nSkein embedded (in-process ranks, automatic choice) against MPI's own call between processes (speedup > 1: embedded faster)"
+            + (rounds > 1 ? "; each side's fastest median of \(rounds) alternating rounds" : ""))
         print("operation".padding(toLength: 16, withPad: " ", startingAt: 0) + "bytes".leftPad(10) + "  "
             + "embedded pick".padding(toLength: 20, withPad: " ", startingAt: 0) + "embedded".leftPad(11) + "MPI_*".leftPad(11) + "speedup".leftPad(9))
         var slower = 0, total = 0, empty = 0
