@@ -350,7 +350,7 @@ public final class Communicator: Sendable {
     @inlinable
     func perform(
         _ call: Call, explicit: Plan?, input: (_ blocks: Int) -> [Chunk],
-        copyInput: (UnsafeMutableRawPointer) -> Void
+        copyInput: (UnsafeMutableRawBufferPointer) -> Void
     ) async throws(SkeinError) -> [Chunk]? {
         switch try start(call, explicit: explicit, copyInput: copyInput) {
         case .finished(let output): return output
@@ -394,7 +394,7 @@ public final class Communicator: Sendable {
     /// Counts the call and, for a board call, publishes this rank's part and finishes the call if
     /// every part it needs is there; otherwise leaves the rest to `complete`.
     @usableFromInline
-    func start(_ call: Call, explicit: Plan?, copyInput: (UnsafeMutableRawPointer) -> Void) throws(SkeinError) -> Progress {
+    func start(_ call: Call, explicit: Plan?, copyInput: (UnsafeMutableRawBufferPointer) -> Void) throws(SkeinError) -> Progress {
         let start = transport.now()
         let begun = try begin(call, explicit: explicit, start: start)
         do throws(SkeinError) {
@@ -429,7 +429,7 @@ public final class Communicator: Sendable {
     /// The rest of a call `start` began: waits on the board, or runs the algorithm's messages.
     @usableFromInline
     func complete(
-        _ call: Call, _ started: Started, input: (_ blocks: Int) -> [Chunk], copyInput: (UnsafeMutableRawPointer) -> Void
+        _ call: Call, _ started: Started, input: (_ blocks: Int) -> [Chunk], copyInput: (UnsafeMutableRawBufferPointer) -> Void
     ) async throws(SkeinError) -> [Chunk]? {
         let (begun, start, signature, deadline) = (started.begun, started.start, started.signature, started.deadline)
         var skew = ArrivalSkew(rank: rank, entry: start)
@@ -708,7 +708,7 @@ private final class AbsentBoard: SharedMemoryBoard {
 
     func publish(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, readAhead: Bool,
-        fill: (UnsafeMutableRawPointer) -> Void
+        fill: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(SkeinError) -> BoardPublish { throw absent }
 
     func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) { throw absent }

@@ -17,7 +17,9 @@ extension Communicator {
         try await perform(call, explicit: explicit) {
             Chunk.partition(values, into: $0, copyingSmall: call.inPlace)
         } copyInput: { target in
-            values.withUnsafeBytes { if let from = $0.baseAddress, $0.count > 0 { MemoryCopy.copy(to: target, from: from, byteCount: $0.count) } }
+            values.withUnsafeBytes {
+                if let from = $0.baseAddress, let to = target.baseAddress { MemoryCopy.copy(to: to, from: from, byteCount: min($0.count, target.count)) }
+            }
         }
     }
 

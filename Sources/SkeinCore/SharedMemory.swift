@@ -23,7 +23,8 @@ public enum SharedMemoryLimits {
 /// between must not shift them). A rank publishes board call g into slot g mod K only once every
 /// rank has published call g − K + 1, which each does only after it finished reading call g − K,
 /// so nobody overwrites a part a peer may still read, and a rank that need not wait may run up to
-/// K − 1 calls ahead of the slowest.
+/// K − 1 calls ahead of the slowest. A part too big for its slot goes to big slot g mod B, under the
+/// same rule with B (fewer big slots than slots: big calls run fewer calls ahead).
 ///
 /// A call need not wait for every rank: as in MPI's eager protocol, the root of a broadcast or
 /// scatter publishes and goes on, a non-root of a reduce or gather too, and a non-root of a
@@ -34,8 +35,9 @@ public enum SharedMemoryLimits {
 /// short look (the common case, with no suspension point), and otherwise `awaitAll`; `awaitRoom`
 /// first where `publish` found the rank's next slot still in use.
 public protocol SharedMemoryBoard: AnyObject, Sendable {
-    /// Writes this rank's part of call `signature.sequence` (`byteCount` bytes, through `fill`, at
-    /// most `SharedMemoryLimits.slotBytes`) and looks briefly for the part of every rank in
+    /// Writes this rank's part of call `signature.sequence` (`byteCount` bytes, at most
+    /// `SharedMemoryLimits.slotBytes`, through `fill`, which gets exactly those bytes to write, and
+    /// is not called for none) and looks briefly for the part of every rank in
     /// `awaiting`: `.ready` with the slots once all are there, `.waiting` if not yet, and `.full`,
     /// writing nothing, while a peer may still read the slot this call would use. `readAhead`: the
     /// awaited ranks await nothing of this one (a rooted call's producers), so they likely have
@@ -43,11 +45,11 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
     /// Throws `.invalidArgument` for too many bytes and `.aborted` when a rank aborted the context.
     func publish(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, readAhead: Bool,
-        fill: (UnsafeMutableRawPointer) -> Void
+        fill: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(SkeinError) -> BoardPublish
 
-    /// Waits until this rank's next slot is free (every rank has published the call K − 1 before
-    /// it), after `publish` returned `.full`. Throws as `awaitAll` does, naming the rank it waited for.
+    /// Waits until this rank's next slots are free (every rank has published the call K − 1, or
+    /// for a big part B − 1, before it), after `publish` returned `.full`. Throws as `awaitAll` does, naming the rank it waited for.
     func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError)
 
     /// Waits until every rank in `awaiting` has published call `sequence`, after `publish` returned
@@ -78,7 +80,7 @@ extension SharedMemoryBoard {
     @inlinable @inline(__always)
     public func exchange(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>? = nil, deadline: UInt64,
-        fill: (UnsafeMutableRawPointer) -> Void
+        fill: (UnsafeMutableRawBufferPointer) -> Void
     ) async throws(SkeinError) -> SharedSlots {
         let awaiting = awaiting ?? 0..<Int.max
         let outcome = try publish(
@@ -92,7 +94,7 @@ extension SharedMemoryBoard {
     /// waits for room and publishes where it found none, then waits for the awaited ranks.
     public func complete(
         after outcome: BoardPublish, rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>,
-        deadline: UInt64, fill: (UnsafeMutableRawPointer) -> Void
+        deadline: UInt64, fill: (UnsafeMutableRawBufferPointer) -> Void
     ) async throws(SkeinError) -> SharedSlots {
         var outcome = outcome
         if case .full = outcome {
@@ -115,7 +117,7 @@ public struct SharedSlots: @unchecked Sendable {
     public let count: Int
 
     /// `slots` points at rank 0's slot for this call; rank r's is `r × stride` bytes further.
-    public init(slots: UnsafeRawPointer, stride: Int, count: Int) {
+    init(slots: UnsafeRawPointer, stride: Int, count: Int) {
         self.slots = slots
         self.stride = stride
         self.count = count
@@ -135,7 +137,10 @@ public struct SharedSlots: @unchecked Sendable {
 
     public func bytes(of rank: Int) -> UnsafeRawBufferPointer {
         let base = slot(rank)
-        return UnsafeRawBufferPointer(start: base + SharedSlotLayout.payload, count: base.load(fromByteOffset: SharedSlotLayout.byteCount, as: Int.self))
+        let word = base.load(fromByteOffset: SharedSlotLayout.byteCount, as: UInt64.self)
+        let distance = Int(truncatingIfNeeded: word >> 24)
+        return UnsafeRawBufferPointer(
+            start: base + (distance == 0 ? SharedSlotLayout.payload : distance), count: Int(truncatingIfNeeded: word & 0xFF_FFFF))
     }
 }
 
@@ -145,13 +150,22 @@ public enum SharedSlotLayout {
     /// The board call (1, 2, …) last published in this slot (an atomic, stored last).
     public static let published = 0
     public static let entry = 8
+    /// The part's byte count, and above bit 24 how far past the header's start it lies: in a big
+    /// slot, or 0 where it follows the header (at `payload`). (Three words make `SharedSlots`, not
+    /// four: a fourth, to find the big slots from, made every board call 20–50 ns slower, whether
+    /// it used them or not.)
     public static let byteCount = 16
     public static let signature = 24
     public static let payload = 48
 }
 
 /// A board's slots in memory every rank can read (a process's heap, or a shared window between
-/// processes): `slotsPerRank` slots per rank, addressed, written and looked at here and nowhere else.
+/// processes), addressed, written and looked at here and nowhere else: per rank, `slotsPerRank`
+/// slots of a header and a small part, and `bigSlotsPerRank` slots for parts too big for those.
+/// A small call's part follows its header, so that a rank may run many small calls ahead (each
+/// wait for room among ranks that outnumber the cores costs a switch of threads, which then counts
+/// once per many calls); a big one takes the next big slot in turn, so that big calls cycle
+/// through few slots, which stay in the cache.
 public struct SharedSlotMemory: @unchecked Sendable {
     // @unchecked: a rank writes only its own slots, and only one no peer can still be reading (see
     // `SharedMemoryBoard`); peers read a slot's header and payload only after a load of its published word.
@@ -159,13 +173,23 @@ public struct SharedSlotMemory: @unchecked Sendable {
     public let ranks: Int
 
     /// Slots per rank (a power of two): how far a rank that need not wait may run ahead, plus one.
-    public static let slotsPerRank = 8
+    public static let slotsPerRank = 64
 
-    /// Bytes from one slot to the next: header, payload, rounded up to cache lines.
-    public static let slotStride = (SharedSlotLayout.payload + SharedMemoryLimits.slotBytes + 63) & ~63
+    /// Bytes from one slot to the next: header and a small part, four cache lines.
+    public static let slotStride = 256
 
-    /// Bytes a board of `ranks` ranks needs: a progress line per rank, then the slots.
-    public static func byteCount(ranks: Int) -> Int { 64 * ranks + slotStride * slotsPerRank * ranks }
+    /// The most bytes of a part that follow its header; a bigger part goes to a big slot.
+    public static let inlineBytes = slotStride - SharedSlotLayout.payload
+
+    /// Big slots per rank: how many big calls a rank may run ahead, plus one.
+    public static let bigSlotsPerRank = 8
+
+    /// Bytes from one big slot to the next: the largest part and a cache line more, so that the
+    /// slots start on different cache sets.
+    public static let bigSlotStride = SharedMemoryLimits.slotBytes + 64
+
+    /// Bytes a board of `ranks` ranks needs: a progress line per rank, then the slots, then the big slots.
+    public static func byteCount(ranks: Int) -> Int { 64 * ranks + (slotStride * slotsPerRank + bigSlotStride * bigSlotsPerRank) * ranks }
 
     /// Over `base` (64-byte aligned, `byteCount(ranks:)` bytes); with `initialize`, zeroes every
     /// published word first (one rank does that, before any rank publishes).
@@ -190,6 +214,20 @@ public struct SharedSlotMemory: @unchecked Sendable {
         let index: Int = rank &* Self.slotsPerRank &+ Int(truncatingIfNeeded: generation & UInt64(Self.slotsPerRank &- 1))
         let offset: Int = 64 &* ranks &+ index &* Self.slotStride
         return base + offset
+    }
+
+    /// Rank 0's first big slot.
+    @inline(__always)
+    var bigSlots: UnsafeMutableRawPointer {
+        let offset: Int = 64 &* ranks &+ ranks &* Self.slotsPerRank &* Self.slotStride
+        return base + offset
+    }
+
+    /// `rank`'s big slot `index`.
+    @inline(__always)
+    func bigSlot(_ rank: Int, _ index: Int) -> UnsafeMutableRawPointer {
+        let offset: Int = (rank &* Self.bigSlotsPerRank &+ index) &* Self.bigSlotStride
+        return bigSlots + offset
     }
 
     /// `rank`'s progress: its last board call, on a line of its own. A rank that looks whether its
@@ -246,22 +284,23 @@ public struct SharedSlotMemory: @unchecked Sendable {
     }
 
     /// Writes `rank`'s part of its board call `generation` (`signature` in communicator `context`),
-    /// then publishes it (a releasing store, last, so that a reader that sees the number sees the
-    /// rest; a board whose waiters sleep fences between this and its look for them). The caller has
-    /// made sure no peer still reads that slot. Throws `.invalidArgument`, writing nothing, for more
-    /// bytes than a slot holds.
+    /// after its header, or in big slot `big` for a part of more than `inlineBytes`, then publishes
+    /// it (a releasing store, last, so that a reader that sees the number sees the rest; a board
+    /// whose waiters sleep fences between this and its look for them). The caller has made sure no
+    /// peer still reads either slot and checked the byte count (`BoardCursor.publish`).
     @inline(__always)
-    public func publish(
-        rank: Int, generation: UInt64, context: UInt32, signature: CallSignature, entry: UInt64, byteCount: Int,
-        fill: (UnsafeMutableRawPointer) -> Void
-    ) throws(SkeinError) {
-        if byteCount < 0 || byteCount > SharedMemoryLimits.slotBytes {
-            throw Self.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence))
-        }
+    func publish(
+        rank: Int, generation: UInt64, signature: CallSignature, entry: UInt64, byteCount: Int,
+        fill: (UnsafeMutableRawBufferPointer) -> Void
+    ) {
         let mine = slot(rank, generation)
-        fill(mine + SharedSlotLayout.payload)
+        let big = Int(truncatingIfNeeded: generation & UInt64(Self.bigSlotsPerRank &- 1))
+        let part = byteCount <= Self.inlineBytes ? mine + SharedSlotLayout.payload : bigSlot(rank, big)
+        if byteCount > 0 { fill(UnsafeMutableRawBufferPointer(start: part, count: byteCount)) }
         mine.storeBytes(of: entry, toByteOffset: SharedSlotLayout.entry, as: UInt64.self)
-        mine.storeBytes(of: byteCount, toByteOffset: SharedSlotLayout.byteCount, as: Int.self)
+        let distance = part == mine + SharedSlotLayout.payload ? 0 : UInt64(truncatingIfNeeded: part - mine)
+        let located = UInt64(truncatingIfNeeded: byteCount) | distance << 24
+        mine.storeBytes(of: located, toByteOffset: SharedSlotLayout.byteCount, as: UInt64.self)
         mine.storeBytes(of: signature, toByteOffset: SharedSlotLayout.signature, as: CallSignature.self)
         publishedWord(mine).pointee.store(generation, ordering: .releasing)
         progressWord(rank).pointee.store(generation, ordering: .releasing)
@@ -296,11 +335,14 @@ public struct SharedSlotMemory: @unchecked Sendable {
         SharedSlots(slots: slot(0, generation), stride: Self.slotsPerRank * Self.slotStride, count: ranks)
     }
 
-    /// The first board call whose slot a rank's call `generation` reuses needs every rank to have
-    /// published (0: none).
+    /// The board call every rank must have published before a rank's call `generation` of
+    /// `byteCount` bytes may reuse its slots (0: none): the one after the last call that used its
+    /// slot, and for a big part, also after the last call that used its big slot (big slot
+    /// `generation` mod `bigSlotsPerRank`, so that no rank needs to remember which call had it).
     @inline(__always)
-    public static func roomNeeded(for generation: UInt64) -> UInt64 {
-        generation > UInt64(slotsPerRank) ? generation &- UInt64(slotsPerRank - 1) : 0
+    public static func roomNeeded(for generation: UInt64, byteCount: Int) -> UInt64 {
+        let reuse = UInt64(byteCount <= inlineBytes ? slotsPerRank : bigSlotsPerRank)
+        return generation > reuse ? generation &- (reuse &- 1) : 0
     }
 
     /// The error for a call of `byteCount` bytes, more than a slot holds.
@@ -321,20 +363,31 @@ public struct BoardCursor: Sendable {
     public private(set) var generation: UInt64 = 0
     /// A board call every rank is known to have published.
     private var floor: UInt64 = 0
+    /// The board call every rank must have published before this rank's next may go ahead (set
+    /// when `publish` found no room).
+    private var needed: UInt64 = 0
 
     public init() {}
 
-    /// Writes and publishes this rank's next board call if its slot is free (see `hasRoom`): true,
-    /// or false, writing nothing, while a peer may still read that slot.
+    /// Writes and publishes this rank's next board call if its slots are free (see `hasRoom`):
+    /// true, or false, writing nothing, while a peer may still read one of them. Throws
+    /// `.invalidArgument`, writing nothing, for more bytes than a big slot holds.
     @inline(__always)
     public mutating func publish(
         on memory: SharedSlotMemory, rank: Int, context: UInt32, signature: CallSignature, entry: UInt64, byteCount: Int,
-        fill: (UnsafeMutableRawPointer) -> Void
+        fill: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(SkeinError) -> Bool {
-        guard hasRoom(memory) else { return false }
-        try memory.publish(
-            rank: rank, generation: generation &+ 1, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
-        generation &+= 1
+        if byteCount < 0 || byteCount > SharedMemoryLimits.slotBytes {
+            throw SharedSlotMemory.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence))
+        }
+        let next = generation &+ 1
+        let need = SharedSlotMemory.roomNeeded(for: next, byteCount: byteCount)
+        guard hasRoom(memory, needed: need) else {
+            needed = need
+            return false
+        }
+        memory.publish(rank: rank, generation: next, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
+        generation = next
         return true
     }
 
@@ -355,8 +408,8 @@ public struct BoardCursor: Sendable {
     /// have published, and that call's sequence number (its own slot still holds it), under which
     /// it waits: this call is not published yet, and a peer must not take it for published.
     public func room(on memory: SharedSlotMemory, rank: Int) -> (generation: UInt64, sequence: UInt64) {
-        let needed = SharedSlotMemory.roomNeeded(for: generation &+ 1)
-        return (needed, memory.sequence(of: rank, generation: needed))
+        // Its own slot still holds that call: `needed` is at most `slotsPerRank` − 1 calls back.
+        (needed, memory.sequence(of: rank, generation: needed))
     }
 
     /// Notes that the ranks in `ranks` have published board call `generation` (it counts once
@@ -366,12 +419,11 @@ public struct BoardCursor: Sendable {
         if ranks.count == memory.ranks { floor = max(floor, generation) }
     }
 
-    /// True when this rank's next call may use its slot: every rank has published
-    /// `roomNeeded(for: next)`, as known already or as the ranks' progress shows now (then known
-    /// for the next few calls too, so a rank that runs ahead looks only every few calls).
+    /// True when this rank's next call may use its slots: every rank has published `needed`, as
+    /// known already or as the ranks' progress shows now (then known for the next few calls too,
+    /// so a rank that runs ahead looks only every few calls).
     @inline(__always)
-    private mutating func hasRoom(_ memory: SharedSlotMemory) -> Bool {
-        let needed = SharedSlotMemory.roomNeeded(for: generation &+ 1)
+    private mutating func hasRoom(_ memory: SharedSlotMemory, needed: UInt64) -> Bool {
         if floor >= needed { return true }
         var lowest = UInt64.max
         for rank in 0..<memory.ranks { lowest = min(lowest, memory.progress(of: rank)) }

@@ -131,7 +131,7 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
     // and a rank that aborted never publishes again, so the waits below are where they are seen.
     func publish(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, readAhead: Bool,
-        fill: (UnsafeMutableRawPointer) -> Void
+        fill: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(SkeinError) -> BoardPublish {
         guard try cursor.publish(on: memory, rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
         else { return .full }

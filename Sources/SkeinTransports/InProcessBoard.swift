@@ -206,7 +206,7 @@ final class InProcessBoardSeat: SharedMemoryBoard, @unchecked Sendable {
 
     func publish(
         rank: Int, signature: CallSignature, entry: UInt64, byteCount: Int, awaiting: Range<Int>, readAhead: Bool,
-        fill: (UnsafeMutableRawPointer) -> Void
+        fill: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(SkeinError) -> BoardPublish {
         if let error = control.abortError(context: context) { throw error }
         guard try cursor.publish(on: memory, rank: rank, context: context, signature: signature, entry: entry, byteCount: byteCount, fill: fill)

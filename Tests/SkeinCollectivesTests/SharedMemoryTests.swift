@@ -62,15 +62,18 @@ struct SharedMemoryTests {
         } want: { Reference.reduce($0, .sum) }
     }
 
-    /// The calls a rank may make before any other rank has made one (MPI's eager pattern): one per
-    /// slot, since no slot yet holds a part anyone reads.
-    static let callsAhead = SharedSlotMemory.slotsPerRank
+    /// The calls a rank may make before any other rank has made one (MPI's eager pattern), with
+    /// parts of `count` Int64: one per slot, or per big slot for parts that need one, since no slot
+    /// yet holds a part anyone reads.
+    static let callsAhead = [(calls: SharedSlotMemory.slotsPerRank, count: 5), (calls: SharedSlotMemory.bigSlotsPerRank, count: 1000)]
 
-    @Test("A broadcast's root and a reduce's other ranks publish and go on, up to the slots they have, and the results stay right")
-    func eagerRootedCalls() async throws {
-        let p = 3, calls = Self.callsAhead, seed: UInt64 = 0xEA6E
+    @Test(
+        "A broadcast's root and a reduce's other ranks publish and go on, up to the slots they have, and the results stay right",
+        arguments: callsAhead.indices)
+    func eagerRootedCalls(_ which: Int) async throws {
+        let p = 3, (calls, count) = Self.callsAhead[which], seed: UInt64 = 0xEA6E
         var rng = SeededGenerator(seed: seed)
-        let inputs = (0..<calls).map { _ in (0..<p).map { _ in (0..<5).map { _ in Int64.random(in: -99...99, using: &rng) } } }
+        let inputs = (0..<calls).map { _ in (0..<p).map { _ in (0..<count).map { _ in Int64.random(in: -99...99, using: &rng) } } }
         // The others wait at a gate that the root opens only after its broadcasts returned: if the
         // root's calls waited for them, the calls would end at the deadline instead.
         let gate = Gate(opensAfter: 1)
@@ -99,6 +102,61 @@ struct SharedMemoryTests {
         }
         for call in 0..<calls { #expect(reductions[0][call] == Reference.reduce(inputs[call], .sum), "reduce \(call), seed \(seed)") }
         for rank in 1..<p { #expect(reductions[rank].allSatisfy { $0 == nil }) }
+    }
+
+    @Test("Parts just under, at and over what follows a slot's header, mixed, with roots and others running ahead, match the reference")
+    func smallAndBigPartsMixed() async throws {
+        // 26 Int64 fill what follows a header exactly; 27 go to a big slot. Big slots are fewer, so
+        // a rank that runs ahead with big parts waits sooner: the mix exercises both rules of reuse.
+        let p = 3, rounds = 300, seed: UInt64 = 0xB16
+        let fits = SharedSlotMemory.inlineBytes / MemoryLayout<Int64>.stride
+        var rng = SeededGenerator(seed: seed)
+        let counts = (0..<rounds).map { _ in [1, fits - 1, fits, fits + 1, 4000].randomElement(using: &rng)! }
+        let inputs = counts.map { count in (0..<p).map { _ in (0..<count).map { _ in Int64.random(in: -999...999, using: &rng) } } }
+        let results = try await runGroupOrThrow(.inProcess, size: p, timeout: .seconds(60)) { comm -> [[Int64]?] in
+            var got: [[Int64]?] = []
+            for round in 0..<rounds {
+                // Rank 2 falls behind now and then, so the others run ahead of it.
+                if comm.rank == 2 && round % 50 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+                let mine = inputs[round][comm.rank]
+                if round % 2 == 0 {
+                    got.append(try await comm.broadcast(mine, root: round % p, algorithm: SharedMemoryAlgorithm(.broadcast)))
+                } else {
+                    got.append(try await comm.reduce(mine, op: .sum, root: round % p, algorithm: SharedMemoryAlgorithm(.reduce)))
+                }
+            }
+            return got
+        }
+        for round in 0..<rounds {
+            let root = round % p
+            for rank in 0..<p {
+                let want: [Int64]? =
+                    round % 2 == 0 ? inputs[round][root] : (rank == root ? Reference.reduce(inputs[round], .sum) : nil)
+                #expect(results[rank][round] == want, "round \(round) (\(counts[round]) values), rank \(rank), seed \(seed)")
+            }
+        }
+    }
+
+    @Test("A root that runs ahead with big parts never overwrites one a slow rank has yet to read")
+    func bigPartsWaitForSlowReaders() async throws {
+        // 30 big broadcasts, more than the big slots: the root must wait for room, not reuse a big
+        // slot whose part the others, which start late and read slowly, have not read yet.
+        let p = 3, calls = 3 * SharedSlotMemory.bigSlotsPerRank + 6, seed: UInt64 = 0xB165
+        var rng = SeededGenerator(seed: seed)
+        let parts = (0..<calls).map { _ in (0..<1000).map { _ in Int64.random(in: -999...999, using: &rng) } }
+        let results = try await runGroupOrThrow(.inProcess, size: p, timeout: .seconds(30)) { comm -> [[Int64]] in
+            if comm.rank != 0 { try await Task.sleep(for: .milliseconds(20)) }
+            var got: [[Int64]] = []
+            for call in 0..<calls {
+                let mine = comm.rank == 0 ? parts[call] : [Int64](repeating: 0, count: 1000)
+                got.append(try await comm.broadcast(mine, root: 0, algorithm: SharedMemoryAlgorithm(.broadcast)))
+                if comm.rank != 0 { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            return got
+        }
+        for rank in 0..<p {
+            for call in 0..<calls { #expect(results[rank][call] == parts[call], "call \(call), rank \(rank), seed \(seed)") }
+        }
     }
 
     @Test("A root that runs ahead waits for room, and names a rank that left instead of waiting for it")
