@@ -231,6 +231,9 @@ extension BenchCollectives {
                     // The other processes sleep meanwhile, so the embedded ranks have the cores to themselves.
                     session.setResting(true)
                     defer { session.setResting(false) }
+                    // Let the other processes reach their sleep first: one still polling MPI at the start
+                    // took a core from the first point timed (broadcast 8 B at 0.63–0.73× in two runs).
+                    try await Task.sleep(for: .milliseconds(50))
                     // The first round calibrates, tunes and times every algorithm; later ones time the picks alone, under the same costs.
                     let (measured, cost) = try await CollectiveBenchmark(
                         ranks: comm.size, operations: operations, sizes: sizes, quick: quick, tune: tune, cost: embeddedCost
