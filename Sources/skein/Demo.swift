@@ -76,12 +76,17 @@ struct Demo: AsyncParsableCommand {
             }
             summary = lines.joined(separator: "\n")
         }
-        var sum = try await comm.allreduce(gradient)
+        // As DDP does, each step sums the gradients in place, in the buffer that holds them (the
+        // form `selection(for:)` speaks of; the form that returns a new array may not pick the
+        // shared-address algorithm, which writes into the callers' arrays).
+        var sum = gradient
+        try await comm.allreduce(&sum)
         var times: [Double] = []
         for _ in 0..<repetitions {
+            gradient.withUnsafeBufferPointer { from in sum.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: from.baseAddress!, count: from.count) } }
             try await comm.barrier()
             let t0 = MonotonicClock.now()
-            sum = try await comm.allreduce(gradient)
+            try await comm.allreduce(&sum)
             times.append(Double(MonotonicClock.now() - t0) / 1e9)
         }
         if let last = comm.flightRecord(last: 1).first, comm.rank == 0 {
