@@ -36,11 +36,13 @@ public final class Communicator: Sendable {
     let recorder = FlightRecorder(capacity: 256)
 
     struct State {
+        /// The error that broke the communicator, and the number of the call that failed with it
+        /// (the only call the flight recorder shows failed: once broken, no call is counted).
         var broken: SkeinError?
+        var brokenCall: UInt64 = 0
         var cost: CostParameters
-        /// The flight recorder's algorithm names, and the errors of failed calls by sequence number.
+        /// The flight recorder's algorithm names.
         var names = CallNames()
-        var errors: [UInt64: SkeinError] = [:]
         /// By operation (raw value): an array, since a dictionary hashed the operation on every call;
         /// of references, since testing an optional existential copied it through its value witnesses.
         var pins = [Pin?](repeating: nil, count: CollectiveOperation.allCases.count)
@@ -243,8 +245,8 @@ public final class Communicator: Sendable {
 
     /// The last `count` calls' records, oldest first: operation, algorithm, time, who arrived last.
     public func flightRecord(last count: Int = 32) -> [CollectiveRecord] {
-        let (names, errors) = state.withLock { ($0.names, $0.errors) }
-        return recorder.last(count, name: names.name, error: { errors[$0] })
+        let (names, broken, brokenCall) = state.withLock { ($0.names, $0.broken, $0.brokenCall) }
+        return recorder.last(count, name: names.name, error: { $0 == brokenCall ? broken : nil })
     }
 
     /// A communicator of the ranks not in `excluded`, renumbered in order. Every survivor must pass
@@ -374,10 +376,11 @@ public final class Communicator: Sendable {
         let entry: Int
         let operation: CollectiveOperation
         let code: UInt8
-        let inputBlocks: Int
         let plan: Plan?
 
         var name: String { plan?.name ?? SharedMemoryAlgorithm(operation).name }
+        /// The blocks the caller's input splits into (one for the board's algorithm).
+        var inputBlocks: Int { plan?.inputBlocks ?? 1 }
     }
 
     /// A call `start` began but could not finish without waiting: what `complete` needs to go on.
@@ -414,7 +417,7 @@ public final class Communicator: Sendable {
             let (algorithm, shared) = try sharedCall(call, signature: signature)
             let published = try board.publish(
                 rank: rank, signature: signature, entry: start, byteCount: algorithm.publishedBytes(shared),
-                awaiting: algorithm.awaited(shared) ?? 0..<Int.max, readAhead: algorithm.readsAhead(shared), fill: copyInput)
+                awaiting: algorithm.awaited(shared) ?? 0..<Int.max, readAhead: algorithm.readsAhead, fill: copyInput)
             guard case .ready(let slots) = published else {
                 return .begun(Started(begun: begun, start: start, signature: signature, deadline: deadline, published: published))
             }
@@ -478,10 +481,8 @@ public final class Communicator: Sendable {
     /// ranks to stop (unless they told this one); returns the error to throw.
     func failed(_ error: SkeinError, _ begun: Begun, skew: ArrivalSkew) -> SkeinError {
         state.withLock { state in
-            state.broken = state.broken ?? error
+            if state.broken == nil { (state.broken, state.brokenCall) = (error, begun.sequence) }
             state.forgetLast(lastChoice)
-            if state.errors.count >= recorder.capacity { state.errors.removeAll() }
-            state.errors[begun.sequence] = error
         }
         ended(begun, skew: skew)
         if error.code != .aborted { transport.abort(context: context, because: error) }
@@ -526,7 +527,8 @@ public final class Communicator: Sendable {
             operation: call.operation, bytes: call.modelBytes, root: root,
             native: hasNativeCollectives && native.unsafelyUnwrapped.supportsNative(call.operation, dataType: call.dataType),
             direct: call.intoCaller)
-        if explicit == nil, let last = lastChoice.lookup(choice), last.code == SharedMemoryAlgorithm.code {
+        let last = explicit == nil ? lastChoice.lookup(choice) : nil
+        if let last, last.code == SharedMemoryAlgorithm.code {
             return try counted(call, operation: call.operation, code: last.code, plan: nil, name: last.name, predicted: last.predicted, start: start)
         }
         let (rank, size) = (self.rank, self.size)
@@ -539,9 +541,8 @@ public final class Communicator: Sendable {
                     "this communicator failed earlier (\(broken.message)); build a new one with shrink(excluding:)")
                 return nil
             }
-            if explicit == nil, let last = lastChoice.lookup(choice), let plan = state.lastPlan {
-                return (plan, call.operation, last.name, last.predicted)
-            }
+            // The last call's plan, which only a pin, new costs or a failure drop (all under this lock).
+            if let last, let plan = state.lastPlan { return (plan, call.operation, last.name, last.predicted) }
             // An algorithm passed with the call comes first, then one pinned on the communicator.
             let made: Plan
             if let explicit {
@@ -591,7 +592,7 @@ public final class Communicator: Sendable {
         // pass for one that runs the call by messages (see `InProcessBoard.check`).
         sequence.store(code == SharedAddressAlgorithm.code ? number &+ 1 : number, ordering: .relaxed)
         let entry = recorder.begin(sequence: number, operation: call.operation, bytes: call.modelBytes, start: start, name: name, predicted: predicted)
-        return Begun(sequence: number, entry: entry, operation: operation, code: code, inputBlocks: plan?.inputBlocks ?? 1, plan: plan)
+        return Begun(sequence: number, entry: entry, operation: operation, code: code, plan: plan)
     }
 
     /// Runs the call by `SharedAddressAlgorithm`: publish where this rank's input and output lie,
@@ -711,7 +712,7 @@ private final class AbsentBoard: SharedMemoryBoard {
         fill: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(SkeinError) -> BoardPublish { throw absent }
 
-    func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) { throw absent }
+    func awaitRoom(rank: Int, sequence: UInt64, byteCount: Int, deadline: UInt64) async throws(SkeinError) { throw absent }
 
     func awaitAll(rank: Int, sequence: UInt64, awaiting: Range<Int>, deadline: UInt64) async throws(SkeinError) -> SharedSlots { throw absent }
 }

@@ -30,8 +30,7 @@ public struct CollectiveRecord: Sendable, CustomStringConvertible {
 /// calling rank writes without a lock (a lock per call cost a locked instruction, which waited for
 /// the slot lines the call had just written to reach the peer's core), and that `last` reads as a
 /// seqlock, skipping an entry a call is rewriting. Names of algorithms are kept as numbers
-/// (`CallNames`), errors of failed calls beside, by sequence number (both under the
-/// communicator's lock).
+/// (`CallNames`, under the communicator's lock).
 final class FlightRecorder: @unchecked Sendable {
     // @unchecked: the words are atomics, allocated once and freed with the object.
     /// Per entry: the sequence number of the call that began it (0 while it is written, stored last
@@ -42,7 +41,7 @@ final class FlightRecorder: @unchecked Sendable {
     let capacity: Int
     /// Entries begun: the next one goes to `begun % capacity`. Written by the calling rank alone.
     private let begun = Atomic<Int>(0)
-    private static let stride = 11
+    private static let stride = 10
 
     init(capacity: Int) {
         self.capacity = capacity

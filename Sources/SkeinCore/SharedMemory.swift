@@ -48,9 +48,10 @@ public protocol SharedMemoryBoard: AnyObject, Sendable {
         fill: (UnsafeMutableRawBufferPointer) -> Void
     ) throws(SkeinError) -> BoardPublish
 
-    /// Waits until this rank's next slots are free (every rank has published the call K − 1, or
-    /// for a big part B − 1, before it), after `publish` returned `.full`. Throws as `awaitAll` does, naming the rank it waited for.
-    func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError)
+    /// Waits until this rank's next slots are free for a part of `byteCount` bytes (every rank has
+    /// published the call K − 1, or for a big part B − 1, before it), after `publish` returned
+    /// `.full`. Throws as `awaitAll` does, naming the rank it waited for.
+    func awaitRoom(rank: Int, sequence: UInt64, byteCount: Int, deadline: UInt64) async throws(SkeinError)
 
     /// Waits until every rank in `awaiting` has published call `sequence`, after `publish` returned
     /// `.waiting`. Throws `.timeout` or `.peerExited` naming the rank waited for, `.aborted` when a
@@ -98,7 +99,7 @@ extension SharedMemoryBoard {
     ) async throws(SkeinError) -> SharedSlots {
         var outcome = outcome
         if case .full = outcome {
-            try await awaitRoom(rank: rank, sequence: signature.sequence, deadline: deadline)
+            try await awaitRoom(rank: rank, sequence: signature.sequence, byteCount: byteCount, deadline: deadline)
             outcome = try publish(
                 rank: rank, signature: signature, entry: entry, byteCount: byteCount, awaiting: awaiting, readAhead: false, fill: fill)
         }
@@ -138,9 +139,7 @@ public struct SharedSlots: @unchecked Sendable {
     public func bytes(of rank: Int) -> UnsafeRawBufferPointer {
         let base = slot(rank)
         let word = base.load(fromByteOffset: SharedSlotLayout.byteCount, as: UInt64.self)
-        let distance = Int(truncatingIfNeeded: word >> 24)
-        return UnsafeRawBufferPointer(
-            start: base + (distance == 0 ? SharedSlotLayout.payload : distance), count: Int(truncatingIfNeeded: word & 0xFF_FFFF))
+        return UnsafeRawBufferPointer(start: base + Int(truncatingIfNeeded: word >> 24), count: Int(truncatingIfNeeded: word & 0xFF_FFFF))
     }
 }
 
@@ -150,8 +149,8 @@ public enum SharedSlotLayout {
     /// The board call (1, 2, …) last published in this slot (an atomic, stored last).
     public static let published = 0
     public static let entry = 8
-    /// The part's byte count, and above bit 24 how far past the header's start it lies: in a big
-    /// slot, or 0 where it follows the header (at `payload`). (Three words make `SharedSlots`, not
+    /// The part's byte count, and above bit 24 how far past the header's start it lies (`payload`
+    /// where it follows the header, further in a big slot). (Three words make `SharedSlots`, not
     /// four: a fourth, to find the big slots from, made every board call 20–50 ns slower, whether
     /// it used them or not.)
     public static let byteCount = 16
@@ -284,7 +283,7 @@ public struct SharedSlotMemory: @unchecked Sendable {
     }
 
     /// Writes `rank`'s part of its board call `generation` (`signature` in communicator `context`),
-    /// after its header, or in big slot `big` for a part of more than `inlineBytes`, then publishes
+    /// after its header, or in a big slot for a part of more than `inlineBytes`, then publishes
     /// it (a releasing store, last, so that a reader that sees the number sees the rest; a board
     /// whose waiters sleep fences between this and its look for them). The caller has made sure no
     /// peer still reads either slot and checked the byte count (`BoardCursor.publish`).
@@ -294,12 +293,13 @@ public struct SharedSlotMemory: @unchecked Sendable {
         fill: (UnsafeMutableRawBufferPointer) -> Void
     ) {
         let mine = slot(rank, generation)
+        // Where the part goes, counted from the header: right after it, or big slot `generation` mod
+        // `bigSlotsPerRank`.
         let big = Int(truncatingIfNeeded: generation & UInt64(Self.bigSlotsPerRank &- 1))
-        let part = byteCount <= Self.inlineBytes ? mine + SharedSlotLayout.payload : bigSlot(rank, big)
-        if byteCount > 0 { fill(UnsafeMutableRawBufferPointer(start: part, count: byteCount)) }
+        let distance = byteCount <= Self.inlineBytes ? SharedSlotLayout.payload : bigSlot(rank, big) - mine
+        if byteCount > 0 { fill(UnsafeMutableRawBufferPointer(start: mine + distance, count: byteCount)) }
         mine.storeBytes(of: entry, toByteOffset: SharedSlotLayout.entry, as: UInt64.self)
-        let distance = part == mine + SharedSlotLayout.payload ? 0 : UInt64(truncatingIfNeeded: part - mine)
-        let located = UInt64(truncatingIfNeeded: byteCount) | distance << 24
+        let located = UInt64(truncatingIfNeeded: byteCount) | UInt64(truncatingIfNeeded: distance) << 24
         mine.storeBytes(of: located, toByteOffset: SharedSlotLayout.byteCount, as: UInt64.self)
         mine.storeBytes(of: signature, toByteOffset: SharedSlotLayout.signature, as: CallSignature.self)
         publishedWord(mine).pointee.store(generation, ordering: .releasing)
@@ -363,10 +363,6 @@ public struct BoardCursor: Sendable {
     public private(set) var generation: UInt64 = 0
     /// A board call every rank is known to have published.
     private var floor: UInt64 = 0
-    /// The board call every rank must have published before this rank's next may go ahead (set
-    /// when `publish` found no room).
-    private var needed: UInt64 = 0
-
     public init() {}
 
     /// Writes and publishes this rank's next board call if its slots are free (see `hasRoom`):
@@ -381,11 +377,7 @@ public struct BoardCursor: Sendable {
             throw SharedSlotMemory.oversize(byteCount, rank: rank, tag: Tag(context: context, sequence: signature.sequence))
         }
         let next = generation &+ 1
-        let need = SharedSlotMemory.roomNeeded(for: next, byteCount: byteCount)
-        guard hasRoom(memory, needed: need) else {
-            needed = need
-            return false
-        }
+        guard hasRoom(memory, needed: SharedSlotMemory.roomNeeded(for: next, byteCount: byteCount)) else { return false }
         memory.publish(rank: rank, generation: next, signature: signature, entry: entry, byteCount: byteCount, fill: fill)
         generation = next
         return true
@@ -404,12 +396,13 @@ public struct BoardCursor: Sendable {
         return .ready(slots)
     }
 
-    /// What a rank whose next slot is taken waits for: the earlier board call it needs every rank to
-    /// have published, and that call's sequence number (its own slot still holds it), under which
-    /// it waits: this call is not published yet, and a peer must not take it for published.
-    public func room(on memory: SharedSlotMemory, rank: Int) -> (generation: UInt64, sequence: UInt64) {
-        // Its own slot still holds that call: `needed` is at most `slotsPerRank` − 1 calls back.
-        (needed, memory.sequence(of: rank, generation: needed))
+    /// What a rank whose next call (of a `byteCount`-byte part) finds its slots taken waits for:
+    /// the earlier board call it needs every rank to have published, and that call's sequence
+    /// number (its own slot still holds it: at most `slotsPerRank` − 1 calls back), under which it
+    /// waits: this call is not published yet, and a peer must not take it for published.
+    public func room(on memory: SharedSlotMemory, rank: Int, byteCount: Int) -> (generation: UInt64, sequence: UInt64) {
+        let needed = SharedSlotMemory.roomNeeded(for: generation &+ 1, byteCount: byteCount)
+        return (needed, memory.sequence(of: rank, generation: needed))
     }
 
     /// Notes that the ranks in `ranks` have published board call `generation` (it counts once

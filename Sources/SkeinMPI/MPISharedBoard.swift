@@ -138,8 +138,8 @@ final class MPISharedBoard: SharedMemoryBoard, @unchecked Sendable {
         return cursor.look(on: memory, awaiting: awaiting, readAhead: readAhead, times: looks)
     }
 
-    func awaitRoom(rank: Int, sequence: UInt64, deadline: UInt64) async throws(SkeinError) {
-        let room = cursor.room(on: memory, rank: rank)
+    func awaitRoom(rank: Int, sequence: UInt64, byteCount: Int, deadline: UInt64) async throws(SkeinError) {
+        let room = cursor.room(on: memory, rank: rank, byteCount: byteCount)
         let everyone = 0..<memory.ranks
         try await waitFor(rank: rank, generation: room.generation, ranks: everyone, sequence: room.sequence, deadline: deadline)
         cursor.heard(from: everyone, room.generation, on: memory)

@@ -220,14 +220,15 @@ extension BenchCollectives {
             if lead && CoreBinding.isBound {
                 print("warning: this process is bound to a core (mpirun's default), so in-process ranks share it; run mpirun with --bind-to none")
             }
+            let rounds = max(self.rounds, 1)
             var (native, embedded) = (rows, [BenchRow]())
             var embeddedCost: CostParameters?
-            for round in 1...max(rounds, 1) {
+            for round in 1...rounds {
                 if round > 1 {
                     native = BenchRow.fastest(native, try await CollectiveBenchmark.measureNative(comm: comm, operations: operations, sizes: sizes, quick: quick))
                 }
                 if lead {
-                    progress(lead && !json, "comparison round \(round) of \(max(rounds, 1)): embedded ranks…")
+                    if !json { print("comparison round \(round) of \(rounds): embedded ranks…") }
                     // The other processes sleep meanwhile, so the embedded ranks have the cores to themselves.
                     session.setResting(true)
                     defer { session.setResting(false) }
@@ -242,12 +243,10 @@ extension BenchCollectives {
                 }
                 await session.sleepUntilAll()
             }
-            if lead { BenchReport.printEmbeddedComparison(mpi: native, embedded: embedded, rounds: max(rounds, 1)) }
+            if lead { BenchReport.printEmbeddedComparison(mpi: native, embedded: embedded, rounds: rounds) }
         }
         session.finish()
     }
-
-    private func progress(_ show: Bool, _ line: String) { if show { print(line) } }
 }
 
 extension BenchRow {
@@ -299,7 +298,7 @@ struct CollectiveBenchmark {
 
     /// Each point's selected algorithm alone, timed as `measureAll` times it.
     static func measurePicks(comm: Communicator, operations: [CollectiveOperation], sizes: [Int], quick: Bool) async throws(SkeinError) -> [BenchRow] {
-        try await measurePoints(comm: comm, operations: operations, sizes: sizes) { operation, bytes, run throws(SkeinError) in
+        try await measurePoints(comm: comm, operations: operations, sizes: sizes) { operation, bytes, _, run throws(SkeinError) in
             let pick = comm.selection(for: operation, bytes: bytes).algorithm
             let median = try await comm.timeAlgorithms([pick], operation: operation, repetitions: quick ? 5 : nil, run)[0]
             return [BenchRow(
@@ -310,37 +309,33 @@ struct CollectiveBenchmark {
 
     /// MPI's own calls alone (through the communicator, blocking and not, and in a bare loop), timed as `measureAll` times them.
     static func measureNative(comm: Communicator, operations: [CollectiveOperation], sizes: [Int], quick: Bool) async throws(SkeinError) -> [BenchRow] {
-        try await measurePoints(comm: comm, operations: operations, sizes: sizes) { operation, bytes, run throws(SkeinError) in
-            let count = CollectiveSimulator.perRankCount(operation, ranks: comm.size, bytes: bytes, elementWidth: 4)
+        try await measurePoints(comm: comm, operations: operations, sizes: sizes) { operation, bytes, count, run throws(SkeinError) in
             let natives: [any CollectiveAlgorithm] = [NativeAlgorithm(operation), NativeAlgorithm(operation, blocking: true)]
             let medians = try await comm.timeAlgorithms(natives, operation: operation, repetitions: quick ? 5 : nil, run)
-            var rows = zip(natives, medians).map { algorithm, median in
+            let rows = zip(natives, medians).map { algorithm, median in
                 BenchRow(
                     operation: operation, algorithm: algorithm.name, ranks: comm.size, bytes: bytes, median: median, predicted: .infinity,
                     selected: false, modelSelected: false, lowerBound: 0)
             }
-            if let bare = try await comm.timeNativeLoop(operation, count: count, repetitions: quick ? 5 : nil) {
-                rows.append(BenchRow(
-                    operation: operation, algorithm: BenchReport.bareNativeName, ranks: comm.size, bytes: bytes, median: bare, predicted: .infinity,
-                    selected: false, modelSelected: false, lowerBound: 0))
-            }
-            return rows
+            return try await rows + bareNativeRow(comm: comm, operation: operation, bytes: bytes, count: count, quick: quick)
         }
     }
 
-    /// Rows of `measure` at every operation and size, given a closure that makes `count` calls of
-    /// the point (as `measureAll` makes them).
+    /// Rows of `measure` at every operation and size, given the point, its per-rank element count,
+    /// and a closure that makes n calls of it (one pair of buffers per point).
     private static func measurePoints(
-        comm: Communicator, operations: [CollectiveOperation], sizes: [Int],
-        _ measure: (CollectiveOperation, Int, _ run: (_ calls: Int) async throws(SkeinError) -> Void) async throws(SkeinError) -> [BenchRow]
+        comm: Communicator, operations: [CollectiveOperation], sizes: [Int], progress: ((String) -> Void)? = nil,
+        _ measure: (CollectiveOperation, _ bytes: Int, _ count: Int, _ run: (_ calls: Int) async throws(SkeinError) -> Void) async throws(SkeinError)
+            -> [BenchRow]
     ) async throws(SkeinError) -> [BenchRow] {
         var rows: [BenchRow] = []
         for operation in operations {
+            progress?("measuring \(operation) on \(comm.size) ranks…")
             for bytes in sizes {
                 let count = CollectiveSimulator.perRankCount(operation, ranks: comm.size, bytes: bytes, elementWidth: 4)
                 var input = [Float](repeating: Float(comm.rank + 1), count: count)
                 var output: [Float] = []
-                rows += try await measure(operation, bytes) { calls async throws(SkeinError) -> Void in
+                rows += try await measure(operation, bytes, count) { calls async throws(SkeinError) -> Void in
                     try await comm.exercise(operation, input: &input, output: &output, count: count, times: calls)
                 }
             }
@@ -371,38 +366,34 @@ struct CollectiveBenchmark {
         // algorithms (MPI's calls, which have no formula, keep theirs).
         var cost = comm.cost
         cost.measured.removeAll { $0.algorithm != NativeAlgorithm.code }
-        var rows: [BenchRow] = []
-        for operation in operations {
-            progress?("measuring \(operation) on \(p) ranks…")
-            for bytes in sizes {
-                let count = CollectiveSimulator.perRankCount(operation, ranks: p, bytes: bytes, elementWidth: 4)
-                var input = [Float](repeating: Float(comm.rank + 1), count: count)
-                var output: [Float] = []
-                let pick = comm.selection(for: operation, bytes: bytes).algorithm
-                let modelPick = comm.selection(for: operation, bytes: bytes, cost: cost).algorithm
-                // Those that can run this size (shared memory only up to what its slots hold), and MPI's
-                // blocking call too, as a C program would make it (never selected: it holds a thread).
-                let algorithms = comm.candidates(for: operation).filter { $0.predictedSeconds(ranks: p, bytes: bytes, cost: cost).isFinite }
-                    + (comm.hasNativeCollectives ? [NativeAlgorithm(operation, blocking: true)] : [])
-                let medians = try await comm.timeAlgorithms(algorithms, operation: operation, repetitions: quick ? 5 : nil) {
-                    calls async throws(SkeinError) -> Void in
-                    try await comm.exercise(operation, input: &input, output: &output, count: count, times: calls)
-                }
-                for (algorithm, median) in zip(algorithms, medians) {
-                    rows.append(BenchRow(
-                        operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
-                        predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
-                        selected: algorithm.name == pick.name, modelSelected: algorithm.name == modelPick.name, lowerBound: 0))
-                }
-                // MPI's blocking call again, in a loop with nothing of Skein's around it, as OSU times it.
-                if let bare = try await comm.timeNativeLoop(operation, count: count, repetitions: quick ? 5 : nil) {
-                    rows.append(BenchRow(
-                        operation: operation, algorithm: BenchReport.bareNativeName, ranks: p, bytes: bytes, median: bare, predicted: .infinity,
-                        selected: false, modelSelected: false, lowerBound: 0))
-                }
+        return try await measurePoints(comm: comm, operations: operations, sizes: sizes, progress: progress) {
+            operation, bytes, count, run throws(SkeinError) in
+            let pick = comm.selection(for: operation, bytes: bytes).algorithm
+            let modelPick = comm.selection(for: operation, bytes: bytes, cost: cost).algorithm
+            // Those that can run this size (shared memory only up to what its slots hold), and MPI's
+            // blocking call too, as a C program would make it (never selected: it holds a thread).
+            let algorithms = comm.candidates(for: operation).filter { $0.predictedSeconds(ranks: p, bytes: bytes, cost: cost).isFinite }
+                + (comm.hasNativeCollectives ? [NativeAlgorithm(operation, blocking: true)] : [])
+            let medians = try await comm.timeAlgorithms(algorithms, operation: operation, repetitions: quick ? 5 : nil, run)
+            let rows = zip(algorithms, medians).map { algorithm, median in
+                BenchRow(
+                    operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
+                    predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
+                    selected: algorithm.name == pick.name, modelSelected: algorithm.name == modelPick.name, lowerBound: 0)
             }
+            return try await rows + bareNativeRow(comm: comm, operation: operation, bytes: bytes, count: count, quick: quick)
         }
-        return rows
+    }
+
+    /// MPI's blocking call in a loop with nothing of Skein's around it, as OSU times it (none
+    /// without MPI).
+    private static func bareNativeRow(
+        comm: Communicator, operation: CollectiveOperation, bytes: Int, count: Int, quick: Bool
+    ) async throws(SkeinError) -> [BenchRow] {
+        guard let bare = try await comm.timeNativeLoop(operation, count: count, repetitions: quick ? 5 : nil) else { return [] }
+        return [BenchRow(
+            operation: operation, algorithm: BenchReport.bareNativeName, ranks: comm.size, bytes: bytes, median: bare, predicted: .infinity,
+            selected: false, modelSelected: false, lowerBound: 0)]
     }
 }
 

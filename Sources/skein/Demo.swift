@@ -83,7 +83,7 @@ struct Demo: AsyncParsableCommand {
         try await comm.allreduce(&sum)
         var times: [Double] = []
         for _ in 0..<repetitions {
-            gradient.withUnsafeBufferPointer { from in sum.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: from.baseAddress!, count: from.count) } }
+            sum.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: gradient) }
             try await comm.barrier()
             let t0 = MonotonicClock.now()
             try await comm.allreduce(&sum)

@@ -91,7 +91,7 @@ extension SharedMemoryAlgorithm {
     /// (`SharedMemoryBoard.publish`). Not where ranks await each other (an allreduce, a barrier):
     /// there the next part is not written yet, and asking for its line early only made the peer's
     /// write fetch it back (a p = 2 barrier took 10% longer).
-    func readsAhead(_: Call) -> Bool {
+    var readsAhead: Bool {
         switch operation {
         case .broadcast, .scatter, .reduce, .gather: true
         default: false
