@@ -137,6 +137,63 @@ struct SharedMemoryTests {
         }
     }
 
+    @Test("Ranks that receive nothing of a scatter or broadcast go on without the root, and every result stays right")
+    func emptySharesGoOn() async throws {
+        // Scatters of 2 elements on 4 ranks: ranks 2 and 3 get none. They make all their calls
+        // before the root makes any (a gate they open): had they waited for the root, their calls
+        // would end at the deadline instead.
+        let p = 4, calls = SharedSlotMemory.slotsPerRank, seed: UInt64 = 0xE3B7
+        var rng = SeededGenerator(seed: seed)
+        let parts = (0..<calls).map { _ in (0..<2).map { _ in Int64.random(in: -999...999, using: &rng) } }
+        let idle = Gate(opensAfter: 2)
+        let early = try await runGroupOrThrow(.inProcess, size: p, timeout: .seconds(20)) { comm -> [[Int64]] in
+            if comm.rank < 2 { await idle.wait() }
+            defer { if comm.rank >= 2 { idle.arrive() } }  // also when they fail, so that nobody waits on
+            var got: [[Int64]] = []
+            for call in 0..<calls {
+                let mine = comm.rank == 0 ? parts[call] : []
+                got.append(
+                    try await comm.scatter(mine, totalCount: 2, root: 0, algorithm: SharedMemoryAlgorithm(.scatter), timeout: .seconds(2)))
+            }
+            return got
+        }
+        for call in 0..<calls {
+            for rank in 0..<p {
+                let want = rank < 2 ? [parts[call][rank]] : []
+                #expect(early[rank][call] == want, "scatter \(call), rank \(rank), seed \(seed)")
+            }
+        }
+        // Then counts of 0 to p + 1 and every root, mixed with broadcasts of 0 or 3 elements,
+        // while ranks drift apart: the ranks that receive nothing run ahead of the rest.
+        let rounds = 300
+        let shapes = (0..<rounds).map { _ in (count: Int.random(in: 0...(p + 1), using: &rng), root: Int.random(in: 0..<p, using: &rng)) }
+        let inputs = shapes.map { shape in (0..<shape.count).map { _ in Int64.random(in: -999...999, using: &rng) } }
+        let mixed = try await runGroupOrThrow(.inProcess, size: p, timeout: .seconds(60)) { comm -> [[Int64]] in
+            var got: [[Int64]] = []
+            for (round, shape) in shapes.enumerated() {
+                if (round + comm.rank) % 37 == 0 { try await Task.sleep(for: .milliseconds(1)) }
+                let mine = comm.rank == shape.root ? inputs[round] : []
+                if round % 3 == 2 {
+                    let values = comm.rank == shape.root ? Array(inputs[round].prefix(3)) : [Int64](repeating: 0, count: min(shape.count, 3))
+                    got.append(try await comm.broadcast(values, root: shape.root, algorithm: SharedMemoryAlgorithm(.broadcast)))
+                } else {
+                    got.append(
+                        try await comm.scatter(mine, totalCount: shape.count, root: shape.root, algorithm: SharedMemoryAlgorithm(.scatter)))
+                }
+            }
+            return got
+        }
+        for (round, shape) in shapes.enumerated() {
+            for rank in 0..<p {
+                let want =
+                    round % 3 == 2
+                    ? Array(inputs[round].prefix(3))
+                    : Array(inputs[round][BlockPartition(count: shape.count, parts: p).range(rank)])
+                #expect(mixed[rank][round] == want, "round \(round) (\(shape.count) values, root \(shape.root)), rank \(rank), seed \(seed)")
+            }
+        }
+    }
+
     @Test("A root that runs ahead with big parts never overwrites one a slow rank has yet to read")
     func bigPartsWaitForSlowReaders() async throws {
         // 30 big broadcasts, more than the big slots: the root must wait for room, not reuse a big

@@ -76,13 +76,27 @@ extension SharedMemoryAlgorithm {
 
     /// The ranks whose parts this rank reads (nil: every rank). As in MPI's eager protocol, the root
     /// of a broadcast or scatter and the other ranks of a reduce or gather only write theirs and go
-    /// on; the other ranks of a broadcast or scatter need the root's alone.
+    /// on; the other ranks of a broadcast or scatter need the root's alone, and one that receives
+    /// no element (as MPI's zero-count receive) needs nothing and goes on at once.
     func awaited(_ call: Call) -> Range<Int>? {
         let root = Int(call.signature.root)
         switch operation {
-        case .broadcast, .scatter: return call.rank == root ? root..<root : root..<(root + 1)
+        case .broadcast, .scatter: return call.rank == root || receivesNothing(call) ? root..<root : root..<(root + 1)
         case .reduce, .gather: return call.rank == root ? nil : root..<root
         default: return nil
+        }
+    }
+
+    /// True for a rank of a broadcast or scatter, other than the root, whose share is empty: of a
+    /// broadcast of nothing, or of a scatter of fewer elements than ranks (blocks of `BlockPartition`:
+    /// ranks from `count` on get none).
+    @inline(__always)
+    func receivesNothing(_ call: Call) -> Bool {
+        let count = Int(call.signature.count)
+        switch operation {
+        case .broadcast: return count == 0
+        case .scatter: return call.rank >= count
+        default: return false
         }
     }
 
@@ -144,6 +158,8 @@ extension SharedMemoryAlgorithm {
             result = reduced(bytes(block.range(rank)))
         case .broadcast where rank == root && destination != nil:
             result = nil  // a broadcast's destination is the caller's own input: at the root, the result
+        case .broadcast where rank != root && receivesNothing(call), .scatter where rank != root && receivesNothing(call):
+            result = output(0) { _ in }  // the root's slot may not hold this call yet: not awaited
         case .broadcast:
             result = gathered(1) { _ in slots.bytes(of: root) }
         case .allgather:
