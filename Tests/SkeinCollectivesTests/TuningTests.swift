@@ -72,4 +72,17 @@ struct TuningTests {
         cost.keep([MeasuredProfile(rootedShared, ranks: 4, points: [(8, 1e-9)])])
         #expect(CostModel.select(.broadcast, ranks: 4, bytes: 8, cost: cost, sharedMemory: true).algorithm.name == "shared-memory")
     }
+
+    @Test("tune times again the fastest there and next door wherever the fastest changes from one size to the next, nowhere else")
+    func secondLook() {
+        // The fastest algorithm (index among the candidates) at six sizes: one stall-like flip at
+        // the third, and a crossover from the fifth; nil where no candidate could run.
+        let fastest: [Int?] = [0, 0, 2, 0, 1, 1, nil]
+        let want: [[Int]] = [[], [0, 2], [0, 2], [0, 1, 2], [0, 1], [1], []]
+        for position in fastest.indices {
+            let got = Communicator.contenders(fastest, at: position)
+            // A lone candidate has nothing to be compared with: none is timed again.
+            #expect(got == (want[position].count > 1 ? want[position] : []), "size \(position): \(got)")
+        }
+    }
 }

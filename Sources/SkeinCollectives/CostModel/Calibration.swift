@@ -129,6 +129,9 @@ extension Communicator {
     /// transport). The algorithms timed are the candidates `including` accepts that can run each
     /// size; barrier runs once, with no bytes. `repetitions` as `timeAlgorithms` takes them (with 5
     /// instead of 15, a passing stall made the board's all-to-all look 2.5× slower than it was).
+    /// Where the fastest at a size is not the fastest at a size next to it, the contenders are timed
+    /// there once more and keep their faster figure: such a size holds a crossover or a stall, and a
+    /// stall there bends the interpolated choice at every size around it.
     /// Every rank keeps the slowest rank's figures, so all select alike. A collective: every rank
     /// must call it. Returns the profiles kept.
     @discardableResult
@@ -141,22 +144,37 @@ extension Communicator {
         for operation in operations where operation != .pointToPoint {
             let eligible = candidates(for: operation).filter(including)
             guard !eligible.isEmpty else { continue }
-            var points = [[(bytes: Int, seconds: Double)]](repeating: [], count: eligible.count)
-            for bytes in operation == .barrier ? [0] : sizes {
-                // The transport's own has no formula to say whether it can run; it always can.
-                let runnable = eligible.indices.filter {
-                    eligible[$0].code == NativeAlgorithm.code || eligible[$0].predictedSeconds(ranks: size, bytes: bytes, cost: cost).isFinite
-                }
+            let measuredSizes = operation == .barrier ? [0] : sizes
+            // Per algorithm (as `eligible` lists them), its seconds at each size it can run.
+            var points = [[Int: Double]](repeating: [:], count: eligible.count)
+            func time(_ indices: [Int], bytes: Int) async throws(SkeinError) {
                 let count = CollectiveSimulator.perRankCount(operation, ranks: size, bytes: bytes, elementWidth: 4)
                 var input = [Float](repeating: Float(rank + 1), count: count), output: [Float] = []
-                let seconds = try await timeAlgorithms(runnable.map { eligible[$0] }, operation: operation, repetitions: repetitions) {
+                let seconds = try await timeAlgorithms(indices.map { eligible[$0] }, operation: operation, repetitions: repetitions) {
                     calls async throws(SkeinError) -> Void in
                     try await exercise(operation, input: &input, output: &output, count: count, timeout: timeout, times: calls)
                 }
-                for (index, time) in zip(runnable, seconds) { points[index].append((bytes, time)) }
+                for (index, time) in zip(indices, seconds) { points[index][bytes] = min(points[index][bytes] ?? .infinity, time) }
+            }
+            for bytes in measuredSizes {
+                // The transport's own has no formula to say whether it can run; it always can.
+                try await time(
+                    eligible.indices.filter {
+                        eligible[$0].code == NativeAlgorithm.code || eligible[$0].predictedSeconds(ranks: size, bytes: bytes, cost: cost).isFinite
+                    }, bytes: bytes)
+            }
+            // A second look where the fastest differs from a neighbouring size's fastest: a crossover,
+            // or a passing stall that slowed one candidate. The contenders run again there, each
+            // keeping its faster figure. (Every rank holds the same figures, so all look alike.)
+            let fastest = measuredSizes.map { bytes in
+                eligible.indices.filter { points[$0][bytes] != nil }.min { points[$0][bytes]! < points[$1][bytes]! }
+            }
+            for (position, bytes) in measuredSizes.enumerated() {
+                let contenders = Self.contenders(fastest, at: position).filter { points[$0][bytes] != nil }
+                if contenders.count > 1 { try await time(contenders, bytes: bytes) }
             }
             for (algorithm, measured) in zip(eligible, points) where !measured.isEmpty {
-                profiles.append(MeasuredProfile(algorithm, ranks: size, points: measured))
+                profiles.append(MeasuredProfile(algorithm, ranks: size, points: measured.map { (bytes: $0.key, seconds: $0.value) }))
             }
         }
         state.withLock { state in
@@ -164,6 +182,13 @@ extension Communicator {
             state.forgetSelections(lastChoice)
         }
         return profiles
+    }
+
+    /// The algorithms (indices) to time again at the size at `position`, given the fastest at each
+    /// size: the fastest there and at the sizes next to it, where they are not all one; else none.
+    public static func contenders(_ fastest: [Int?], at position: Int) -> [Int] {
+        let near = Set((position - 1...position + 1).filter(fastest.indices.contains).compactMap { fastest[$0] })
+        return near.count > 1 ? near.sorted() : []
     }
 
     /// Times the transport's own collectives (MPI's) so the selector can weigh them against Skein's
