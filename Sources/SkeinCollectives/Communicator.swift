@@ -354,7 +354,7 @@ public final class Communicator: Sendable {
         _ call: Call, explicit: Plan?, input: (_ blocks: Int) -> [Chunk],
         copyInput: (UnsafeMutableRawBufferPointer) -> Void
     ) async throws(SkeinError) -> [Chunk]? {
-        switch try start(call, explicit: explicit, copyInput: copyInput) {
+        switch try start(call, explicit: explicit, input: input, copyInput: copyInput) {
         case .finished(let output): return output
         case .begun(let started): return try await complete(call, started, input: input, copyInput: copyInput)
         }
@@ -397,7 +397,9 @@ public final class Communicator: Sendable {
     /// Counts the call and, for a board call, publishes this rank's part and finishes the call if
     /// every part it needs is there; otherwise leaves the rest to `complete`.
     @usableFromInline
-    func start(_ call: Call, explicit: Plan?, copyInput: (UnsafeMutableRawBufferPointer) -> Void) throws(SkeinError) -> Progress {
+    func start(
+        _ call: Call, explicit: Plan?, input: (_ blocks: Int) -> [Chunk], copyInput: (UnsafeMutableRawBufferPointer) -> Void
+    ) throws(SkeinError) -> Progress {
         let start = transport.now()
         let begun = try begin(call, explicit: explicit, start: start)
         do throws(SkeinError) {
@@ -412,6 +414,14 @@ public final class Communicator: Sendable {
             let (sum, overflow) = start.addingReportingOverflow(nanos)
             let deadline = overflow ? .max : sum
             guard begun.code == SharedMemoryAlgorithm.code else {
+                // A schedule on one rank sends nothing. (Not MPI's own call, or the shared-address
+                // algorithm: on one rank they fail where they would fail on more, for a type MPI lacks
+                // or ranks in separate address spaces.)
+                if size == 1 && begun.code != NativeAlgorithm.code && begun.code != SharedAddressAlgorithm.code {
+                    let output = alone(call, input: input, copyInput: copyInput)
+                    ended(begun, skew: ArrivalSkew(rank: rank, entry: start))
+                    return .finished(output)
+                }
                 return .begun(Started(begun: begun, start: start, signature: signature, deadline: deadline, published: nil))
             }
             let (algorithm, shared) = try sharedCall(call, signature: signature)
@@ -427,6 +437,20 @@ public final class Communicator: Sendable {
         } catch {
             throw failed(error, begun, skew: ArrivalSkew(rank: rank, entry: start))
         }
+    }
+
+    /// The result of a call on a communicator of one rank by one of Skein's schedules: its input (no
+    /// bytes for a barrier), copied into the caller's array where it gave one, else handed back as
+    /// it is. (Run through the schedule, such a call took 2–3× longer than on two ranks: 0.34 µs
+    /// for an 8 B broadcast.)
+    @inline(__always)
+    func alone(_ call: Call, input: (_ blocks: Int) -> [Chunk], copyInput: (UnsafeMutableRawBufferPointer) -> Void) -> [Chunk]? {
+        if call.operation == .barrier || call.operation == .pointToPoint { return [] }
+        if let destination = call.destination, destination.count == call.count &* call.dataType.byteWidth {
+            if destination.count > 0 { copyInput(destination) }
+            return nil
+        }
+        return input(1)
     }
 
     /// The rest of a call `start` began: waits on the board, or runs the algorithm's messages.

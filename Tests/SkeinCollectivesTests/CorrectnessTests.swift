@@ -74,6 +74,53 @@ struct CorrectnessTests {
         }
     }
 
+    @Test("On one rank every operation and form returns the input itself, and each call is counted and recorded")
+    func oneRank() async throws {
+        let seed: UInt64 = 0x0_1_0001
+        var rng = SeededGenerator(seed: seed)
+        for count in [0, 1, 7, 100_003] {
+            let mine = (0..<count).map { _ in Int64.random(in: -1_000...1_000, using: &rng) }
+            let outcome = try await runGroupOrThrow(.inProcess, size: 1) { comm -> ([String], [CollectiveRecord]) in
+                var bad: [String] = []
+                func check(_ name: String, _ got: [Int64]?) { if got != mine { bad.append(name) } }
+                check("allreduce", try await comm.allreduce(mine, op: .product))
+                check("allreduce ring", try await comm.allreduce(mine, algorithm: RingAllreduce()))
+                check("reduce", try await comm.reduce(mine, op: .min, root: 0))
+                check("allgather", try await comm.allgather(mine))
+                check("reduceScatter", try await comm.reduceScatter(mine, op: .max))
+                check("allToAll", try await comm.allToAll(mine))
+                check("scatter", try await comm.scatter(mine, totalCount: count, root: 0))
+                check("gather", try await comm.gather(mine, root: 0))
+                check("broadcast", try await comm.broadcast(mine, root: 0))
+                var output = [Int64](repeating: 7, count: 3)  // the wrong length: resized
+                try await comm.allgather(mine, into: &output)
+                check("allgather into", output)
+                output = [Int64](repeating: 7, count: count)  // the right length: written over
+                try await comm.allToAll(mine, into: &output)
+                check("allToAll into", output)
+                var inPlace = mine
+                try await comm.allreduce(&inPlace, algorithm: RecursiveDoublingAllreduce())
+                check("allreduce in place", inPlace)
+                try await comm.broadcast(&inPlace, root: 0)
+                check("broadcast in place", inPlace)
+                try await comm.barrier()
+                do {
+                    _ = try await comm.broadcast(mine, root: 1)
+                    bad.append("a root out of range was accepted")
+                } catch let error as SkeinError {
+                    if error.code != .invalidArgument { bad.append("root out of range: \(error)") }
+                }
+                return (bad, comm.flightRecord(last: 20))
+            }[0]
+            #expect(outcome.0.isEmpty, "p=1 n=\(count), seed \(seed): \(outcome.0)")
+            // The 14 calls, then the refused one, each under its own number, the last with its error.
+            let numbers = outcome.1.map { Int($0.sequence) }
+            #expect(numbers == Array(1...15), "n=\(count): \(numbers)")
+            #expect(outcome.1.last?.error?.code == .invalidArgument && outcome.1.dropLast().allSatisfy { $0.error == nil })
+            #expect(outcome.1[1].algorithm == RingAllreduce().name)
+        }
+    }
+
     @Test("Results written into a caller's buffer equal the returned results", arguments: [1, 3, 5])
     func intoBuffers(_ p: Int) async throws {
         let seed = UInt64(9_000 + p)
