@@ -56,23 +56,36 @@ struct Demo: AsyncParsableCommand {
         try Self.report(sum: sum, slowestPerRun: perRep, identical: identical, ranks: ranks, elements: elements)
     }
 
-    /// One rank's part: calibrate, sum the gradients `repetitions` times; returns the sum, this
-    /// rank's time per run, and (on rank 0) the model's predictions.
+    /// One rank's part: calibrate, time each algorithm at this size (`tune`), sum the gradients
+    /// `repetitions` times; returns the sum, this rank's time per run, and (on rank 0) the model's
+    /// predictions beside the measured times.
     static func synchronise(comm: Communicator, elements: Int, repetitions: Int) async throws(SkeinError) -> ([Float], [Double], String?) {
         let ranks = comm.size
         let cost = try await comm.calibrate()
         try await comm.calibrateNative()
         let gradient = Self.gradient(rank: comm.rank, count: elements)
+        let bytes = elements * 4
+        // The formulas price ring, Rabenseifner, the 2-D grid and shared-address within 2% of one
+        // another at 4 MiB on 4 in-process ranks (the same bytes moved and reduced), so calibration
+        // noise picked between them, while shared-address ran 2.5–4.5× faster: the message
+        // algorithms' fresh buffers fault in pages that no formula counts. Timing them here, as
+        // MPI's tuned rules and NCCL's tuner stand in for a model, makes the pick this machine's.
+        try await comm.tune(operations: [.allreduce], sizes: [bytes])
         var summary: String?
         if comm.rank == 0 {
-            let bytes = elements * 4
             let choice = comm.selection(for: .allreduce, bytes: bytes)
-            var lines = ["calibrated on this machine: \(cost)", "predicted time of each allreduce algorithm:"]
+            var lines = [
+                "calibrated on this machine: \(cost)",
+                "each allreduce algorithm: the model's prediction, then its time measured here (`tune`), which the selector goes by:",
+            ]
             for algorithm in comm.candidates(for: .allreduce) {
                 let seconds = algorithm.predictedSeconds(ranks: ranks, bytes: bytes, cost: comm.cost)
+                let measured = comm.cost.measuredSeconds(of: algorithm, ranks: ranks, bytes: bytes)
                 let mark = algorithm.name == choice.algorithm.name ? "  ← chosen" : ""
-                let label = algorithm.name == "native" ? "native (MPI's own, measured)" : algorithm.name
-                lines.append("  \(label.padding(toLength: 28, withPad: " ", startingAt: 0)) \(formatSeconds(seconds))\(mark)")
+                let label = algorithm.name == "native" ? "native (MPI's own)" : algorithm.name
+                lines.append(
+                    "  \(label.padding(toLength: 28, withPad: " ", startingAt: 0)) \(formatSeconds(seconds).leftPad(11))"
+                        + "\((measured.map(formatSeconds) ?? "-").leftPad(11))\(mark)")
             }
             summary = lines.joined(separator: "\n")
         }
