@@ -445,7 +445,7 @@ public final class Communicator: Sendable {
     /// for an 8 B broadcast.)
     @inline(__always)
     func alone(_ call: Call, input: (_ blocks: Int) -> [Chunk], copyInput: (UnsafeMutableRawBufferPointer) -> Void) -> [Chunk]? {
-        if call.operation == .barrier || call.operation == .pointToPoint { return [] }
+        if call.operation == .barrier { return [] }
         if let destination = call.destination, destination.count == call.count &* call.dataType.byteWidth {
             if destination.count > 0 { copyInput(destination) }
             return nil

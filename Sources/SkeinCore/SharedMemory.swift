@@ -139,7 +139,8 @@ public struct SharedSlots: @unchecked Sendable {
     public func bytes(of rank: Int) -> UnsafeRawBufferPointer {
         let base = slot(rank)
         let word = base.load(fromByteOffset: SharedSlotLayout.byteCount, as: UInt64.self)
-        return UnsafeRawBufferPointer(start: base + Int(truncatingIfNeeded: word >> 24), count: Int(truncatingIfNeeded: word & 0xFF_FFFF))
+        let (byteCount, distance) = SharedSlotLayout.part(word)
+        return UnsafeRawBufferPointer(start: base + distance, count: byteCount)
     }
 }
 
@@ -156,6 +157,18 @@ public enum SharedSlotLayout {
     public static let byteCount = 16
     public static let signature = 24
     public static let payload = 48
+
+    /// The `byteCount` word of a part of `byteCount` bytes (under 16 MiB) that lies `distance` bytes past its header's start.
+    @inline(__always)
+    static func word(byteCount: Int, distance: Int) -> UInt64 {
+        UInt64(truncatingIfNeeded: byteCount) | UInt64(truncatingIfNeeded: distance) << 24
+    }
+
+    /// A `byteCount` word's byte count and distance (`word(byteCount:distance:)` undone).
+    @inline(__always)
+    static func part(_ word: UInt64) -> (byteCount: Int, distance: Int) {
+        (Int(truncatingIfNeeded: word & 0xFF_FFFF), Int(truncatingIfNeeded: word >> 24))
+    }
 }
 
 /// A board's slots in memory every rank can read (a process's heap, or a shared window between
@@ -299,8 +312,7 @@ public struct SharedSlotMemory: @unchecked Sendable {
         let distance = byteCount <= Self.inlineBytes ? SharedSlotLayout.payload : bigSlot(rank, big) - mine
         if byteCount > 0 { fill(UnsafeMutableRawBufferPointer(start: mine + distance, count: byteCount)) }
         mine.storeBytes(of: entry, toByteOffset: SharedSlotLayout.entry, as: UInt64.self)
-        let located = UInt64(truncatingIfNeeded: byteCount) | UInt64(truncatingIfNeeded: distance) << 24
-        mine.storeBytes(of: located, toByteOffset: SharedSlotLayout.byteCount, as: UInt64.self)
+        mine.storeBytes(of: SharedSlotLayout.word(byteCount: byteCount, distance: distance), toByteOffset: SharedSlotLayout.byteCount, as: UInt64.self)
         mine.storeBytes(of: signature, toByteOffset: SharedSlotLayout.signature, as: CallSignature.self)
         publishedWord(mine).pointee.store(generation, ordering: .releasing)
         progressWord(rank).pointee.store(generation, ordering: .releasing)

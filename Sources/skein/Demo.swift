@@ -62,7 +62,6 @@ struct Demo: AsyncParsableCommand {
     static func synchronise(comm: Communicator, elements: Int, repetitions: Int) async throws(SkeinError) -> ([Float], [Double], String?) {
         let ranks = comm.size
         let cost = try await comm.calibrate()
-        try await comm.calibrateNative()
         let gradient = Self.gradient(rank: comm.rank, count: elements)
         let bytes = elements * 4
         // The formulas price ring, Rabenseifner, the 2-D grid and shared-address within 2% of one

@@ -92,6 +92,7 @@ extension SharedMemoryAlgorithm {
     /// ranks from `count` on get none).
     @inline(__always)
     func receivesNothing(_ call: Call) -> Bool {
+        guard call.rank != Int(call.signature.root) else { return false }
         let count = Int(call.signature.count)
         switch operation {
         case .broadcast: return count == 0
@@ -158,7 +159,7 @@ extension SharedMemoryAlgorithm {
             result = reduced(bytes(block.range(rank)))
         case .broadcast where rank == root && destination != nil:
             result = nil  // a broadcast's destination is the caller's own input: at the root, the result
-        case .broadcast where rank != root && receivesNothing(call), .scatter where rank != root && receivesNothing(call):
+        case .broadcast where receivesNothing(call), .scatter where receivesNothing(call):
             result = output(0) { _ in }  // the root's slot may not hold this call yet: not awaited
         case .broadcast:
             result = gathered(1) { _ in slots.bytes(of: root) }
