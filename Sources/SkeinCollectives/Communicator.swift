@@ -66,7 +66,7 @@ public final class Communicator: Sendable {
                 schedule = algorithm.schedule(rank: rank, size: size, root: root)
                 schedules[key] = schedule
             }
-            return Plan(algorithm: algorithm, predicted: algorithm.predictedSeconds(ranks: size, bytes: bytes, cost: cost), schedule: schedule)
+            return Plan(algorithm: algorithm, predicted: algorithm.modelSeconds(ranks: size, bytes: bytes, cost: cost), schedule: schedule)
         }
 
         /// Drops every cached choice (the costs changed); `last`: the communicator's `lastChoice`.

@@ -306,7 +306,7 @@ struct CollectiveBenchmark {
             let median = try await comm.timeAlgorithms([pick], operation: operation, repetitions: quick ? 5 : nil, run)[0]
             return [BenchRow(
                 operation: operation, algorithm: pick.name, ranks: comm.size, bytes: bytes, median: median,
-                predicted: pick.predictedSeconds(ranks: comm.size, bytes: bytes, cost: comm.cost), selected: true, modelSelected: false, lowerBound: 0)]
+                predicted: pick.modelSeconds(ranks: comm.size, bytes: bytes, cost: comm.cost), selected: true, modelSelected: false, lowerBound: 0)]
         }
     }
 
@@ -381,7 +381,7 @@ struct CollectiveBenchmark {
             var rows = zip(algorithms, medians).map { algorithm, median in
                 BenchRow(
                     operation: operation, algorithm: algorithm.name, ranks: p, bytes: bytes, median: median,
-                    predicted: algorithm.predictedSeconds(ranks: p, bytes: bytes, cost: cost),
+                    predicted: algorithm.modelSeconds(ranks: p, bytes: bytes, cost: cost),
                     selected: algorithm.name == pick.name, modelSelected: algorithm.name == modelPick.name, lowerBound: 0)
             }
             // A miss is timed again, the two alone and interleaved: on a shared machine a passing

@@ -42,7 +42,7 @@ struct Calibrate: AsyncParsableCommand {
                     // Only sizes it ran (the board stops at what its slots hold).
                     guard let index = profile.bytes.firstIndex(of: Double(bytes)) else { return "-".leftPad(24) }
                     let mark = algorithm.name == pick ? "*" : algorithm.name == modelPick ? "+" : " "
-                    let formula = formatSeconds(algorithm.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost))
+                    let formula = formatSeconds(algorithm.modelSeconds(ranks: ranks, bytes: bytes, cost: cost))
                     return (mark + formatSeconds(profile.seconds[index]) + " (" + formula + ")").leftPad(24)
                 }
                 print(formatBytes(bytes).leftPad(10) + cells.joined())

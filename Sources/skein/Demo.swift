@@ -80,7 +80,7 @@ struct Demo: AsyncParsableCommand {
                 "each allreduce algorithm: the model's prediction, then its time measured here (`tune`), which the selector goes by:",
             ]
             for algorithm in comm.candidates(for: .allreduce) {
-                let seconds = algorithm.predictedSeconds(ranks: ranks, bytes: bytes, cost: comm.cost)
+                let seconds = algorithm.modelSeconds(ranks: ranks, bytes: bytes, cost: comm.cost)
                 let measured = comm.cost.measuredSeconds(of: algorithm, ranks: ranks, bytes: bytes)
                 let mark = algorithm.name == choice.algorithm.name ? "  ← chosen" : ""
                 let label = algorithm.name == "native" ? "native (MPI's own)" : algorithm.name

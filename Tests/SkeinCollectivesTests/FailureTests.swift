@@ -211,7 +211,43 @@ struct CostModelTests {
             #expect(abs(cost.alpha - 3e-6) < 3e-8, "\(cost)")
             #expect(abs(cost.beta - 2e-10) < 2e-12, "\(cost)")
             #expect(abs(cost.gamma - 4e-10) < 4e-12, "\(cost)")
+            #expect(cost.memory == nil, "simulated ranks share no host memory: \(cost)")
         }
+    }
+
+    @Test("A call whose working set passes the memory regime's limit is priced at memory's β and γ; one below it, at the cache's")
+    func memoryRegime() {
+        var cost = CostParameters.byReference(alpha: 1e-6, beta: 1e-10, gamma: 2e-10)
+        cost.memory = .init(beta: 4e-10, gamma: 8e-10, workingSetLimit: 1 << 20)
+        // Ring allgather on 4 ranks touches the result on every rank and the inputs: 5n bytes.
+        // By reference, a kept block costs nothing and each rank reads 3/4 of the result once.
+        let ring = RingAllgather()
+        let small = 128 << 10, large = 1 << 20
+        #expect(CostParameters.workingSet(.allgather, ranks: 4, bytes: small) == 5 * small)
+        #expect(abs(ring.modelSeconds(ranks: 4, bytes: small, cost: cost) - (3e-6 + 0.75 * Double(small) * 1e-10)) < 1e-15)
+        #expect(abs(ring.modelSeconds(ranks: 4, bytes: large, cost: cost) - (3e-6 + 0.75 * Double(large) * 4e-10)) < 1e-15)
+        let priced = cost.regime(.allgather, ranks: 4, bytes: large)
+        #expect(priced.beta == 4e-10 && priced.gamma == 8e-10 && priced.keepBeta == 0 && priced.deliveryBeta == 4e-10)
+        // Ring allreduce on 2 ranks, 1 MiB: 2·2·n touched; one step of a block of n/2 read (β) and reduced (γ), then delivered (β).
+        let allreduce = RingAllreduce().modelSeconds(ranks: 2, bytes: large, cost: cost)
+        #expect(abs(allreduce - (2e-6 + Double(large) / 2 * (4e-10 + 8e-10) + Double(large) / 2 * 4e-10)) < 1e-15)
+        // The selector weighs the same figure; without a memory regime the cache's prices hold at every size.
+        #expect(CostModel.expectedSeconds(ring, ranks: 4, bytes: large, cost: cost) == ring.modelSeconds(ranks: 4, bytes: large, cost: cost))
+        cost.memory = nil
+        #expect(abs(ring.modelSeconds(ranks: 4, bytes: large, cost: cost) - (3e-6 + 0.75 * Double(large) * 1e-10)) < 1e-15)
+    }
+
+    @Test("Calibration on in-process ranks measures β and γ past the cache, no lower than in it, and every rank keeps the same figures")
+    func calibrationPastTheCache() async throws {
+        let outcomes = await InProcessGroup.run(size: 3) { transport in
+            try await Communicator(transport: transport, timeout: .seconds(30)).calibrate()
+        }
+        let costs = try outcomes.map { try $0.get() }
+        let memory = try #require(costs[0].memory, "\(costs[0])")
+        #expect(memory.beta >= costs[0].beta && memory.beta.isFinite, "\(costs[0])")
+        #expect(memory.gamma >= costs[0].gamma && memory.gamma.isFinite, "\(costs[0])")
+        #expect(memory.workingSetLimit == MemoryCopy.cacheBytes / 2)
+        #expect(costs.allSatisfy { $0 == costs[0] })
     }
 
     @Test("A pinned algorithm is used and recorded, also after a repeated call and a change of pin")

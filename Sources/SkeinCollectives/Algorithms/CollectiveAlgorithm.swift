@@ -23,6 +23,12 @@ public protocol CollectiveAlgorithm: Sendable, CustomStringConvertible {
 extension CollectiveAlgorithm {
     public var description: String { "\(operation)/\(name)" }
     public var variant: Int { 0 }
+
+    /// The formula at the costs of the call's regime (`CostParameters.regime`: past the cache,
+    /// the memory's): what the selector weighs and the reports print as predicted.
+    public func modelSeconds(ranks: Int, bytes: Int, cost: CostParameters) -> Double {
+        predictedSeconds(ranks: ranks, bytes: bytes, cost: cost.regime(operation, ranks: ranks, bytes: bytes))
+    }
 }
 
 public protocol BroadcastAlgorithm: CollectiveAlgorithm {}

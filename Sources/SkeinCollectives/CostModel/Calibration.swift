@@ -1,5 +1,9 @@
 import SkeinCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 extension Communicator {
     /// Measures α and β from rounds of a dissemination pattern, in which every rank sends to the
     /// rank d after it and receives from the rank d before it (d = 1, 2, 4, …), as the algorithms'
@@ -9,8 +13,9 @@ extension Communicator {
     /// passed around the ranks, one busy at a time, found a third of it). γ comes from timing the
     /// float sum kernel, and on shared memory the board's synchronization from bare rounds. Each
     /// receiver copies the payload into its own buffer, as a receive into user memory does, so a
-    /// by-reference transport's β is the real cost of moving bytes between cores. Rank 0's figures
-    /// go to every rank. A collective: every rank must call it.
+    /// by-reference transport's β is the real cost of moving bytes between cores. Where ranks share
+    /// a host's memory, β and γ are also measured past the cache (`CostParameters.memory`). Rank 0's
+    /// figures go to every rank. A collective: every rank must call it.
     @discardableResult
     public func calibrate(
         messageSizes: [Int] = [0, 4_096, 65_536, 1 << 20], repetitions: Int = 100, timeout: Duration? = nil
@@ -22,6 +27,7 @@ extension Communicator {
         let signature = CallSignature(
             operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
         var measured = state.withLock { $0.cost }
+        var pastCache: (round: Double, kernel: Double, bytes: Int)?
         if size > 1 {
             let levels = TreeCost.ceilLog2(size)
             var points: [(bytes: Double, seconds: Double)] = []
@@ -52,6 +58,9 @@ extension Communicator {
                 measured.alpha = fit.alpha
                 measured.beta = fit.beta
             }
+            // Before any board call: a peer that published a later call would make these rounds'
+            // receives, still in this call, look like a desync.
+            if hasSharedMemory { pastCache = try await timeMemoryRegime(tag: tag, signature: signature, deadline: deadline, timeout: timeout) }
         }
         if rank == 0 { measured.gamma = measureReductionSeconds() }
         if hasSharedMemory && size > 1 {
@@ -66,17 +75,73 @@ extension Communicator {
             samples.sort()
             measured.sharedAlpha = samples[samples.count / 2] / Double(TreeCost.ceilLog2(size))
         }
+        // Past the cache: the slowest rank's figures, as β and γ no lower than in the cache.
+        var memory: [Double] = [0, 0, 0]
+        if let (round, kernel, bytes) = pastCache {
+            memory = [
+                max((round - measured.alpha) / Double(bytes), measured.beta), max(kernel / Double(bytes), measured.gamma),
+                Double(CostParameters.MemoryRegime.limit(forCache: MemoryCopy.cacheBytes)),
+            ]
+        }
         let agreed = try await broadcast(
-            [measured.alpha, measured.beta, measured.gamma, measured.sharedAlpha], root: 0, algorithm: BinomialBroadcast(), timeout: timeout)
+            [measured.alpha, measured.beta, measured.gamma, measured.sharedAlpha] + memory, root: 0, algorithm: BinomialBroadcast(),
+            timeout: timeout)
         var parameters = transport.deliversByReference
             ? CostParameters.byReference(alpha: agreed[0], beta: agreed[1], gamma: agreed[2])
             : CostParameters(alpha: agreed[0], beta: agreed[1], gamma: agreed[2])
         parameters.sharedAlpha = agreed[3]
+        if agreed[6] > 0 { parameters.memory = .init(beta: agreed[4], gamma: agreed[5], workingSetLimit: Int(agreed[6])) }
         state.withLock { state in
             state.cost = parameters
             state.forgetSelections(lastChoice)
         }
         return parameters
+    }
+
+    /// Times the memory regime on ranks that share a host: per level, dissemination rounds whose
+    /// payloads and receive buffers together fill twice the last-level cache, copied with streaming
+    /// stores as the algorithms copy at such sizes; and the float sum kernel on every rank at once
+    /// over buffers as large, from a barrier to the barrier after the last rank's kernel, since
+    /// ranks beyond the cores run their kernels after the others. Returns the slowest rank's medians
+    /// (on every rank) and the message size.
+    func timeMemoryRegime(
+        tag: Tag, signature: CallSignature, deadline: UInt64, timeout: Duration?
+    ) async throws(SkeinError) -> (round: Double, kernel: Double, bytes: Int) {
+        let bytes = max(MemoryCopy.cacheBytes / size, 1 << 20)
+        let levels = TreeCost.ceilLog2(size)
+        let (payload, scratch) = (AllocatedStorage(uninitializedByteCount: bytes), AllocatedStorage(uninitializedByteCount: bytes))
+        let operand = AllocatedStorage(uninitializedByteCount: bytes)
+        for storage in [payload, scratch, operand] { memset(storage.base, 0, bytes) }
+        let message = Message(
+            signature: signature, skew: ArrivalSkew(rank: rank, entry: 0),
+            chunks: [Chunk(storage: payload, offset: 0, byteCount: bytes, isWritable: false)])
+        var rounds: [Double] = []
+        for _ in 0..<6 {
+            let t0 = transport.now()
+            var distance = 1
+            while distance < size {
+                try transport.send(message, to: (rank + distance) % size, tag: tag)
+                let received = try await transport.receive(from: (rank - distance + size) % size, tag: tag, deadline: deadline)
+                received.chunks[0].withUnsafeBytes {
+                    MemoryCopy.copy(to: scratch.base, from: $0.baseAddress!, byteCount: min($0.count, bytes), streaming: true)
+                }
+                distance *= 2
+            }
+            rounds.append(Double(transport.now() &- t0) / 1e9 / Double(levels))
+        }
+        let reducer = Reducer(Float.self, .sum)
+        var kernels: [Double] = []
+        for _ in 0..<4 {
+            try await barrier(timeout: timeout)
+            let t0 = transport.now()
+            reducer(into: scratch.base, scratch.base, operand.base, byteCount: bytes)
+            try await barrier(timeout: timeout)
+            kernels.append(Double(transport.now() &- t0) / 1e9)
+        }
+        // The first of each warmed the caches and the page tables.
+        let medians = [rounds.dropFirst().sorted()[2], kernels.dropFirst().sorted()[1]]
+        let slowest = try await allreduce(medians, op: .max, timeout: timeout)
+        return (slowest[0], slowest[1], bytes)
     }
 
     /// Seconds per byte of the float sum kernel (best of several runs over 4 MiB operands).

@@ -54,7 +54,7 @@ public enum CostModel {
     /// What the selector expects `algorithm` to take: its measured time where it was tuned on this
     /// many ranks, else its formula's; infinite where it cannot run the call (a board's slots too small).
     public static func expectedSeconds(_ algorithm: any CollectiveAlgorithm, ranks: Int, bytes: Int, cost: CostParameters) -> Double {
-        let formula = algorithm.predictedSeconds(ranks: ranks, bytes: bytes, cost: cost)
+        let formula = algorithm.modelSeconds(ranks: ranks, bytes: bytes, cost: cost)
         guard formula.isFinite else { return formula }
         return cost.measuredSeconds(of: algorithm, ranks: ranks, bytes: bytes) ?? formula
     }
