@@ -64,13 +64,13 @@ struct Demo: AsyncParsableCommand {
         let cost = try await comm.calibrate()
         let gradient = Self.gradient(rank: comm.rank, count: elements)
         let bytes = elements * 4
-        // The formulas price ring, Rabenseifner, the 2-D grid and shared-address within 2% of one
-        // another at 4 MiB on 4 in-process ranks (the same bytes moved and reduced), so calibration
-        // noise picked between them, while shared-address ran 1.3–2× faster than the next: it folds
-        // all p inputs into a tile kept in the first-level cache, where the message algorithms
-        // reduce pairwise, writing each partial sum to memory for the next step to read back, and
-        // the formulas charge every reduced byte once either way. Timing them here, as MPI's tuned
-        // rules and NCCL's tuner stand in for a model, makes the pick this machine's.
+        // At 4 MiB on 4 in-process ranks the formulas price shared-address 1.6× below ring: it folds
+        // all p inputs into a tile kept in the first-level cache (`tileGamma`), where the message
+        // algorithms reduce pairwise, writing each partial sum to memory for the next step to read
+        // back. Measured, it ran 2.3–4.9× faster, and the formulas price ring, Rabenseifner and the
+        // 2-D grid within 2% of one another, so calibration noise would pick among those. Timing
+        // them here, as MPI's tuned rules and NCCL's tuner stand in for a model, makes the pick
+        // this machine's.
         try await comm.tune(operations: [.allreduce], sizes: [bytes])
         var summary: String?
         if comm.rank == 0 {

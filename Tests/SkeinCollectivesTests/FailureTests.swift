@@ -233,6 +233,13 @@ struct CostModelTests {
         #expect(abs(allreduce - (2e-6 + Double(large) / 2 * (4e-10 + 8e-10) + Double(large) / 2 * 4e-10)) < 1e-15)
         // The selector weighs the same figure; without a memory regime the cache's prices hold at every size.
         #expect(CostModel.expectedSeconds(ring, ranks: 4, bytes: large, cost: cost) == ring.modelSeconds(ranks: 4, bytes: large, cost: cost))
+        // The shared-address fold keeps its tile in the first-level cache: the cache's γ past it too,
+        // while its reads of the inputs and writes of the outputs pay memory's β.
+        let sync = 2 * cost.sharedAlpha * 2
+        let (share, others) = (Double(large) / 4, 3 * Double(large) / 4)
+        let fold = SharedAddressAlgorithm(.allreduce).modelSeconds(ranks: 4, bytes: large, cost: cost)
+        #expect(abs(fold - (sync + others * (4e-10 + 2e-10) + share * 4e-10 + others * 4e-10)) < 1e-15)
+        #expect(priced.tileGamma == 2e-10 && cost.tileGamma == 2e-10 && priced.pastCache && !cost.pastCache)
         cost.memory = nil
         #expect(abs(ring.modelSeconds(ranks: 4, bytes: large, cost: cost) - (3e-6 + 0.75 * Double(large) * 1e-10)) < 1e-15)
     }

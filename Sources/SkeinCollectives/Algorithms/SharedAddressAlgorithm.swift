@@ -65,7 +65,14 @@ public struct SharedAddressAlgorithm: ReduceAlgorithm, ReduceScatterAlgorithm, A
     /// Two synchronizations, then each rank's share, with `bytes` as the model counts them:
     /// - reductions: each rank reads its block of the p−1 other inputs across cores and folds them
     ///   into its own (which, as in the message algorithms' formulas, costs no β: it crosses no
-    ///   core) and writes the block once; an allreduce copies it to the p−1 other outputs;
+    ///   core) and writes the block once; an allreduce copies it to the p−1 other outputs. The fold
+    ///   keeps its tile in the first-level cache, so it costs the cache's γ (`tileGamma`) even
+    ///   where the call is priced past the cache: its traffic to memory is the β of the inputs it
+    ///   reads and the outputs it writes, where a pairwise reduction also writes each partial sum
+    ///   out and reads it back (p = 4, 4 MiB: shared-address 0.40 ms, ring 0.91). Past the cache
+    ///   its own block, read and written once, costs a β too, although it crosses no core: that
+    ///   traffic goes to memory (without it, p = 4, 16 MiB reduce-scatter: 1.76 ms predicted,
+    ///   3.75 measured);
     /// - gather: each rank copies its 1/p of the result into the root's output, all at once;
     /// - all-to-all: each rank copies the p−1 blocks of n/p it receives into its output.
     public func predictedSeconds(ranks p: Int, bytes: Int, cost: CostParameters) -> Double {
@@ -73,11 +80,12 @@ public struct SharedAddressAlgorithm: ReduceAlgorithm, ReduceScatterAlgorithm, A
         let share = Double(bytes) / Double(p)
         let sync = p > 1 ? 2 * cost.sharedAlpha * Double(TreeCost.ceilLog2(p)) : 0
         let others = Double(p - 1) * share
+        let own = cost.pastCache ? share * cost.beta : 0
         return switch operation {
         case .gather: sync + (p > 1 ? share * cost.beta : 0)
         case .allToAll: sync + others * cost.beta
-        case .allreduce: sync + others * (cost.beta + cost.gamma) + others * cost.beta
-        default: sync + others * (cost.beta + cost.gamma)
+        case .allreduce: sync + others * (cost.beta + cost.tileGamma) + own + others * cost.beta
+        default: sync + others * (cost.beta + cost.tileGamma) + own
         }
     }
 }

@@ -24,6 +24,17 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
     /// that share a host share its memory bandwidth and, with more ranks than cores, its cores; nil
     /// where no two ranks share a host's memory (a network's β holds at every size).
     public var memory: MemoryRegime?
+    /// The cache's γ, kept by `regime` where it prices a call at memory's (nil: `gamma` is it).
+    var cacheGamma: Double?
+
+    /// Seconds per byte of a reduction whose result stays in the first-level cache while each
+    /// operand streams through it once (the shared-address fold): the cache's γ at every size,
+    /// since what such a fold moves through memory is priced as β.
+    public var tileGamma: Double { cacheGamma ?? gamma }
+
+    /// True for parameters `regime` priced past the cache, where even bytes that cross no core
+    /// travel to memory and back.
+    public var pastCache: Bool { cacheGamma != nil }
 
     /// Per-byte costs past the last-level cache, measured with every rank at work at once.
     public struct MemoryRegime: Sendable, Equatable, Codable {
@@ -73,6 +84,7 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
         priced.beta = memory.beta
         priced.keepBeta *= scale
         priced.deliveryBeta *= scale
+        priced.cacheGamma = gamma
         priced.gamma = memory.gamma
         return priced
     }
