@@ -99,15 +99,17 @@ extension Communicator {
     }
 
     /// Times the memory regime on ranks that share a host: per level, dissemination rounds whose
-    /// payloads and receive buffers together fill twice the last-level cache, copied with streaming
-    /// stores as the algorithms copy at such sizes; and the float sum kernel on every rank at once
-    /// over buffers as large, from a barrier to the barrier after the last rank's kernel, since
-    /// ranks beyond the cores run their kernels after the others. Returns the slowest rank's medians
-    /// (on every rank) and the message size.
+    /// payloads and receive buffers together fill at least twice the last-level cache, copied with
+    /// streaming stores as the algorithms copy at such sizes; and the float sum kernel on every rank
+    /// at once over buffers as large, from a barrier to the barrier after the last rank's kernel,
+    /// since ranks beyond the cores run their kernels after the others. Returns the slowest rank's
+    /// medians (on every rank) and the message size.
     func timeMemoryRegime(
         tag: Tag, signature: CallSignature, deadline: UInt64, timeout: Duration?
     ) async throws(SkeinError) -> (round: Double, kernel: Double, bytes: Int) {
-        let bytes = max(MemoryCopy.cacheBytes / size, 1 << 20)
+        // At least 256 KiB a message, so the bytes outweigh α; no more than the cache's share, so
+        // that many ranks (256 of them: 3 × 256 KiB each) do not allocate gigabytes to calibrate.
+        let bytes = max(MemoryCopy.cacheBytes / size, 256 << 10)
         let levels = TreeCost.ceilLog2(size)
         let (payload, scratch) = (AllocatedStorage(uninitializedByteCount: bytes), AllocatedStorage(uninitializedByteCount: bytes))
         let operand = AllocatedStorage(uninitializedByteCount: bytes)
