@@ -64,10 +64,10 @@ struct Demo: AsyncParsableCommand {
         let cost = try await comm.calibrate()
         let gradient = Self.gradient(rank: comm.rank, count: elements)
         let bytes = elements * 4
-        // At 4 MiB on 4 in-process ranks the formulas price shared-address 1.6× below ring: it folds
+        // At 4 MiB on 4 in-process ranks the formulas price shared-address 1.2–1.8× below ring: it folds
         // all p inputs into a tile kept in the first-level cache (`tileGamma`), where the message
         // algorithms reduce pairwise, writing each partial sum to memory for the next step to read
-        // back. Measured, it ran 2.3–4.9× faster, and the formulas price ring, Rabenseifner and the
+        // back. Measured, it ran 1.7–4.9× faster, and the formulas price ring, Rabenseifner and the
         // 2-D grid within 2% of one another, so calibration noise would pick among those. Timing
         // them here, as MPI's tuned rules and NCCL's tuner stand in for a model, makes the pick
         // this machine's.

@@ -43,9 +43,10 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
         /// Seconds per byte one rank reduces while every rank does the same.
         public var gamma: Double
         /// Calls whose working set (`CostParameters.workingSet`) is larger pay these costs: half the
-        /// last-level cache (`forCache`).
+        /// last-level cache (`limit(forCache:)`).
         public var workingSetLimit: Int
 
+        /// Memory's β and γ, paid by calls whose working set passes `workingSetLimit` bytes.
         public init(beta: Double, gamma: Double, workingSetLimit: Int) {
             self.beta = beta
             self.gamma = gamma
@@ -54,8 +55,9 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
 
         /// The working set past which a host with a last-level cache of `cacheBytes` runs at memory's
         /// pace: half the cache, since the rest holds other data (and on a shared host, other
-        /// tenants'). At p = 8 a 2 MiB allreduce, 32 MiB touched in a 32 MiB cache, took the ring
-        /// 1.77 ms: the memory regime's formula said 1.55 ms, the cache's 0.57.
+        /// tenants'). At p = 8 a 2 MiB allreduce touches 32 MiB, as much as this VM's cache holds:
+        /// the ring took 1.08–1.77 ms in two runs, where the cache's rates predicted 0.57 ms and
+        /// memory's 1.60.
         public static func limit(forCache cacheBytes: Int) -> Int { cacheBytes / 2 }
     }
 
@@ -74,9 +76,9 @@ public struct CostParameters: Sendable, Equatable, Codable, CustomStringConverti
 
     /// The parameters that price a call of `operation` over `bytes` on `ranks` ranks: these, or where
     /// its working set passes the memory regime's limit, that regime's β (for every use of β, kept at
-    /// 0 where bytes go by reference) and γ. A pair of ranks timed by ping-pong over cache-sized messages saw four ranks copying
-    /// 64 MiB allgather results at a quarter of that speed: the copies went to memory, two ranks at a
-    /// time per core, all through one memory bus.
+    /// 0 where bytes go by reference) and γ. Priced at rates measured over cache-sized messages,
+    /// four ranks' ring allgather of 64 MiB was to take 3.10 ms; it took 14.5: the copies went to
+    /// memory, two ranks at a time per core, all through one memory bus.
     public func regime(_ operation: CollectiveOperation, ranks: Int, bytes: Int) -> CostParameters {
         guard let memory, Self.workingSet(operation, ranks: ranks, bytes: bytes) > memory.workingSetLimit else { return self }
         var priced = self
