@@ -11,7 +11,8 @@ extension Communicator {
     /// ranks this is a ping-pong; with more ranks than cores every rank is busy at once, so α
     /// includes the cost of ranks sharing a core, as it does in the collectives themselves (a token
     /// passed around the ranks, one busy at a time, found a third of it). γ comes from timing the
-    /// float sum kernel, and on shared memory the board's synchronization from bare rounds. Each
+    /// float sum kernel, and on shared memory the board's synchronization from bare rounds, timed in
+    /// batches alternating with the empty message round (`timeEmptyAgainstBoard`). Each
     /// receiver copies the payload into its own buffer, as a receive into user memory does, so a
     /// by-reference transport's β is the real cost of moving bytes between cores. Where ranks share
     /// a host's memory, β and γ are also measured past the cache (`CostParameters.memory`). Rank 0's
@@ -37,44 +38,27 @@ extension Communicator {
                     storage: AllocatedStorage(uninitializedByteCount: bytes), offset: 0, byteCount: bytes, isWritable: false)
                 let message = Message(signature: signature, skew: ArrivalSkew(rank: rank, entry: 0), chunks: [payload])
                 var samples: [Double] = []
-                let rounds = max(3, repetitions / levels)
-                for _ in 0..<(rounds + 2) {
-                    // One sample: a whole dissemination (every distance once), per round.
-                    let t0 = transport.now()
-                    var distance = 1
-                    while distance < size {
-                        try transport.send(message, to: (rank + distance) % size, tag: tag)
-                        scratch.copy(try await transport.receive(from: (rank - distance + size) % size, tag: tag, deadline: deadline))
-                        distance *= 2
-                    }
-                    samples.append(Double(transport.now() &- t0) / 1e9 / Double(levels))
+                for _ in 0..<(max(3, repetitions / levels) + 2) {
+                    samples.append(try await disseminationRound(message, tag: tag, deadline: deadline, into: scratch))
                 }
-                samples.removeFirst(2)
-                samples.sort()
-                points.append((Double(bytes), samples[samples.count / 2]))
+                points.append((Double(bytes), Self.median(samples.dropFirst(2))))
+            }
+            // Before any board call: a peer that published a later call would make these rounds'
+            // receives, still in this call, look like a desync.
+            if hasSharedMemory {
+                pastCache = try await timeMemoryRegime(tag: tag, signature: signature, deadline: deadline, timeout: timeout)
+                let (empty, board) = try await timeEmptyAgainstBoard(repetitions: repetitions, deadline: deadline, timeout: timeout)
+                points.removeAll { $0.bytes == 0 }
+                points.append((0, empty))
+                measured.sharedAlpha = board / Double(levels)
             }
             if rank == 0 {
                 let fit = Self.fitLatencyAndBandwidth(points)
                 measured.alpha = fit.alpha
                 measured.beta = fit.beta
             }
-            // Before any board call: a peer that published a later call would make these rounds'
-            // receives, still in this call, look like a desync.
-            if hasSharedMemory { pastCache = try await timeMemoryRegime(tag: tag, signature: signature, deadline: deadline, timeout: timeout) }
         }
         if rank == 0 { measured.gamma = measureReductionSeconds() }
-        if hasSharedMemory && size > 1 {
-            // The board's synchronization: the median bare round, per level of the model's ⌈log2 p⌉.
-            var samples: [Double] = []
-            for _ in 0..<(repetitions * 2 + 20) {
-                let t0 = transport.now()
-                try await sharedMemoryRound(timeout: timeout)
-                samples.append(Double(transport.now() &- t0) / 1e9)
-            }
-            samples.removeFirst(20)
-            samples.sort()
-            measured.sharedAlpha = samples[samples.count / 2] / Double(TreeCost.ceilLog2(size))
-        }
         // Past the cache: the slowest rank's figures, as β and γ no lower than in the cache.
         var memory: [Double] = [0, 0, 0]
         if let (round, kernel, bytes) = pastCache {
@@ -110,7 +94,6 @@ extension Communicator {
         // At least 256 KiB a message, so the bytes outweigh α; no more than the cache's share, so
         // that many ranks (256 of them: 3 × 256 KiB each) do not allocate gigabytes to calibrate.
         let bytes = max(MemoryCopy.cacheBytes / size, 256 << 10)
-        let levels = TreeCost.ceilLog2(size)
         let (payload, scratch) = (AllocatedStorage(uninitializedByteCount: bytes), AllocatedStorage(uninitializedByteCount: bytes))
         let operand = AllocatedStorage(uninitializedByteCount: bytes)
         for storage in [payload, scratch, operand] { memset(storage.base, 0, bytes) }
@@ -118,19 +101,7 @@ extension Communicator {
             signature: signature, skew: ArrivalSkew(rank: rank, entry: 0),
             chunks: [Chunk(storage: payload, offset: 0, byteCount: bytes, isWritable: false)])
         var rounds: [Double] = []
-        for _ in 0..<6 {
-            let t0 = transport.now()
-            var distance = 1
-            while distance < size {
-                try transport.send(message, to: (rank + distance) % size, tag: tag)
-                let received = try await transport.receive(from: (rank - distance + size) % size, tag: tag, deadline: deadline)
-                received.chunks[0].withUnsafeBytes {
-                    MemoryCopy.copy(to: scratch.base, from: $0.baseAddress!, byteCount: min($0.count, bytes), streaming: true)
-                }
-                distance *= 2
-            }
-            rounds.append(Double(transport.now() &- t0) / 1e9 / Double(levels))
-        }
+        for _ in 0..<6 { rounds.append(try await disseminationRound(message, tag: tag, deadline: deadline, into: scratch, streaming: true)) }
         let reducer = Reducer(Float.self, .sum)
         var kernels: [Double] = []
         for _ in 0..<4 {
@@ -141,9 +112,68 @@ extension Communicator {
             kernels.append(Double(transport.now() &- t0) / 1e9)
         }
         // The first of each warmed the caches and the page tables.
-        let medians = [rounds.dropFirst().sorted()[2], kernels.dropFirst().sorted()[1]]
+        let medians = [Self.median(rounds.dropFirst()), Self.median(kernels.dropFirst())]
         let slowest = try await allreduce(medians, op: .max, timeout: timeout)
         return (slowest[0], slowest[1], bytes)
+    }
+
+    /// The empty dissemination round (the α point) and the board's bare round (`sharedMemoryRound`),
+    /// each the median of its samples, taken in alternating batches so that a slow spell of the
+    /// machine lands on both: the selector weighs one against the other, and measured a second apart
+    /// a spell on one side alone sent every small call of a run the slower way (p = 3: the board's
+    /// round took 0.67–0.74 µs per level in most calibrations, 1.3–2.0 in some). Each batch of
+    /// message rounds is a call of its own, so that no board call comes between a call's messages.
+    func timeEmptyAgainstBoard(repetitions: Int, deadline: UInt64, timeout: Duration?) async throws(SkeinError) -> (message: Double, board: Double) {
+        let batches = 10
+        let levels = TreeCost.ceilLog2(size)
+        let scratch = AllocatedStorage(uninitializedByteCount: 0)
+        var (messages, boards) = ([Double](), [Double]())
+        // The first batch warms both paths up and is not kept.
+        for batch in 0...batches {
+            let sequence = nextSequence()
+            let signature = CallSignature(
+                operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
+            let empty = Message(
+                signature: signature, skew: ArrivalSkew(rank: rank, entry: 0),
+                chunks: [Chunk(storage: scratch, offset: 0, byteCount: 0, isWritable: false)])
+            for _ in 0..<max(3, repetitions / levels / batches) {
+                let seconds = try await disseminationRound(empty, tag: Tag(context: context, sequence: sequence), deadline: deadline, into: scratch)
+                if batch > 0 { messages.append(seconds) }
+            }
+            for _ in 0..<max(3, 2 * repetitions / batches) {
+                let t0 = transport.now()
+                try await sharedMemoryRound(timeout: timeout)
+                if batch > 0 { boards.append(Double(transport.now() &- t0) / 1e9) }
+            }
+        }
+        return (Self.median(messages[...]), Self.median(boards[...]))
+    }
+
+    /// One round of the dissemination pattern (every distance once) with `message`, each payload
+    /// received copied into `scratch` (with streaming stores when `streaming`): seconds per level.
+    func disseminationRound(
+        _ message: Message, tag: Tag, deadline: UInt64, into scratch: AllocatedStorage, streaming: Bool = false
+    ) async throws(SkeinError) -> Double {
+        let t0 = transport.now()
+        var distance = 1
+        while distance < size {
+            try transport.send(message, to: (rank + distance) % size, tag: tag)
+            let received = try await transport.receive(from: (rank - distance + size) % size, tag: tag, deadline: deadline)
+            if streaming, let chunk = received.chunks.first {
+                chunk.withUnsafeBytes {
+                    if let from = $0.baseAddress { MemoryCopy.copy(to: scratch.base, from: from, byteCount: min($0.count, scratch.byteCount), streaming: true) }
+                }
+            } else {
+                scratch.copy(received)
+            }
+            distance *= 2
+        }
+        return Double(transport.now() &- t0) / 1e9 / Double(TreeCost.ceilLog2(size))
+    }
+
+    /// The middle of `samples` (the upper one of an even count).
+    static func median(_ samples: ArraySlice<Double>) -> Double {
+        samples.sorted()[samples.count / 2]
     }
 
     /// Seconds per byte of the float sum kernel (best of several runs over 4 MiB operands).
