@@ -244,7 +244,7 @@ struct CostModelTests {
         #expect(abs(ring.modelSeconds(ranks: 4, bytes: large, cost: cost) - (3e-6 + 0.75 * Double(large) * 1e-10)) < 1e-15)
     }
 
-    @Test("Calibration on in-process ranks measures β and γ past the cache, no lower than in it, and every rank keeps the same figures")
+    @Test("Calibration on in-process ranks measures β and γ past the cache, no lower than in it, the board's round beside α, and every rank keeps the same figures")
     func calibrationPastTheCache() async throws {
         let outcomes = await InProcessGroup.run(size: 3) { transport in
             try await Communicator(transport: transport, timeout: .seconds(30)).calibrate()
@@ -254,6 +254,9 @@ struct CostModelTests {
         #expect(memory.beta >= costs[0].beta && memory.beta.isFinite, "\(costs[0])")
         #expect(memory.gamma >= costs[0].gamma && memory.gamma.isFinite, "\(costs[0])")
         #expect(memory.workingSetLimit == MemoryCopy.cacheBytes / 2)
+        // α and the board's round come from alternating batches, each batch of messages a call of
+        // its own between board calls: they ran, with no desync between the ranks' calls.
+        #expect(costs[0].alpha > 0 && costs[0].sharedAlpha > 0 && costs[0].sharedAlpha.isFinite, "\(costs[0])")
         #expect(costs.allSatisfy { $0 == costs[0] })
     }
 
