@@ -279,6 +279,11 @@ struct SharedMemoryTests {
         let allgather = SharedMemoryAlgorithm(.allgather).predictedSeconds(ranks: 5, bytes: 4_000, cost: cost)
         #expect(abs(allgather - (3 * 2e-7 + n / 5 * 1e-9 + n * 1e-9)) < 1e-15)
         #expect(SharedMemoryAlgorithm(.barrier).predictedSeconds(ranks: 2, bytes: 0, cost: cost) == 2e-7)
+        // Rooted calls wait one way: one level, whatever p.
+        let gather = SharedMemoryAlgorithm(.gather).predictedSeconds(ranks: 5, bytes: 4_000, cost: cost)
+        #expect(abs(gather - (2e-7 + n / 5 * 1e-9 + n * 1e-9)) < 1e-15)
+        let reduce = SharedMemoryAlgorithm(.reduce).predictedSeconds(ranks: 5, bytes: 4_000, cost: cost)
+        #expect(abs(reduce - (2e-7 + n * 1e-9 + 4 * n * 1.5e-9)) < 1e-15)
     }
 
     @Test("Every operation may be selected for the board, rooted ones too (their root or other ranks do not wait)")
