@@ -427,7 +427,7 @@ public final class Communicator: Sendable {
             let (algorithm, shared) = try sharedCall(call, signature: signature)
             let published = try board.publish(
                 rank: rank, signature: signature, entry: start, byteCount: algorithm.publishedBytes(shared),
-                awaiting: algorithm.awaited(shared) ?? 0..<Int.max, readAhead: algorithm.readsAhead, fill: copyInput)
+                awaiting: algorithm.awaited(shared) ?? 0..<Int.max, readAhead: algorithm.isRooted, fill: copyInput)
             guard case .ready(let slots) = published else {
                 return .begun(Started(begun: begun, start: start, signature: signature, deadline: deadline, published: published))
             }

@@ -37,14 +37,14 @@ public final class AllocatedStorage: ByteStorage, @unchecked Sendable {
         if let from = bytes.baseAddress, bytes.count > 0 { base.copyMemory(from: from, byteCount: Swift.min(bytes.count, byteCount)) }
     }
 
-    /// Copies a message's bytes to the start of this buffer (a receive into user memory);
-    /// phantom chunks and anything past the end are skipped.
-    public func copy(_ message: Message) {
+    /// Copies a message's bytes to the start of this buffer (a receive into user memory), with
+    /// streaming stores when asked (`MemoryCopy`); phantom chunks and anything past the end are skipped.
+    public func copy(_ message: Message, streaming: Bool = false) {
         var offset = 0
         for chunk in message.chunks {
             chunk.withUnsafeBytes { bytes in
                 let count = Swift.min(bytes.count, byteCount - offset)
-                if count > 0, let from = bytes.baseAddress { (base + offset).copyMemory(from: from, byteCount: count) }
+                if count > 0, let from = bytes.baseAddress { MemoryCopy.copy(to: base + offset, from: from, byteCount: count, streaming: streaming) }
             }
             offset += chunk.byteCount
         }

@@ -107,14 +107,12 @@ extension SharedMemoryAlgorithm {
         }
     }
 
-    /// True where the ranks this one awaits (`awaited`) await nothing of it: in the rooted
-    /// operations. Those ranks run ahead, so their next part is worth asking for early
-    /// (`SharedMemoryBoard.publish`). Not where ranks await each other (an allreduce, a barrier):
-    /// there the next part is not written yet, and asking for its line early only made the peer's
-    /// write fetch it back (a p = 2 barrier took 10% longer).
-    var readsAhead: Bool { isRooted }
-
-    /// Broadcast, scatter, reduce and gather: one side waits for the other, which goes on.
+    /// Broadcast, scatter, reduce and gather: one side waits for the other, which goes on. So the
+    /// ranks this one awaits (`awaited`) await nothing of it and run ahead: their next part is worth
+    /// asking for early (`SharedMemoryBoard.publish`'s `readAhead`), and the call costs one level of
+    /// synchronization. Not where ranks await each other (an allreduce, a barrier): there the next
+    /// part is not written yet, and asking for its line early only made the peer's write fetch it
+    /// back (a p = 2 barrier took 10% longer).
     var isRooted: Bool {
         switch operation {
         case .broadcast, .scatter, .reduce, .gather: true

@@ -25,18 +25,15 @@ extension Communicator {
         let tag = Tag(context: context, sequence: sequence)
         let limit = timeout ?? self.timeout
         let deadline = MonotonicClock.deadline(after: limit, from: transport.now())
-        let signature = CallSignature(
-            operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
         var measured = state.withLock { $0.cost }
-        var pastCache: (round: Double, kernel: Double, bytes: Int)?
+        var memoryTimes: (round: Double, kernel: Double, bytes: Int)?
         if size > 1 {
             let levels = TreeCost.ceilLog2(size)
             var points: [(bytes: Double, seconds: Double)] = []
             let scratch = AllocatedStorage(uninitializedByteCount: messageSizes.max() ?? 0)
-            for bytes in messageSizes {
-                let payload = Chunk(
-                    storage: AllocatedStorage(uninitializedByteCount: bytes), offset: 0, byteCount: bytes, isWritable: false)
-                let message = Message(signature: signature, skew: ArrivalSkew(rank: rank, entry: 0), chunks: [payload])
+            // On shared memory the empty round is timed beside the board's, below.
+            for bytes in messageSizes where !(hasSharedMemory && bytes == 0) {
+                let message = probe(AllocatedStorage(uninitializedByteCount: bytes), sequence: sequence)
                 var samples: [Double] = []
                 for _ in 0..<(max(3, repetitions / levels) + 2) {
                     samples.append(try await disseminationRound(message, tag: tag, deadline: deadline, into: scratch))
@@ -46,9 +43,8 @@ extension Communicator {
             // Before any board call: a peer that published a later call would make these rounds'
             // receives, still in this call, look like a desync.
             if hasSharedMemory {
-                pastCache = try await timeMemoryRegime(tag: tag, signature: signature, deadline: deadline, timeout: timeout)
+                memoryTimes = try await timeMemoryRegime(tag: tag, deadline: deadline, timeout: timeout)
                 let (empty, board) = try await timeEmptyAgainstBoard(repetitions: repetitions, deadline: deadline, timeout: timeout)
-                points.removeAll { $0.bytes == 0 }
                 points.append((0, empty))
                 measured.sharedAlpha = board / Double(levels)
             }
@@ -61,7 +57,7 @@ extension Communicator {
         if rank == 0 { measured.gamma = measureReductionSeconds() }
         // Past the cache: the slowest rank's figures, as β and γ no lower than in the cache.
         var memory: [Double] = [0, 0, 0]
-        if let (round, kernel, bytes) = pastCache {
+        if let (round, kernel, bytes) = memoryTimes {
             memory = [
                 max((round - measured.alpha) / Double(bytes), measured.beta), max(kernel / Double(bytes), measured.gamma),
                 Double(CostParameters.MemoryRegime.limit(forCache: MemoryCopy.cacheBytes)),
@@ -88,18 +84,14 @@ extension Communicator {
     /// at once over buffers as large, from a barrier to the barrier after the last rank's kernel,
     /// since ranks beyond the cores run their kernels after the others. Returns the slowest rank's
     /// medians (on every rank) and the message size.
-    func timeMemoryRegime(
-        tag: Tag, signature: CallSignature, deadline: UInt64, timeout: Duration?
-    ) async throws(SkeinError) -> (round: Double, kernel: Double, bytes: Int) {
+    func timeMemoryRegime(tag: Tag, deadline: UInt64, timeout: Duration?) async throws(SkeinError) -> (round: Double, kernel: Double, bytes: Int) {
         // At least 256 KiB a message, so the bytes outweigh α; no more than the cache's share, so
         // that many ranks (256 of them: 3 × 256 KiB each) do not allocate gigabytes to calibrate.
         let bytes = max(MemoryCopy.cacheBytes / size, 256 << 10)
         let (payload, scratch) = (AllocatedStorage(uninitializedByteCount: bytes), AllocatedStorage(uninitializedByteCount: bytes))
         let operand = AllocatedStorage(uninitializedByteCount: bytes)
         for storage in [payload, scratch, operand] { memset(storage.base, 0, bytes) }
-        let message = Message(
-            signature: signature, skew: ArrivalSkew(rank: rank, entry: 0),
-            chunks: [Chunk(storage: payload, offset: 0, byteCount: bytes, isWritable: false)])
+        let message = probe(payload, sequence: tag.sequence)
         var rounds: [Double] = []
         for _ in 0..<6 { rounds.append(try await disseminationRound(message, tag: tag, deadline: deadline, into: scratch, streaming: true)) }
         let reducer = Reducer(Float.self, .sum)
@@ -131,11 +123,7 @@ extension Communicator {
         // The first batch warms both paths up and is not kept.
         for batch in 0...batches {
             let sequence = nextSequence()
-            let signature = CallSignature(
-                operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
-            let empty = Message(
-                signature: signature, skew: ArrivalSkew(rank: rank, entry: 0),
-                chunks: [Chunk(storage: scratch, offset: 0, byteCount: 0, isWritable: false)])
+            let empty = probe(scratch, sequence: sequence)
             for _ in 0..<max(3, repetitions / levels / batches) {
                 let seconds = try await disseminationRound(empty, tag: Tag(context: context, sequence: sequence), deadline: deadline, into: scratch)
                 if batch > 0 { messages.append(seconds) }
@@ -149,6 +137,15 @@ extension Communicator {
         return (Self.median(messages[...]), Self.median(boards[...]))
     }
 
+    /// A calibration round's message of call `sequence`: all of `storage`.
+    func probe(_ storage: AllocatedStorage, sequence: UInt64) -> Message {
+        let signature = CallSignature(
+            operation: .pointToPoint, algorithm: 0, dataType: .float32, reduceOp: .sum, root: 0, count: 0, sequence: sequence)
+        return Message(
+            signature: signature, skew: ArrivalSkew(rank: rank, entry: 0),
+            chunks: [Chunk(storage: storage, offset: 0, byteCount: storage.byteCount, isWritable: false)])
+    }
+
     /// One round of the dissemination pattern (every distance once) with `message`, each payload
     /// received copied into `scratch` (with streaming stores when `streaming`): seconds per level.
     func disseminationRound(
@@ -158,14 +155,7 @@ extension Communicator {
         var distance = 1
         while distance < size {
             try transport.send(message, to: (rank + distance) % size, tag: tag)
-            let received = try await transport.receive(from: (rank - distance + size) % size, tag: tag, deadline: deadline)
-            if streaming, let chunk = received.chunks.first {
-                chunk.withUnsafeBytes {
-                    if let from = $0.baseAddress { MemoryCopy.copy(to: scratch.base, from: from, byteCount: min($0.count, scratch.byteCount), streaming: true) }
-                }
-            } else {
-                scratch.copy(received)
-            }
+            scratch.copy(try await transport.receive(from: (rank - distance + size) % size, tag: tag, deadline: deadline), streaming: streaming)
             distance *= 2
         }
         return Double(transport.now() &- t0) / 1e9 / Double(TreeCost.ceilLog2(size))
